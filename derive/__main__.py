@@ -1,0 +1,3 @@
+from derive.cli import main
+import sys
+sys.exit(main())

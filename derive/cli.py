@@ -1,0 +1,190 @@
+"""The `optequiv` command line.
+
+derive owns the framework and the symbolic commands (compare, unroll, list). Packages above it
+(proofs, numeric, benchmarks) add their commands as plugins through the entry-point group
+`optequiv.commands`, so this core never imports them: each entry point is a
+`register(subparsers)` function that adds one sub-command whose `run(args)` returns an exit code.
+
+Contract: bad input is one line on stderr and exit status 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from importlib.metadata import entry_points
+
+from . import symbols as Y
+from .compare import DEFAULT_STEPS, compare
+from .errors import UserError
+from .explain import compare_text, unroll_latex, unroll_text
+from .spec import BUFFERS, DECAYS, KEYS, NAMES, SYMBOLIC_WHEN_OMITTED, TORCH_DEFAULTS, parse_spec
+from .unroll import unroll
+
+PLUGIN_GROUP = "optequiv.commands"
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but an error is one line and exit status 2 (argparse prints usage as well)."""
+
+    def error(self, message):
+        raise UserError(f"{self.prog}: {message}")
+
+
+def steps_arg(limit: int):
+    def parse(text: str) -> int:
+        if not text.isdigit() or not 1 <= int(text) <= limit:
+            raise argparse.ArgumentTypeError(f"--steps must be a whole number from 1 to {limit}, "
+                                             f"got {text!r}")
+        return int(text)
+    return parse
+
+
+def schedule_arg(text: str) -> tuple:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    for name in names:
+        if not _IDENT.match(name) or Y.RESERVED.match(name):
+            raise argparse.ArgumentTypeError(f"--schedule takes hyperparameter names separated by "
+                                             f"commas (e.g. eta or lr,k), got {name!r}")
+    return tuple(Y.hyper(n) for n in names)
+
+
+def print_json(obj) -> None:
+    print(json.dumps(obj, indent=2, sort_keys=False))
+
+
+# -- compare -------------------------------------------------------------------------------------
+
+def run_compare(args) -> int:
+    a, b = parse_spec(args.a), parse_spec(args.b)
+    known = a.symbols() | b.symbols()
+    missing = [s for s in args.schedule if s not in known]
+    if missing:
+        raise UserError(f"--schedule names {', '.join(map(str, missing))}, which neither spec "
+                        f"uses; symbols in the specs: {', '.join(map(str, Y.by_name(known)))}")
+    result = compare(a, b, steps=args.steps, start=args.start, schedule=args.schedule)
+    if args.json:
+        print_json(result.to_json())
+    else:
+        print(compare_text(result))
+    return 0
+
+
+# -- unroll --------------------------------------------------------------------------------------
+
+def run_unroll(args) -> int:
+    spec = parse_spec(args.spec)
+    missing = [s for s in args.schedule if s not in spec.symbols()]
+    if missing:
+        raise UserError(f"--schedule names {', '.join(map(str, missing))}, which the spec does "
+                        "not use")
+    result = unroll(spec, args.steps, start=args.start, loop=args.loop, schedule=args.schedule)
+    print(unroll_latex(result) if args.format == "latex" else unroll_text(result))
+    return 0
+
+
+# -- list ----------------------------------------------------------------------------------------
+
+def catalogue() -> dict:
+    out = {}
+    for name in NAMES:
+        keys = {}
+        for key in KEYS[name]:
+            default = TORCH_DEFAULTS[name][key]
+            entry = {"torch_default": default if not isinstance(default, tuple) else list(default)}
+            if key in SYMBOLIC_WHEN_OMITTED or (name == "adamw" and key == "weight_decay"):
+                entry["symbolic_default"] = "(beta1, beta2)" if key == "betas" else key
+            elif isinstance(default, str) and key not in ("decay", "buffer"):
+                entry["symbolic_default"] = "0 (off)"
+            if key == "decay":
+                entry["choices"] = dict(DECAYS)
+            if key == "buffer":
+                entry["choices"] = dict(BUFFERS)
+            keys[key] = entry
+        out[name] = {"torch_class": {"sgd": "torch.optim.SGD", "adam": "torch.optim.Adam",
+                                     "adamw": "torch.optim.AdamW"}[name], "keys": keys}
+    return out
+
+
+def run_list(args) -> int:
+    data = catalogue()
+    if args.json:
+        print_json(data)
+        return 0
+    for name, info in data.items():
+        print(f"{name}  ({info['torch_class']} semantics)")
+        for key, entry in info["keys"].items():
+            default = entry["torch_default"]
+            default = ("true" if default else "false") if isinstance(default, bool) else default
+            line = f"  {key:<24} torch default {default}"
+            if "symbolic_default" in entry:
+                line += f"; symbolic commands: {entry['symbolic_default']}"
+            print(line)
+            for choice, meaning in entry.get("choices", {}).items():
+                print(f"      {choice:<12} {meaning}")
+    return 0
+
+
+# -- the parser ----------------------------------------------------------------------------------
+
+def build_parser() -> Parser:
+    parser = Parser(prog="optequiv", description="Symbolic derivation and verification of "
+                    "optimizer update rules (L2 versus decoupled weight decay, and more).")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("compare", help="decide whether two specs trace the same trajectory")
+    p.add_argument("a", metavar="A", help="spec, e.g. 'sgd(lr=eta, weight_decay=lam)'")
+    p.add_argument("b", metavar="B", help="spec, e.g. 'sgd(lr=eta, weight_decay=k, decay=independent)'")
+    p.add_argument("--steps", type=steps_arg(12), default=DEFAULT_STEPS,
+                   help=f"largest step to look for a divergence (default {DEFAULT_STEPS})")
+    p.add_argument("--from", dest="start", choices=("start", "state"), default="start")
+    p.add_argument("--schedule", type=schedule_arg, default=(),
+                   help="symbols that change every step (per-step learning rate), e.g. eta")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=run_compare)
+
+    p = sub.add_parser("unroll", help="expand a spec's recurrence for k steps")
+    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("--steps", type=steps_arg(64), required=True)
+    p.add_argument("--from", dest="start", choices=("start", "state"), default="start")
+    p.add_argument("--loop", choices=("open", "closed"), default="open")
+    p.add_argument("--schedule", type=schedule_arg, default=())
+    p.add_argument("--format", choices=("text", "latex"), default="text")
+    p.set_defaults(run=run_unroll)
+
+    p = sub.add_parser("list", help="optimizer names, keys and defaults")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=run_list)
+
+    for plugin in sorted(entry_points(group=PLUGIN_GROUP), key=lambda ep: ep.name):
+        plugin.load()(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if getattr(args, "run", None) is None:
+            parser.print_help(sys.stderr)
+            return 2
+        return int(args.run(args) or 0)
+    except UserError as error:
+        print(f"optequiv: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("optequiv: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # a bug, not bad input: still one line unless debugging
+        if os.environ.get("OPTEQUIV_DEBUG"):
+            raise
+        print(f"optequiv: internal error: {type(error).__name__}: {error} "
+              "(set OPTEQUIV_DEBUG=1 for a traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

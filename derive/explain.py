@@ -1,0 +1,167 @@
+"""Plain-text explanations of `unroll` and `compare` results, for the command line.
+
+Expressions are printed with SymPy's str(), the same strings `--json` reports, so that what a
+reader copies from the text can be pasted into a claim or a spec.
+"""
+from __future__ import annotations
+
+import sympy as sp
+
+from . import symbols as Y
+from .compare import Comparison
+from .identity import simplest
+from .latex import latex
+from .rules import build_rule
+from .unroll import Unrolled
+
+SHOW_LIMIT = 150  # operations above which a composed expression is summarised, not printed
+
+
+def size(expr) -> int:
+    """Operations in an expression, counting shared subtrees once (a DAG count): the composed
+    Adam iterates repeat theta_{k-1} inside themselves, and a tree count would explode."""
+    seen, stack, count = set(), [expr], 0
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, sp.Basic) or node in seen:
+            continue
+        seen.add(node)
+        if node.args:
+            count += 1
+            stack.extend(node.args)
+    return count
+
+
+def _expanded(theta: sp.Expr, free: list) -> sp.Expr | None:
+    """theta_k collected by theta_0 and the gradients, when it is a polynomial in them."""
+    if size(theta) > 4 * SHOW_LIMIT or not theta.is_polynomial(*free):
+        return None
+    collected = sp.collect(sp.expand(theta), free, evaluate=False)
+    return sp.Add(*[sp.factor(c) * (1 if t == 1 else t) for t, c in collected.items()])
+
+
+def describe_rule(unrolled: Unrolled) -> str:
+    return " -> ".join(unrolled.rule.stage_names())
+
+
+def unroll_text(u: Unrolled) -> str:
+    spec = u.rule.spec
+    loop = ("open loop: g_k are free symbols" if u.loop == "open"
+            else "closed loop: g_k = grad_f(theta_{k-1}) for an unknown loss f")
+    origin = ("torch's initial state (t = 1 on the first step, buffers created lazily)"
+              if u.start == "start" else "a general mid-run state " +
+              ", ".join(str(v) for v in u.initial.values() if v is not None))
+    lines = [f"unroll {spec}", f"  stages: {describe_rule(u)}", f"  from {origin}",
+             f"  {loop}; one scalar coordinate (every stage is element-wise)"]
+    if u.schedule:
+        lines.append("  per-step hyperparameters: " + ", ".join(f"{s} -> {s}_k" for s in u.schedule))
+    free = [Y.theta(0)] + [v for v in u.initial.values() if isinstance(v, sp.Symbol)]
+    for step in u.steps:
+        lines.append(f"step {step.k}:")
+        for name, value in step.recurrence.items():
+            if name == "theta":
+                continue
+            lines.append(f"  {name}_{step.k} = {value}")
+        lines.append(f"  theta_{step.k} = {step.recurrence['theta']}")
+        if u.loop == "open":
+            free.append(Y.grad(step.k))
+            expanded = _expanded(step.theta, free)
+            if expanded is not None:
+                lines.append(f"  theta_{step.k} = {expanded}    (in theta_0 and the gradients)")
+            elif size(step.theta) <= SHOW_LIMIT:
+                lines.append(f"  theta_{step.k} = {step.theta}    (composed)")
+            else:
+                lines.append(f"  (composed theta_{step.k} has {size(step.theta)} distinct "
+                             "operations; the recurrence above is exact)")
+    return "\n".join(lines)
+
+
+def unroll_latex(u: Unrolled) -> str:
+    rows = []
+    for step in u.steps:
+        for name, value in step.recurrence.items():
+            target = latex(Y.theta(step.k) if name == "theta" else Y.state(name, step.k))
+            rows.append(f"{target} &= {latex(value)}")
+    body = " \\\\\n".join(rows)
+    return "\\begin{align*}\n" + body + "\n\\end{align*}"
+
+
+def _mapping_text(mapping: dict) -> str:
+    if not mapping:
+        return "the identity (no symbol of B needs mapping)"
+    return ", ".join(f"{k} -> {v}" for k, v in sorted(mapping.items(), key=lambda kv: str(kv[0])))
+
+
+def _short(expr) -> str:
+    if size(expr) > SHOW_LIMIT:
+        return f"(an expression with {size(expr)} distinct operations)"
+    return str(expr)
+
+
+def compare_text(c: Comparison) -> str:
+    lines = [f"A: {c.a}", f"B: {c.b}"]
+    unknowns = Y.by_name(c.b.symbols() - c.a.symbols())
+    lines.append("symbols only in B (to be mapped to expressions of A's): " +
+                 (", ".join(map(str, unknowns)) if unknowns else "none"))
+    if c.schedule:
+        lines.append("per-step (scheduled) symbols: " + ", ".join(map(str, c.schedule)))
+    lines.append(f"from {'torch’s initial state' if c.start == 'start' else 'a general state'}, "
+                 "open loop (g_k free)")
+    lines.append("")
+    for record in c.trail:
+        diff = simplest(record.difference) if size(record.difference) <= SHOW_LIMIT \
+            else record.difference
+        lines.append(f"step {record.k}: theta_B - theta_A = {_short(diff)}")
+        if record.solutions:
+            lines.append(f"  steps 1..{record.k} coincide under: {_mapping_text(record.solutions[0])}")
+        else:
+            lines.append(f"  no mapping makes steps 1..{record.k} coincide")
+    lines.append("")
+    if c.verdict == "proven":
+        lines.append(f"EQUIVALENT for every step (proven by induction); mapping: "
+                     f"{_mapping_text(c.mapping)}")
+        lines += _induction_lines(c)
+    elif c.verdict == "refuted":
+        lines.append(f"NOT EQUIVALENT: first divergent step {c.first_divergent_step}")
+        lines.append(f"  difference theta_B - theta_A at step {c.first_divergent_step}: "
+                     f"{_short(c.difference)}")
+        if c.conditions:
+            lines.append("  they coincide (proven, every step) when: " + "; ".join(
+                ", ".join(f"{k} = {v}" for k, v in cond.items()) for cond in c.conditions))
+        else:
+            lines.append("  no single restriction of A's hyperparameters makes them coincide")
+        if c.counterexample:
+            ce = c.counterexample
+            hyper = ", ".join(f"{k} = {v}" for k, v in ce["hyperparameters"].items())
+            lines.append(f"  counterexample (exact): loss f(theta) = {ce['loss']}, theta_0 = "
+                         f"{ce['theta_0']}, {hyper}")
+            lines.append(f"    theta_A_{ce['step']} = {ce['theta_A']} (~{ce['theta_A_float']:.12g})")
+            lines.append(f"    theta_B_{ce['step']} = {ce['theta_B']} (~{ce['theta_B_float']:.12g})")
+    elif c.verdict == "supported":
+        lines.append("NUMERICALLY SUPPORTED, NOT PROVEN: the induction step holds at every random "
+                     f"high-precision point tried but has no symbolic proof; mapping: "
+                     f"{_mapping_text(c.mapping)}")
+        lines += _induction_lines(c)
+    else:
+        lines.append(f"UNDECIDED after {c.steps_checked} steps: no divergence found and no "
+                     "induction proof; raise --steps, or the engine cannot decide this pair")
+    lines.append("")
+    lines += [f"note: {n}" for n in c.notes]
+    return "\n".join(lines)
+
+
+def _induction_lines(c: Comparison) -> list:
+    proof = c.induction
+    out = []
+    if proof.phi:
+        out.append("  state correspondence: " + ", ".join(
+            f"{k}^B = {v}" for k, v in proof.phi.items()))
+    ignored = [n for n in build_rule(c.b).state_names if n not in proof.relevant]
+    if ignored:
+        out.append("  state of B that theta never depends on (left out of the induction): "
+                   + ", ".join(ignored))
+    out.append(f"  generic step A: theta_t = {proof.theta_a}")
+    out.append(f"  generic step B: theta_t = {proof.theta_b}")
+    for what, diff, verdict in proof.checks:
+        out.append(f"  {what}: B - A = {_short(diff)}  [{verdict}]")
+    return out

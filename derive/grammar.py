@@ -1,0 +1,242 @@
+"""A small, safe parser for the arithmetic that users write in specs and in claims.
+
+Nothing here calls eval, exec, sympify or parse_expr: the text is tokenised against a whitelist
+(numbers, identifiers, + - * / ** parentheses and commas, the functions in FUNCTIONS) and SymPy
+objects are built directly by a recursive-descent parser. Numbers become exact Rationals
+(`1e-3` is 1/1000), so that symbolic verdicts never depend on float rounding.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Callable
+
+import sympy as sp
+
+from .errors import UserError
+from .symbols import RESERVED, hyper
+
+FUNCTIONS = {
+    "sqrt": (sp.sqrt, 1),
+    "abs": (sp.Abs, 1),
+    "min": (sp.Min, None),
+    "max": (sp.Max, None),
+    "exp": (sp.exp, 1),
+    "log": (sp.log, 1),
+    "sign": (sp.sign, 1),
+}
+BOOLEANS = {"true": True, "false": False, "True": True, "False": False}
+
+MAX_TEXT = 4000  # a spec or a claim is a line or two; longer input is refused, not parsed
+MAX_EXPONENT = 1000  # 2**10**10 would make SymPy build an enormous integer
+MAX_DEPTH = 100
+
+_TOKEN = re.compile(
+    r"\s*(?:(?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)"
+    r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
+    r"|(?P<op>\*\*|[-+*/(),=]))"
+)
+
+
+@dataclass(frozen=True)
+class Token:
+    kind: str  # number | name | op | end
+    text: str
+    pos: int
+
+
+def tokenize(text: str, what: str) -> list[Token]:
+    if len(text) > MAX_TEXT:
+        raise UserError(f"invalid {what}: longer than {MAX_TEXT} characters")
+    tokens, pos = [], 0
+    while pos < len(text):
+        if text[pos:].strip() == "":
+            break
+        match = _TOKEN.match(text, pos)
+        if not match:
+            bad = text[pos:].lstrip()[0]
+            where = len(text) - len(text[pos:].lstrip())
+            hint = " (use ** for powers)" if bad == "^" else ""
+            raise UserError(
+                f"invalid {what} {text!r}: unexpected character {bad!r} at position {where}{hint}; "
+                "allowed: numbers, names, + - * / ** ( ) and the functions "
+                + ", ".join(FUNCTIONS)
+            )
+        kind = match.lastgroup
+        tokens.append(Token(kind, match.group(kind), match.start(kind)))
+        pos = match.end()
+    tokens.append(Token("end", "", len(text)))
+    return tokens
+
+
+def default_resolver(name: str) -> sp.Expr:
+    """Identifiers in specs: hyperparameter symbols; canonical state names are reserved."""
+    if RESERVED.match(name):
+        raise UserError(
+            f"the name {name!r} is reserved for the parameter, gradients and state "
+            "(theta_k, g_k, buf_k, m_k, v_k, vmax_k, t_k); choose another name"
+        )
+    return hyper(name)
+
+
+class Parser:
+    """Recursive descent over a token list; `what` names the input in error messages."""
+
+    def __init__(self, text: str, what: str, resolve: Callable[[str], sp.Expr] = default_resolver):
+        self.text, self.what, self.resolve = text, what, resolve
+        self.tokens = tokenize(text, what)
+        self.i = 0
+        self.depth = 0
+        self.spans = []  # source text of each value parsed by value(), for torch-style messages
+
+    # -- token helpers -------------------------------------------------------------------------
+    @property
+    def tok(self) -> Token:
+        return self.tokens[self.i]
+
+    def error(self, problem: str, tok: Token | None = None) -> UserError:
+        tok = tok or self.tok
+        found = "end of input" if tok.kind == "end" else repr(tok.text)
+        return UserError(
+            f"invalid {self.what} {self.text!r}: {problem}, found {found} at position {tok.pos}"
+        )
+
+    def accept(self, text: str) -> bool:
+        if self.tok.kind == "op" and self.tok.text == text:
+            self.i += 1
+            return True
+        return False
+
+    def expect(self, text: str, problem: str) -> None:
+        if not self.accept(text):
+            raise self.error(problem)
+
+    def expect_end(self) -> None:
+        if self.tok.kind != "end":
+            raise self.error("unexpected trailing input")
+
+    # -- grammar -------------------------------------------------------------------------------
+    def value(self):
+        """value := true | false | expr | '(' value ',' value ')'"""
+        if self.tok.kind == "name" and self.tok.text in BOOLEANS:
+            nxt = self.tokens[self.i + 1]
+            if nxt.kind == "end" or (nxt.kind == "op" and nxt.text in ",)"):
+                self.i += 1
+                return BOOLEANS[self.tokens[self.i - 1].text]
+        if self.tok.kind == "op" and self.tok.text == "(":
+            start = self.i
+            self.i += 1
+            first = self.spanned_expr()
+            if self.accept(","):
+                second = self.spanned_expr()
+                self.expect(")", "expected ')' to close the pair")
+                return (first, second)
+            self.i = start  # a parenthesised expression, not a pair
+            del self.spans[-1]
+        return self.spanned_expr()
+
+    def spanned_expr(self) -> sp.Expr:
+        begin = self.tok.pos
+        result = self.expr()
+        self.spans.append(self.text[begin:self.tok.pos].strip())
+        return result
+
+    def expr(self) -> sp.Expr:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self.error("expression nested too deeply")
+        result = self.term()
+        while self.tok.kind == "op" and self.tok.text in "+-":
+            op = self.tok.text
+            self.i += 1
+            rhs = self.term()
+            result = result + rhs if op == "+" else result - rhs
+        self.depth -= 1
+        return result
+
+    def term(self) -> sp.Expr:
+        result = self.unary()
+        while self.tok.kind == "op" and self.tok.text in "*/":
+            op, tok = self.tok.text, self.tok
+            self.i += 1
+            rhs = self.unary()
+            if op == "/" and rhs == 0:
+                raise self.error("division by zero", tok)
+            result = result * rhs if op == "*" else result / rhs
+        return result
+
+    def unary(self) -> sp.Expr:
+        if self.accept("-"):
+            return -self.unary()
+        if self.accept("+"):
+            return self.unary()
+        return self.power()
+
+    def power(self) -> sp.Expr:
+        base = self.atom()
+        tok = self.tok
+        if self.accept("**"):
+            exponent = self.unary()  # right-associative, and 2**-1 works, as in Python
+            if exponent.is_number and abs(exponent) > MAX_EXPONENT:
+                raise self.error(f"exponent larger than {MAX_EXPONENT}", tok)
+            if base == 0 and exponent.is_number and exponent.is_negative:
+                raise self.error("division by zero", tok)
+            return base**exponent
+        return base
+
+    def atom(self) -> sp.Expr:
+        tok = self.tok
+        if tok.kind == "number":
+            self.i += 1
+            mantissa, _, exponent = tok.text.lower().partition("e")
+            if len(mantissa) > 40 or (exponent and abs(int(exponent)) > 400):
+                raise self.error("number out of range (at most 40 digits, exponent within 400)",
+                                 tok)
+            frac = Fraction(tok.text)
+            return sp.Rational(frac.numerator, frac.denominator)
+        if tok.kind == "name":
+            self.i += 1
+            if tok.text in BOOLEANS:
+                raise self.error("a boolean cannot be used in arithmetic", tok)
+            if self.tok.kind == "op" and self.tok.text == "(":
+                return self.call(tok)
+            if tok.text in FUNCTIONS:
+                raise self.error(f"function {tok.text!r} needs arguments in parentheses", tok)
+            return self.resolve(tok.text)
+        if self.accept("("):
+            inner = self.expr()
+            self.expect(")", "expected ')'")
+            return inner
+        raise self.error("expected a number, a name or '('")
+
+    def call(self, name: Token) -> sp.Expr:
+        if name.text not in FUNCTIONS:
+            raise self.error(
+                f"unknown function {name.text!r}; allowed: " + ", ".join(FUNCTIONS), name
+            )
+        func, arity = FUNCTIONS[name.text]
+        self.expect("(", "expected '('")
+        args = [self.expr()]
+        while self.accept(","):
+            args.append(self.expr())
+        self.expect(")", f"expected ')' to close {name.text}(")
+        if arity is not None and len(args) != arity:
+            raise self.error(f"{name.text} takes {arity} argument", name)
+        if name.text == "log" and args[0] == 0:
+            raise self.error("log(0) is undefined", name)
+        return func(*args)
+
+
+def parse_expression(text: str, what: str = "expression", resolve=default_resolver) -> sp.Expr:
+    """Parse a whole string as one arithmetic expression (no booleans, no pairs)."""
+    if not isinstance(text, str):
+        raise UserError(f"invalid {what}: expected a string, got {type(text).__name__}")
+    parser = Parser(text, what, resolve)
+    if parser.tok.kind == "end":
+        raise UserError(f"invalid {what}: empty")
+    result = parser.expr()
+    parser.expect_end()
+    if result.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
+        raise UserError(f"invalid {what} {text!r}: the value is undefined or infinite")
+    return result

@@ -1,0 +1,122 @@
+"""The stages that update rules are composed of: small pure maps on a Carry.
+
+A step threads one Carry through an ordered tuple of stages (see derive.rules). Following optax,
+the decay stage `decay` adds weight_decay*theta_{t-1} to the update direction, and *where it
+stands* decides the convention:
+
+    before momentum/moments         coupled L2            (torch SGD, Adam)
+    after the adaptive scaling      decoupled, lr-scaled  (torch AdamW: theta*(1 - lr*wd) - lr*u)
+    after scaling by lr             decoupled, lr-independent (Loshchilov & Hutter: theta*(1 - wd))
+
+Since the adaptive direction never depends on theta, `theta - lr*(u + wd*theta)` is exactly torch's
+`theta*(1 - lr*wd) - lr*u`: the decoupled form is one stage moved, not a second rule.
+Every stage acts on one coordinate at a time (no stage mixes coordinates), which is why one scalar
+coordinate suffices symbolically: a vector parameter is independent copies of it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Callable, Mapping
+
+import sympy as sp
+
+
+@dataclass(frozen=True)
+class Carry:
+    theta_prev: sp.Expr  # theta_{t-1}: where the gradient was taken; decay stages read it
+    theta: sp.Expr  # the parameter as the stages leave it (changed by apply / decay_after)
+    u: sp.Expr  # the update direction; starts as the raw gradient
+    state: Mapping  # optimizer state, name -> value (None: not yet created, as torch's lazy buffer)
+
+    def with_state(self, **changes) -> "Carry":
+        return replace(self, state={**self.state, **changes})
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    fn: Callable[[Carry, Mapping], Carry]
+    doc: str  # one line for derivations: what the stage does, in words
+    elementwise: bool = True  # acts on each coordinate alone (no norms, no cross-coordinate sums)
+
+
+def _negate(c, h):
+    return replace(c, u=-c.u)
+
+
+def _decay(c, h):
+    return replace(c, u=c.u + h["weight_decay"] * c.theta_prev)
+
+
+def _momentum(c, h):
+    buf = c.state["buf"]
+    # torch: the first step copies the gradient (buf is None, no dampening); later steps damp
+    new = c.u if buf is None else h["momentum"] * buf + (1 - h["dampening"]) * c.u
+    return c.with_state(buf=new)
+
+
+def _nesterov(c, h):
+    return replace(c, u=c.u + h["momentum"] * c.state["buf"])
+
+
+def _use_buffer(c, h):
+    return replace(c, u=c.state["buf"])
+
+
+def _count(c, h):
+    return c.with_state(t=c.state["t"] + 1)
+
+
+def _moments(c, h):
+    b1, b2 = h["beta1"], h["beta2"]
+    # torch computes m as lerp(m, g, 1 - beta1), which equals this in exact arithmetic
+    return c.with_state(m=b1 * c.state["m"] + (1 - b1) * c.u,
+                        v=b2 * c.state["v"] + (1 - b2) * c.u**2)
+
+
+def _amsgrad(c, h):
+    # the running max is over the raw second moment v, not over the bias-corrected v-hat;
+    # from torch's fresh state vmax is 0 and v >= 0, so max(0, v) is v exactly
+    vmax, v = c.state["vmax"], c.state["v"]
+    return c.with_state(vmax=v if vmax == 0 else sp.Max(vmax, v))
+
+
+def _adam_direction(c, h):
+    t = c.state["t"]
+    second = c.state["vmax"] if "vmax" in c.state else c.state["v"]
+    m_hat = c.state["m"] / (1 - h["beta1"] ** t)
+    # eps is added to sqrt(v-hat), outside the square root, as torch does
+    return replace(c, u=m_hat / (sp.sqrt(second) / sp.sqrt(1 - h["beta2"] ** t) + h["eps"]))
+
+
+def _scale_lr(c, h):
+    return replace(c, u=h["lr"] * c.u)
+
+
+def _apply(c, h):
+    return replace(c, theta=c.theta - c.u)
+
+
+def _decay_after(c, h):
+    # old Hugging Face AdamW: decay the *updated* parameter after the Adam step
+    return replace(c, theta=c.theta - h["lr"] * h["weight_decay"] * c.theta)
+
+
+NEGATE = Stage("negate", _negate, "maximize: negate the gradient")
+DECAY_L2 = Stage("decay", _decay, "coupled L2: add weight_decay*theta_{t-1} to the gradient")
+DECAY_DECOUPLED = Stage("decay", _decay,
+                        "decoupled decay: add weight_decay*theta_{t-1} to the scaled direction")
+DECAY_INDEPENDENT = Stage("decay", _decay,
+                          "lr-independent decay: add weight_decay*theta_{t-1} after the lr scaling")
+MOMENTUM = Stage("momentum", _momentum, "momentum buffer")
+NESTEROV = Stage("nesterov", _nesterov, "Nesterov: direction = g + momentum*buf")
+USE_BUFFER = Stage("use_buffer", _use_buffer, "direction = buf")
+COUNT = Stage("count", _count, "step count t <- t + 1")
+MOMENTS = Stage("moments", _moments, "first and second moment averages")
+AMSGRAD = Stage("amsgrad", _amsgrad, "AMSGrad: running max of the raw second moment")
+ADAM_DIRECTION = Stage("adam_direction", _adam_direction,
+                       "bias-corrected direction m_hat / (sqrt(v_hat) + eps)")
+SCALE_LR = Stage("scale_lr", _scale_lr, "scale by the learning rate")
+APPLY = Stage("apply", _apply, "theta <- theta - direction")
+DECAY_AFTER = Stage("decay_after", _decay_after,
+                    "decay after the step: theta <- theta - lr*weight_decay*theta (updated theta)")

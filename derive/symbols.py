@@ -1,0 +1,81 @@
+"""Canonical SymPy symbols: one factory, so that equal names are always the same symbol.
+
+SymPy treats Symbol('x') and Symbol('x', real=True) as different objects, so every symbol in the
+project is made here, with assumptions fixed by its role:
+  - hyperparameters (canonical names and every identifier a user writes) are nonnegative reals:
+    torch rejects negative lr, momentum, weight_decay, eps and betas; dampening is not validated by
+    torch but is used in [0, 1]. The assumption lets sqrt((g + lam*theta)**2) stay honest while
+    |c + lam| simplifies for numeric c > 0;
+  - theta, gradients and first-moment state (buf, m) are reals; second moments (v, vmax) are
+    nonnegative; the step count t is a nonnegative integer.
+Indices are integers (theta_0, g_1) or the generic step labels 't' and 't-1' used by recurrences.
+"""
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+import sympy as sp
+
+# state names per optimizer family, in display order
+STATE_NAMES = ("t", "buf", "m", "v", "vmax")
+_STATE_ASSUMPTIONS = {
+    "buf": {"real": True},
+    "m": {"real": True},
+    "v": {"nonnegative": True},
+    "vmax": {"nonnegative": True},
+    "t": {"integer": True, "nonnegative": True},
+}
+CANONICAL_HYPER = ("lr", "momentum", "dampening", "weight_decay", "beta1", "beta2", "eps")
+
+# names a user may not take for a hyperparameter: they denote theta, gradients and state
+RESERVED = re.compile(r"^(theta|g|buf|m|v|vmax|t)_(\d+|t|t-1)$")
+
+
+@lru_cache(maxsize=None)
+def hyper(name: str) -> sp.Symbol:
+    """A hyperparameter symbol (canonical such as 'lr', or a user's identifier such as 'eta')."""
+    return sp.Symbol(name, nonnegative=True)
+
+
+def _label(index) -> str:
+    return str(index)
+
+
+@lru_cache(maxsize=None)
+def theta(index=0) -> sp.Symbol:
+    return sp.Symbol(f"theta_{_label(index)}", real=True)
+
+
+@lru_cache(maxsize=None)
+def grad(index=1) -> sp.Symbol:
+    return sp.Symbol(f"g_{_label(index)}", real=True)
+
+
+@lru_cache(maxsize=None)
+def state(name: str, index=0) -> sp.Symbol:
+    return sp.Symbol(f"{name}_{_label(index)}", **_STATE_ASSUMPTIONS[name])
+
+
+@lru_cache(maxsize=None)
+def stepped(symbol: sp.Symbol, index) -> sp.Symbol:
+    """The per-step copy of a scheduled hyperparameter: eta -> eta_3 (step 3) or eta_t (generic)."""
+    return sp.Symbol(f"{symbol.name}_{_label(index)}", **symbol.assumptions0)
+
+
+def canonical(name: str) -> sp.Symbol | None:
+    """The canonical symbol for a reserved name such as 'theta_0', 'g_2' or 'v_0', else None."""
+    match = RESERVED.match(name)
+    if not match:
+        return None
+    kind, index = match.groups()
+    if kind == "theta":
+        return theta(index)
+    if kind == "g":
+        return grad(index)
+    return state(kind, index)
+
+
+def by_name(symbols) -> list:
+    """Symbols in a deterministic order (sympy's set iteration order is not)."""
+    return sorted(symbols, key=lambda s: s.name)

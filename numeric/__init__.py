@@ -1,0 +1,1 @@
+"""Numeric optimizers generated from derive's symbolic rules, and torch.optim cross-checks."""

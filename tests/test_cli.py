@@ -1,0 +1,96 @@
+"""The command line: outputs, JSON contracts, and one-line errors with exit status 2."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def run(*args):
+    proc = subprocess.run([sys.executable, "-m", "derive", *args], capture_output=True, text=True,
+                          timeout=120)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def test_compare_text_explains_the_divergence():
+    rc, out, err = run("compare", "sgd(lr=eta, momentum=mu, weight_decay=lam)",
+                       "sgd(lr=eta, momentum=mu, weight_decay=lam2, decay=decoupled)")
+    assert rc == 0, err
+    assert "NOT EQUIVALENT: first divergent step 2" in out
+    assert "eta*lam*mu*theta_0" in out
+    assert "one scalar coordinate suffices" in out
+
+
+def test_compare_json_contract():
+    rc, out, _ = run("compare", "sgd(lr=eta, weight_decay=lam)",
+                     "sgd(lr=eta, weight_decay=k, decay=independent)", "--json")
+    data = json.loads(out)
+    assert rc == 0
+    assert list(data) == ["equivalent", "mapping", "first_divergent_step", "difference",
+                          "conditions", "counterexample"]
+    assert data["equivalent"] is True and data["mapping"] == {"k": "eta*lam"}
+    assert data["first_divergent_step"] is None and data["counterexample"] is None
+
+
+def test_compare_json_divergence():
+    rc, out, _ = run("compare", "adam(weight_decay=lam)", "adamw(weight_decay=lam2)", "--json")
+    data = json.loads(out)
+    assert data["equivalent"] is False and data["first_divergent_step"] == 1
+    assert data["mapping"] is None and isinstance(data["difference"], str)
+    assert all(isinstance(k, str) and isinstance(v, str) for c in data["conditions"]
+               for k, v in c.items())
+    assert set(data["counterexample"]) >= {"loss", "theta_A", "theta_B", "hyperparameters"}
+
+
+def test_compare_schedule_option():
+    rc, out, _ = run("compare", "sgd(lr=eta, weight_decay=lam)",
+                     "sgd(lr=eta, weight_decay=k, decay=independent)", "--schedule", "eta",
+                     "--json")
+    assert rc == 0 and json.loads(out)["first_divergent_step"] == 2
+
+
+def test_unroll_text_and_latex():
+    rc, out, _ = run("unroll", "sgd(lr=eta, momentum=mu, weight_decay=lam)", "--steps", "2")
+    assert rc == 0 and "buf_2 = buf_1*mu + g_2 + lam*theta_1" in out
+    rc, out, _ = run("unroll", "adamw", "--steps", "1", "--format", "latex", "--from", "state")
+    assert rc == 0 and out.startswith("\\begin{align*}") and "\\theta_{1}" in out
+    assert "\\beta_1" in out and "\\gamma" in out
+    rc, out, _ = run("unroll", "sgd(lr=eta)", "--steps", "2", "--loop", "closed")
+    assert rc == 0 and "grad_f(theta_1)" in out
+
+
+def test_list():
+    rc, out, _ = run("list", "--json")
+    data = json.loads(out)
+    assert rc == 0 and set(data) == {"sgd", "adam", "adamw"}
+    assert data["adamw"]["keys"]["weight_decay"]["torch_default"] == "1e-2"
+    rc, out, _ = run("list")
+    assert rc == 0 and "decoupled" in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["compare", "sgd(lr=-1.0)", "sgd"], "Invalid learning rate: -1.0"),
+    (["compare", "adam(betas=(1.5, 0.9))", "adam"], "Invalid beta parameter at index 0: 1.5"),
+    (["compare", "sgd(weight_decay=-0.1)", "sgd"], "Invalid weight_decay value: -0.1"),
+    (["compare", "adam(eps=-1)", "adam"], "Invalid epsilon value: -1"),
+    (["compare", "sgd(nesterov=true)", "sgd"], "Nesterov momentum requires a momentum and zero dampening"),
+    (["compare", "lion", "sgd"], "unknown optimizer 'lion'; valid names: sgd, adam, adamw"),
+    (["compare", "sgd(beta=1)", "sgd"], "unknown key 'beta' for sgd; valid keys:"),
+    (["compare", "sgd(lr=0.1", "sgd"], "invalid spec"),
+    (["compare", "sgd(lr=__import__('os').system('id'))", "sgd"], "unexpected character"),
+    (["compare", "sgd(nesterov=x, momentum=1)", "sgd"], "nesterov must be true or false"),
+    (["compare", "sgd", "sgd", "--steps", "0"], "--steps must be a whole number"),
+    (["compare", "sgd", "sgd", "--schedule", "zz"], "--schedule names zz"),
+    (["compare", "sgd"], "required"),
+    (["unroll", "sgd"], "required: --steps"),
+    (["unroll", "sgd", "--steps", "2", "--format", "pdf"], "invalid choice"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_bad_input_is_one_line_and_exit_2(args, message):
+    rc, out, err = run(*args)
+    assert rc == 2
+    assert message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert out == ""
