@@ -160,8 +160,22 @@ def build_parser() -> Parser:
     p.set_defaults(run=run_list)
 
     for plugin in sorted(entry_points(group=PLUGIN_GROUP), key=lambda ep: ep.name):
-        plugin.load()(sub)
+        try:
+            register = plugin.load()
+        except ImportError as error:  # e.g. numeric without torch: the rest still works
+            _unavailable(sub, plugin.name, error)
+            continue
+        register(sub)
     return parser
+
+
+def _unavailable(sub, name: str, error: Exception) -> None:
+    def run(args):
+        raise UserError(f"the {name} commands are unavailable: {error} "
+                        "(pip install 'optequiv[torch]' for the numeric ones)")
+    p = sub.add_parser(name, help=f"(unavailable: {error})")
+    p.add_argument("rest", nargs="*")
+    p.set_defaults(run=run)
 
 
 def main(argv=None) -> int:

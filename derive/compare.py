@@ -29,12 +29,15 @@ import mpmath
 import sympy as sp
 
 from . import symbols as Y
+from .budget import OutOfTime, attempt, within
 from .identity import PROVEN, REFUTED, SUPPORTED, nonzero_number, random_point, simplest, zero_test
 from .rules import Rule, build_rule
 from .spec import Spec, as_spec
 from .unroll import step_hyper
 
 DEFAULT_STEPS = 4
+# time budgets (seconds): past them the engine answers 'undecided' or leaves a part out
+BUDGET, WITNESS_SECONDS, CONDITION_SECONDS, CANDIDATE_SECONDS = 60.0, 10.0, 20.0, 5.0
 NOTES = (
     "Every stage acts on one coordinate at a time, so one scalar coordinate suffices: a vector "
     "parameter is independent copies of it.",
@@ -76,6 +79,7 @@ class Comparison:
     difference: sp.Expr | None = None
     conditions: list = field(default_factory=list)
     counterexample: dict | None = None
+    witness: tuple | None = None  # exact (theta_A_k, theta_B_k) of the counterexample
     steps_checked: int = 0
     induction: Induction | None = None
     schedule: tuple = ()
@@ -138,19 +142,93 @@ def _solve(eqs: list, unknowns: list, rng: random.Random):
     present = [u for u in unknowns if any(e.has(u) for e in eqs)]
     if not present:  # the equations do not involve B's symbols: they must hold by themselves
         return [] if any(zero_test(e, prove=False).verdict == REFUTED for e in eqs) else [{}]
+    others = set().union(*(e.free_symbols for e in eqs)) - set(present)
+    point = random_point(others, rng)
     if not all(e.is_polynomial(*present) for e in eqs):
-        return None  # sympy's solve is not complete beyond polynomial systems: do not guess
+        # |g + lam*theta| or sqrt(v) around B's symbol: decidable here only for one unknown
+        return [] if len(present) == 1 and _no_root_at(eqs, present[0], point) else None
     # Cheap refutation first: at one rational point of A's hyperparameters a mapping would be a
     # number; if no number solves the equations there, no mapping exists.
-    others = set().union(*(e.free_symbols for e in eqs)) - set(present)
-    if others and _inconsistent_at(eqs, present, random_point(others, rng)):
+    if others and _inconsistent_at(eqs, present, point):
         return []
-    try:
-        sols = sp.solve(eqs, present, dict=True)
-    except (NotImplementedError, sp.PolynomialError):
-        return None
+    linear = _solve_linear(eqs, present, point)
+    if linear is not None:
+        sols = linear
+    else:
+        try:
+            sols = sp.solve(eqs, present, dict=True)
+        except (NotImplementedError, sp.PolynomialError):
+            return None
     # keep only solutions that really make every equation vanish (solve works generically)
     return [s for s in sols if all(zero_test(sp.together(e.xreplace(s)), prove=False) for e in eqs)]
+
+
+def _solve_linear(eqs: list, unknowns: list, point: dict):
+    """The mapping from a linear system, without sp.solve (whose simplification of large
+    coefficients is slow): pivot unknowns and independent rows are chosen at `point`, then
+    solved exactly; unknowns without a pivot stay free. None when the system is not linear."""
+    if not all(sp.Poly(e, *unknowns).total_degree() <= 1 for e in eqs):
+        return None
+    polys = [sp.Poly(e, *unknowns) for e in eqs]  # expanded in the unknowns only
+    coeffs = [[p.coeff_monomial(u) for u in unknowns] for p in polys]
+    numeric = sp.Matrix([[c.xreplace(point) for c in row] for row in coeffs])
+    pivots = numeric.rref(simplify=True)[1]
+    if not pivots:
+        return [{}]
+    solve_for = [unknowns[j] for j in pivots]
+    rows, rhs, chosen = [], [], []
+    for i, e in enumerate(eqs):
+        trial = chosen + [[numeric[i, j] for j in pivots]]
+        if sp.Matrix(trial).rank(simplify=True) > len(chosen):
+            chosen = trial
+            rows.append([coeffs[i][j] for j in pivots])
+            rhs.append(-(polys[i].as_expr() - sum(c * u for c, u in zip(coeffs[i], unknowns)))
+                       - sum(coeffs[i][j] * unknowns[j] for j in range(len(unknowns))
+                             if j not in pivots))
+        if len(rows) == len(pivots):
+            break
+    values = sp.Matrix(rows).LUsolve(sp.Matrix(rhs))
+    return [{u: sp.factor(sp.cancel(v)) if sp.count_ops(v) < 400 else v
+             for u, v in zip(solve_for, values)}]
+
+
+def _no_root_at(eqs: list, u: sp.Symbol, point: dict) -> bool:
+    """True when, at a rational point of the other symbols, no value u >= 0 solves every
+    equation: the real roots of the first solvable equation are found exactly (solveset over
+    [0, oo), which splits |.| and squares roots) and each is shown to violate another equation.
+    False when that cannot be established (solveset gives up, or a root survives)."""
+    for eq in eqs:
+        try:
+            roots = sp.solveset(eq.xreplace(point), u, domain=sp.Interval(0, sp.oo))
+        except (NotImplementedError, ValueError, TypeError):
+            continue
+        if roots is sp.S.EmptySet:
+            return True
+        if not isinstance(roots, sp.FiniteSet):
+            continue
+        return all(any(nonzero_number(other.xreplace(point).xreplace({u: r}))
+                       for other in eqs) for r in roots)
+    return False
+
+
+def _extend(partials: list, d: sp.Expr, free: list, unknowns: list, rng):
+    """Mappings that make steps 1..k coincide, from those for steps 1..k-1 (`partials`, each
+    possibly leaving some unknowns free) and step k's difference d. Each partial mapping is
+    substituted first, so only what step k adds is solved for. None: undecidable here."""
+    out = []
+    for sigma in partials:
+        d_k = d.xreplace(sigma)
+        rest = [u for u in unknowns if u not in sigma and d_k.has(u)]
+        if not rest:  # nothing left to choose: a random exact point decides
+            if zero_test(d_k, prove=False).verdict != REFUTED:
+                out.append(sigma)
+            continue
+        found = _solve(_equations(d_k, free, rest, rng), rest, rng)
+        if found is None:
+            return None
+        for sol in found:
+            out.append({**{u: v.xreplace(sol) for u, v in sigma.items()}, **sol})
+    return out
 
 
 def _inconsistent_at(eqs: list, unknowns: list, point: dict) -> bool:
@@ -164,9 +242,9 @@ def _inconsistent_at(eqs: list, unknowns: list, point: dict) -> bool:
     with mpmath.workdps(80):
         rows, rhs = [], []
         for e in eqs:
-            e = e.xreplace(point)
-            rows.append([mpmath.mpf(sp.N(e.coeff(u, 1), 90)) for u in unknowns])
-            rhs.append(-mpmath.mpf(sp.N(e.subs({u: 0 for u in unknowns}), 90)))
+            poly = sp.Poly(e.xreplace(point), *unknowns)  # expanded: coefficients are exact
+            rows.append([mpmath.mpf(sp.N(poly.coeff_monomial(u), 90)) for u in unknowns])
+            rhs.append(-mpmath.mpf(sp.N(poly.coeff_monomial(1), 90)))
         a, b = mpmath.matrix(rows), mpmath.matrix(rhs)
         tiny = max(mpmath.mnorm(a, 1), mpmath.norm(b), mpmath.mpf(1)) * mpmath.mpf(10) ** -40
         # residual of b after projecting onto the column space of a (rank read off the SVD)
@@ -200,7 +278,7 @@ def _relevant(rule: Rule, theta_new: sp.Expr, state_new: dict, generic: dict) ->
     return tuple(n for n in rule.state_names if n in relevant)
 
 
-def _scale_factors(rule_a, rule_b, ha1, hb1, start, schedule) -> dict:
+def _scale_factors(rule_a, rule_b, ha1, hb1, start, schedule, bend) -> dict:
     """phi's constant factor per shared state name, read off step 1 (identity where it is not
     a constant, or from a general state, where both runs start from the same symbols)."""
     shared = [n for n in rule_b.state_names if n in rule_a.state_names]
@@ -208,7 +286,7 @@ def _scale_factors(rule_a, rule_b, ha1, hb1, start, schedule) -> dict:
         return {n: sp.Integer(1) for n in shared}
     g, th = Y.grad(1), Y.theta(0)
     sa, _ = rule_a.step(rule_a.initial_state(start), th, g, ha1)
-    sb, _ = rule_b.step(rule_b.initial_state(start), th, g, hb1)
+    sb, _ = rule_b.step(rule_b.initial_state(start), th, bend(g), hb1)
     per_step = [Y.stepped(s, 1) for s in schedule]
     out = {}
     for n in shared:
@@ -222,7 +300,7 @@ def _scale_factors(rule_a, rule_b, ha1, hb1, start, schedule) -> dict:
     return out
 
 
-def _induction(rule_a, rule_b, ha, hb, sigma, schedule, start) -> Induction:
+def _induction(rule_a, rule_b, ha, hb, sigma, schedule, start, bend) -> Induction:
     th, g = Y.theta("t-1"), Y.grad("t")
     ha_t = step_hyper(ha, schedule, "t")
     hb_t = {k: v.xreplace(sigma) for k, v in step_hyper(hb, schedule, "t").items()}
@@ -231,12 +309,12 @@ def _induction(rule_a, rule_b, ha, hb, sigma, schedule, start) -> Induction:
                for u, v in sigma.items()}
     ha_1 = step_hyper(ha, schedule, 1)
     hb_1 = {k: v.xreplace(sigma_1) for k, v in step_hyper(hb, schedule, 1).items()}
-    scale = _scale_factors(rule_a, rule_b, ha_1, hb_1, start, schedule)
+    scale = _scale_factors(rule_a, rule_b, ha_1, hb_1, start, schedule, bend)
 
     generic_a = {n: Y.state(n, "t-1") for n in rule_a.state_names}
     generic_b = {n: Y.state(n, "t-1") for n in rule_b.state_names}
     # relevance is a property of B's own step, before phi is imposed
-    own_b_state, own_b_theta = rule_b.step(generic_b, th, g, hb_t)
+    own_b_state, own_b_theta = rule_b.step(generic_b, th, bend(g), hb_t)
     relevant = _relevant(rule_b, own_b_theta, own_b_state, generic_b)
     phi = {n: scale[n] * generic_a[n] for n in relevant if n in scale}
     checks = []
@@ -247,10 +325,9 @@ def _induction(rule_a, rule_b, ha, hb, sigma, schedule, start) -> Induction:
                           for n in missing])
 
     new_a, theta_a = rule_a.step(generic_a, th, g, ha_t)
-    new_b, theta_b = rule_b.step({**generic_b, **phi}, th, g, hb_t)
+    new_b, theta_b = rule_b.step({**generic_b, **phi}, th, bend(g), hb_t)
     def check(what, diff):
-        verdict = zero_test(diff).verdict
-        checks.append((what, sp.Integer(0) if verdict == PROVEN else diff, verdict))
+        checks.append((what, diff, zero_test(diff).verdict))
 
     check("theta_t", theta_b - theta_a)
     for n in relevant:
@@ -264,7 +341,7 @@ def _induction(rule_a, rule_b, ha, hb, sigma, schedule, start) -> Induction:
                            PROVEN if ok else REFUTED))
     else:
         sa, ta = rule_a.step(rule_a.initial_state(start), Y.theta(0), Y.grad(1), ha_1)
-        sb, tb = rule_b.step(rule_b.initial_state(start), Y.theta(0), Y.grad(1), hb_1)
+        sb, tb = rule_b.step(rule_b.initial_state(start), Y.theta(0), bend(Y.grad(1)), hb_1)
         check("theta_1 (base)", tb - ta)
         for n in relevant:
             check(f"{n}_1 (base)", sb[n] - scale[n] * sa[n])
@@ -281,7 +358,7 @@ def _run_closed(rule, hyper_at, state, theta0, gradient, k):
     return theta
 
 
-def _counterexample(A, B, ra, rb, ha, hb, sigma, base_unknowns, schedule, k, start):
+def _counterexample(A, B, ra, rb, ha, hb, sigma, base_unknowns, schedule, k, start, bend):
     """Exact rational hyperparameters, a concrete loss and the two differing theta_k."""
     rng = random.Random(1)
     a_symbols = sorted(A.symbols(), key=lambda s: s.name)
@@ -289,8 +366,10 @@ def _counterexample(A, B, ra, rb, ha, hb, sigma, base_unknowns, schedule, k, sta
         point = {}
         for s in a_symbols:
             copies = [Y.stepped(s, i) for i in range(1, k + 1)] if s in schedule else [s]
-            for c in copies:
-                point[c] = _typical_value(A, s) if attempt == 0 else random_point([c], rng)[c]
+            for i, c in enumerate(copies):
+                # a schedule that varies: the i-th step's copy gets the typical value / (i + 1)
+                point[c] = _typical_value(A, s) / (i + 1) if attempt == 0 else \
+                    random_point([c], rng)[c]
         b_values = {}
         for u in base_unknowns:
             copies = [Y.stepped(u, i) for i in range(1, k + 1)] if u in schedule else [u]
@@ -301,6 +380,8 @@ def _counterexample(A, B, ra, rb, ha, hb, sigma, base_unknowns, schedule, k, sta
                         random_point([c], rng)[c]
                 b_values[c] = value.xreplace(point)
         full = {**point, **b_values}
+        for c in bend(Y.grad(1)).free_symbols - {Y.grad(1)}:  # a transform's own symbol
+            full[c] = sp.Integer(2) if attempt == 0 else random_point([c], rng)[c]
         loss, gradient = LOSSES[attempt % len(LOSSES)]
         theta0 = (sp.Integer(1), sp.Integer(2), sp.Rational(-1, 2))[(attempt // 3) % 3]
         state0 = {}
@@ -317,7 +398,7 @@ def _counterexample(A, B, ra, rb, ha, hb, sigma, base_unknowns, schedule, k, sta
 
         try:
             theta_a = _run_closed(ra, at(ha), ia, theta0, gradient, k)
-            theta_b = _run_closed(rb, at(hb), ib, theta0, gradient, k)
+            theta_b = _run_closed(rb, at(hb), ib, theta0, lambda th: bend(gradient(th)), k)
         except (ZeroDivisionError, ValueError):
             continue
         if nonzero_number(theta_b - theta_a):
@@ -328,7 +409,7 @@ def _counterexample(A, B, ra, rb, ha, hb, sigma, base_unknowns, schedule, k, sta
                    "theta_B_float": float(sp.N(theta_b, 30))}
             if state0:
                 out["state_0"] = {str(s): str(v) for s, v in state0.items()}
-            return out
+            return out, (theta_a, theta_b)
     return None
 
 
@@ -370,7 +451,8 @@ def _roots(eqs: list, symbols: list, unknowns: list) -> list:
     return found
 
 
-def _conditions(A, B, steps, start, schedule, eqs, sigma_prev, base_unknowns, k) -> list:
+def _conditions(A, B, steps, start, schedule, difference, free, base_unknowns, k,
+                transform) -> list:
     """Restrictions of A's hyperparameters under which the two coincide, each verified by a full
     comparison (so only proven conditions are reported). Candidates: a symbol set to 0 (torch
     switches that feature off, which is why every candidate is re-run from the substituted spec),
@@ -378,8 +460,10 @@ def _conditions(A, B, steps, start, schedule, eqs, sigma_prev, base_unknowns, k)
     a_syms = [s for s in Y.by_name(A.symbols()) if s not in schedule]
     unknowns = _unknowns_at(base_unknowns, schedule, k)
     candidates = [{s: sp.Integer(0)} for s in a_syms]
-    candidates += _roots([sp.numer(sp.together(e.xreplace(sigma_prev))) for e in eqs],
-                         a_syms, unknowns)
+    num = sp.numer(sp.together(difference))
+    if num.is_polynomial(*free):
+        coefficients = sp.Poly(sp.expand(num), *free).coeffs() if free else [num]
+        candidates += _roots(coefficients, a_syms, unknowns)
     found = []
     for cand in candidates:
         if cand in found:
@@ -389,14 +473,16 @@ def _conditions(A, B, steps, start, schedule, eqs, sigma_prev, base_unknowns, k)
         except ValueError:
             continue  # the condition leaves torch's valid range (a negative lr, a beta of 1)
         result = compare(sub_a, sub_b, steps=steps, start=start, schedule=schedule,
-                         want_conditions=False, want_witness=False)
+                         want_conditions=False, want_witness=False, transform=transform,
+                         seconds=CANDIDATE_SECONDS)
         if result.equivalent:
             found.append(cand)
     for s in schedule:
         if s in A.symbols():
             result = compare(A, B, steps=steps, start=start,
                              schedule=tuple(x for x in schedule if x != s),
-                             want_conditions=False, want_witness=False)
+                             want_conditions=False, want_witness=False, transform=transform,
+                             seconds=CANDIDATE_SECONDS)
             if result.equivalent:
                 found.append({Y.stepped(s, "t"): s})
     return found
@@ -405,50 +491,69 @@ def _conditions(A, B, steps, start, schedule, eqs, sigma_prev, base_unknowns, k)
 # -- the engine ---------------------------------------------------------------------------------
 
 def compare(a, b, steps: int = DEFAULT_STEPS, start: str = "start", schedule=(),
-            want_conditions: bool = True, want_witness: bool = True) -> Comparison:
+            want_conditions: bool = True, want_witness: bool = True,
+            transform=None, seconds: float = BUDGET) -> Comparison:
+    """Compare specs A and B. `transform`, if given, maps the gradient B receives (g -> c*g to
+    ask whether a rule is invariant under gradient rescaling); c is then a universal symbol.
+    Past `seconds` the answer is 'undecided', with a note saying so."""
     A, B = as_spec(a), as_spec(b)
+    result = Comparison(A, B, None, "undecided", schedule=tuple(Y.by_name(schedule)), start=start)
+    try:
+        with within(seconds):
+            return _compare(A, B, result, steps, start, want_conditions, want_witness, transform)
+    except OutOfTime:
+        result.verdict, result.equivalent = "undecided", None
+        result.notes.append(f"time budget of {seconds:g} s exhausted at step "
+                            f"{result.steps_checked}; the engine does not guess")
+        return result
+
+
+def _compare(A, B, result, steps, start, want_conditions, want_witness, transform):
     ra, rb = build_rule(A), build_rule(B)
     ha, hb = A.hyper(), B.hyper()
-    schedule = tuple(Y.by_name(schedule))
+    schedule = result.schedule
     base_unknowns = Y.by_name(B.symbols() - A.symbols())
     rng = random.Random(0)
-    result = Comparison(A, B, None, "undecided", schedule=schedule, start=start)
+    bend = transform or (lambda g: g)
 
     state_a, state_b = ra.initial_state(start), rb.initial_state(start)
     theta_a = theta_b = Y.theta(0)
-    eqs_by_step, sigma_prev, free = [], {}, [Y.theta(0), *Y.by_name(_initial_free(ra, rb, start))]
+    sols, sigma_prev, free = [{}], {}, [Y.theta(0), *Y.by_name(_initial_free(ra, rb, start))]
     for k in range(1, steps + 1):
         g = Y.grad(k)
         free.append(g)
         state_a, theta_a = ra.step(state_a, theta_a, g, step_hyper(ha, schedule, k))
-        state_b, theta_b = rb.step(state_b, theta_b, g, step_hyper(hb, schedule, k))
+        state_b, theta_b = rb.step(state_b, theta_b, bend(g), step_hyper(hb, schedule, k))
         d = theta_b - theta_a
-        unknowns = _unknowns_at(base_unknowns, schedule, k)
-        eqs_by_step.append(_equations(d, free, unknowns, rng))
         result.steps_checked = k
-        sols = _solve([e for es in eqs_by_step for e in es], unknowns, rng)
+        sols = _extend(sols, d, free, _unknowns_at(base_unknowns, schedule, k), rng)
         result.trail.append(StepRecord(k, d, sols or []))
         if sols is None:
-            result.notes.append(f"step {k}: the equations for a mapping are not polynomial in "
-                                "B's symbols; the engine does not guess")
+            result.notes.append(f"step {k}: B's own symbols appear inside |.|, sqrt or max in "
+                                "the equations for a mapping; the engine solves such systems "
+                                "exactly only for one symbol at a time, so it does not decide "
+                                "this pair (it does not guess)")
             return result
         if not sols:
             result.verdict, result.equivalent = REFUTED, False
             result.first_divergent_step = k
-            # only the reported comparison pays for a readable difference
+            # only the reported comparison pays for a readable difference and a witness
             difference = d.xreplace(sigma_prev)
             result.difference = simplest(difference) if want_witness else difference
             if want_witness:
-                result.counterexample = _counterexample(A, B, ra, rb, ha, hb, sigma_prev,
-                                                        base_unknowns, schedule, k, start)
+                found = attempt(WITNESS_SECONDS, _counterexample, A, B, ra, rb, ha, hb,
+                                sigma_prev, base_unknowns, schedule, k, start, bend)
+                if found:
+                    result.counterexample, result.witness = found
             if want_conditions:
-                result.conditions = _conditions(A, B, steps, start, schedule, eqs_by_step[-1],
-                                                sigma_prev, base_unknowns, k)
+                result.conditions = attempt(CONDITION_SECONDS, _conditions, A, B, steps, start,
+                                            schedule, difference, free, base_unknowns, k,
+                                            transform, fallback=[])
             return result
         sigma_prev = sols[0]
         for sol in sols[:3]:
             generic = _generic_mapping(sol, schedule)
-            proof = _induction(ra, rb, ha, hb, generic, schedule, start)
+            proof = _induction(ra, rb, ha, hb, generic, schedule, start, bend)
             if proof.verdict == PROVEN:
                 result.verdict, result.equivalent = PROVEN, True
                 result.mapping, result.induction = generic, proof

@@ -163,5 +163,6 @@ def _induction_lines(c: Comparison) -> list:
     out.append(f"  generic step A: theta_t = {proof.theta_a}")
     out.append(f"  generic step B: theta_t = {proof.theta_b}")
     for what, diff, verdict in proof.checks:
-        out.append(f"  {what}: B - A = {_short(diff)}  [{verdict}]")
+        shown = 0 if verdict == "proven" else _short(diff)
+        out.append(f"  {what}: B - A = {shown}  [{verdict}]")
     return out

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from .budget import attempt
 from .symbols import by_name
 
 PROVEN, REFUTED, SUPPORTED = "proven", "refuted", "supported"
@@ -72,16 +73,17 @@ def symbolically_zero(expr: sp.Expr) -> bool:
         return True
     if sp.count_ops(expr) > SIMPLIFY_LIMIT:
         return False
-    return sp.simplify(expr) == 0
+    return attempt(10.0, sp.simplify, expr, fallback=expr) == 0
 
 
 def zero_test(expr: sp.Expr, trials: int = 6, seed: int = 0, evaluate=None,
-              prove: bool = True) -> ZeroVerdict:
+              prove: bool = True, betas=()) -> ZeroVerdict:
     """Is `expr` identically zero in its free symbols?
 
     `evaluate(point)` may be given to compute the value at a point more cheaply than substituting
     into `expr` (e.g. by re-running a recurrence on numbers). prove=False skips the symbolic
-    attempt where only a refutation matters (the answer is then 'refuted' or 'supported')."""
+    attempt where only a refutation matters (the answer is then 'refuted' or 'supported').
+    `betas`: symbols known to lie in [0, 1) (torch's betas), used by the symbolic attempt."""
     if expr == 0:
         return ZeroVerdict(PROVEN)
     free = expr.free_symbols
@@ -91,25 +93,41 @@ def zero_test(expr: sp.Expr, trials: int = 6, seed: int = 0, evaluate=None,
         value = evaluate(point) if evaluate else expr.xreplace(point)
         if nonzero_number(value):
             return ZeroVerdict(REFUTED, point, value)
-    if prove and symbolically_zero(expr):
+    if prove and (symbolically_zero(expr) or
+                  (betas and symbolically_zero(bias_corrections_positive(expr, betas)))):
         return ZeroVerdict(PROVEN)
     return ZeroVerdict(SUPPORTED)
 
 
+def bias_corrections_positive(expr: sp.Expr, betas) -> sp.Expr:
+    """Replace each 1 - beta**e by a positive symbol. Valid because torch requires every beta in
+    [0, 1) and e >= 1; SymPy cannot know beta < 1 from a symbol's assumptions, and without it
+    cannot merge sqrt(v)/sqrt(1 - beta2**t) with sqrt(v/(1 - beta2**t))."""
+    betas = [b for b in betas if isinstance(b, sp.Symbol)]
+    if not betas:
+        return expr
+    swap = {}
+    for node in sp.preorder_traversal(expr):
+        if isinstance(node, sp.Add) and len(node.args) == 2 and sp.Integer(1) in node.args:
+            other = node.args[0] if node.args[1] == 1 else node.args[1]
+            base = -other
+            if isinstance(base, sp.Pow) and base.base in betas:
+                swap[node] = sp.Dummy("c", positive=True)
+    return expr.xreplace(swap)
+
+
 def simplest(expr: sp.Expr) -> sp.Expr:
     """A readable form: factored when the expression is a rational function, else simplified
-    within a size budget."""
+    within a size budget (simplify on large sqrt/Max/Abs expressions can take minutes)."""
     if expr == 0:
         return expr
     try:
-        if sp.count_ops(expr) > SIMPLIFY_LIMIT:
+        ops = sp.count_ops(expr)
+        if expr.is_rational_function():
+            return sp.factor(sp.cancel(sp.together(expr))) if ops <= SIMPLIFY_LIMIT else expr
+        if ops > DISPLAY_LIMIT:
             return expr
-        cancelled = sp.cancel(sp.together(expr))
-        if cancelled.is_rational_function():
-            return sp.factor(cancelled)
-        if sp.count_ops(expr) > DISPLAY_LIMIT:
-            return expr
-        best = sp.simplify(expr)
-        return best if sp.count_ops(best) <= sp.count_ops(expr) else expr
+        best = attempt(2.0, sp.simplify, expr, fallback=expr)
+        return best if sp.count_ops(best) <= ops else expr
     except (sp.PolynomialError, NotImplementedError, TypeError):
         return expr

@@ -14,12 +14,30 @@ LETTERS = {
     "lr": r"\gamma", "weight_decay": r"\lambda", "momentum": r"\mu", "dampening": r"\tau",
     "eps": r"\epsilon", "beta1": r"\beta_1", "beta2": r"\beta_2",
     "theta": r"\theta", "g": "g", "buf": "b", "m": "m", "v": "v", "vmax": r"v^{\max}", "t": "t",
+    "lam": r"\lambda", "wd": r"\mathrm{wd}", "u": "u", "det": r"\det",
 }
-_INDEXED = re.compile(r"^(.*?)_(\d+|t|t-1)$")
+_NUMBERED = re.compile(r"^([A-Za-z]+?)(\d+)$")  # lam2 -> \lambda_{2}
+_INDEXED = re.compile(r"^(.*?)_\{?(\d+|t|t-1)\}?$")
+
+
+_TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:\^[A-Za-z0-9{}]+)?(?:_[A-Za-z0-9{}-]+)?|\S")
+
+
+def label_latex(text: str) -> str:
+    """LaTeX for a display label such as 'theta^B_2 - theta^A_2' (names become symbols)."""
+    out = []
+    for token in _TOKEN.findall(text):
+        if token[0].isalpha():
+            out.append(symbol_latex(sp.Symbol(token)))
+        else:
+            out.append({"*": r"\,", "<": r"<", ">": ">"}.get(token, token))
+    return " ".join(out)
 
 
 def symbol_latex(symbol: sp.Symbol) -> str:
     name = symbol.name
+    if " " in name or "(" in name:
+        return label_latex(name)
     if name in LETTERS:
         return LETTERS[name]
     match = _INDEXED.match(name)
@@ -30,7 +48,10 @@ def symbol_latex(symbol: sp.Symbol) -> str:
         if "^" in base:  # v^{\max}_{t}
             return f"{base}_{{{match.group(2)}}}"
         return f"{base}_{{{match.group(2)}}}"
-    return sp.latex(symbol)
+    match = _NUMBERED.match(name)
+    if match and match.group(1) in LETTERS:
+        return f"{LETTERS[match.group(1)]}_{{{match.group(2)}}}"
+    return sp.latex(symbol)  # e.g. display labels such as theta^A_2 -> \theta^{A}_{2}
 
 
 def latex(expr) -> str:

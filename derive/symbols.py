@@ -29,7 +29,7 @@ _STATE_ASSUMPTIONS = {
 CANONICAL_HYPER = ("lr", "momentum", "dampening", "weight_decay", "beta1", "beta2", "eps")
 
 # names a user may not take for a hyperparameter: they denote theta, gradients and state
-RESERVED = re.compile(r"^(theta|g|buf|m|v|vmax|t)_(\d+|t|t-1)$")
+RESERVED = re.compile(r"^(theta|g|buf|m|v|vmax|t)_(\d+|t|\{t-1\})$")
 
 
 @lru_cache(maxsize=None)
@@ -39,7 +39,8 @@ def hyper(name: str) -> sp.Symbol:
 
 
 def _label(index) -> str:
-    return str(index)
+    # the generic previous step prints as theta_{t-1}, so it reads as one subscript
+    return "{t-1}" if index == "t-1" else str(index)
 
 
 @lru_cache(maxsize=None)
@@ -69,6 +70,7 @@ def canonical(name: str) -> sp.Symbol | None:
     if not match:
         return None
     kind, index = match.groups()
+    index = "t-1" if index == "{t-1}" else index
     if kind == "theta":
         return theta(index)
     if kind == "g":

@@ -1,0 +1,64 @@
+"""Time budgets for SymPy calls that can run for minutes (simplify on Max, Groebner bases).
+
+`within(seconds)` raises OutOfTime when the block runs longer; budgets nest (the earliest
+deadline wins). It uses SIGALRM, so it only acts in the main thread of a process on POSIX; in
+any other thread the block runs unbounded. An engine that runs out of time says "undecided",
+never guesses.
+"""
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from contextlib import contextmanager
+
+_deadlines: list = []
+
+
+class OutOfTime(Exception):
+    pass
+
+
+def _usable() -> bool:
+    return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+
+
+def _arm() -> None:
+    if _deadlines:
+        remaining = max(min(_deadlines) - time.monotonic(), 1e-3)
+        signal.setitimer(signal.ITIMER_REAL, remaining)
+    else:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+def _ring(signum, frame):
+    raise OutOfTime()
+
+
+@contextmanager
+def within(seconds: float):
+    if not _usable():
+        yield
+        return
+    previous = signal.signal(signal.SIGALRM, _ring)
+    deadline = time.monotonic() + seconds
+    _deadlines.append(deadline)
+    _arm()
+    try:
+        yield
+    finally:
+        _deadlines.remove(deadline)
+        _arm()
+        signal.signal(signal.SIGALRM, previous if _deadlines or previous else signal.SIG_DFL)
+
+
+def attempt(seconds: float, fn, *args, fallback=None):
+    """fn(*args), or `fallback` when this call alone takes longer than `seconds`; an enclosing
+    budget that has run out meanwhile still propagates."""
+    try:
+        with within(seconds):
+            return fn(*args)
+    except OutOfTime:
+        if _deadlines and min(_deadlines) <= time.monotonic():
+            raise
+        return fallback

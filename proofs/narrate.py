@@ -1,0 +1,123 @@
+"""Turn the engine's results into derivation blocks: the recurrences side by side, each step's
+difference, the induction or the divergence, the witness. Every displayed equality carries the
+value it stands for, so derive.derivation checks it."""
+from __future__ import annotations
+
+import sympy as sp
+
+from derive import symbols as Y
+from derive.compare import Comparison
+from derive.derivation import Equation, Inequality, Prose, Recurrence, label
+from derive.explain import size
+from derive.identity import simplest
+from derive.rules import build_rule
+from derive.trace import trace
+
+SHOW = 160  # distinct operations above which a difference is described, not displayed
+
+
+def recurrence(spec, title: str) -> Recurrence:
+    return Recurrence(f"{title}: {spec}", trace(build_rule(spec), spec.hyper()))
+
+
+def _mapping_words(mapping: dict) -> str:
+    if not mapping:
+        return "with no change of symbols"
+    return "with " + ", ".join(f"{k} = {v}" for k, v in
+                                 sorted(mapping.items(), key=lambda kv: str(kv[0])))
+
+
+def _difference(k: int, value: sp.Expr, reason: str):
+    lhs = label(f"theta^B_{k} - theta^A_{k}")
+    shown = simplest(value) if size(value) <= SHOW else None
+    if shown is None:
+        return Prose(f"At step {k} the difference theta^B_{k} - theta^A_{k} is an expression "
+                     f"with {size(value)} distinct operations ({reason}).")
+    return Equation(lhs, shown, value, reason)
+
+
+def comparison_blocks(c: Comparison, a_title: str = "A", b_title: str = "B") -> list:
+    blocks = [recurrence(c.a, a_title), recurrence(c.b, b_title)]
+    unknowns = Y.by_name(c.b.symbols() - c.a.symbols())
+    start = ("torch's initial state (t = 1 on the first step, buffers created lazily)"
+             if c.start == "start" else "a general mid-run state (theta_0, buf_0, m_0, v_0, ...)")
+    blocks.append(Prose(
+        f"Both runs start from {start} and see the same gradients g_1, g_2, ... (open loop: as "
+        "long as the iterates agree, they are evaluated at the same points). Every stage acts on "
+        "one coordinate at a time, so one scalar coordinate suffices. "
+        + (f"Symbols that appear only in {b_title} and may be mapped to expressions of "
+           f"{a_title}'s: {', '.join(map(str, unknowns))}." if unknowns else
+           f"{b_title} uses no symbol of its own, so no mapping is sought.")))
+    if c.schedule:
+        blocks.append(Prose("Per-step (scheduled) symbols, a new value at every step: "
+                            + ", ".join(f"{s} (written {s}_k at step k)" for s in c.schedule)))
+    for record in c.trail:
+        last = record is c.trail[-1]
+        if last and c.verdict == "refuted":
+            break
+        blocks.append(_difference(record.k, record.difference, "open loop, before any mapping"))
+        if record.solutions:
+            steps = "Step 1 coincides" if record.k == 1 else f"Steps 1..{record.k} coincide"
+            blocks.append(Prose(f"{steps} for all theta_0 and gradients exactly "
+                                f"{_mapping_words(record.solutions[0])}."))
+    if c.verdict == "proven":
+        blocks += _induction_blocks(c, a_title, b_title)
+    elif c.verdict == "refuted":
+        blocks += _divergence_blocks(c, a_title, b_title)
+    elif c.verdict == "supported":
+        blocks.append(Prose("The induction step holds at every random high-precision point "
+                            "tried, but SymPy found no symbolic proof: numerically supported, "
+                            "not proven."))
+        blocks += _induction_blocks(c, a_title, b_title)
+    else:
+        blocks.append(Prose(f"Undecided after {c.steps_checked} steps: no divergence and no "
+                            "induction proof."))
+    return blocks
+
+
+def _induction_blocks(c: Comparison, a_title: str, b_title: str) -> list:
+    proof = c.induction
+    out = [Prose(f"Induction over the steps {_mapping_words(c.mapping)}. Take a generic step t "
+                 "from a joint state in which theta agrees and "
+                 + ("the state that theta depends on corresponds as "
+                    + ", ".join(f"{n}^B = {v}" for n, v in proof.phi.items())
+                    if proof.phi else "there is no state that theta depends on")
+                 + ". One step of each rule gives:")]
+    out.append(Equation(label("theta^A_t"), proof.theta_a, proof.theta_a,
+                        f"one step of {a_title}"))
+    out.append(Equation(label("theta^B_t"), proof.theta_b, proof.theta_b,
+                        f"one step of {b_title}, its state written through the correspondence"))
+    for what, diff, verdict in proof.checks:
+        base = "(base)" in what
+        base_name, _, index = what.replace(" (base)", "").rpartition("_")
+        lhs = label(f"{base_name}^B_{index} - {base_name}^A_{index}")
+        out.append(Equation(lhs, sp.Integer(0), diff,
+                            "base case, after the first step" if base else "induction step"))
+    out.append(Prose("The relation holds after the first step and is preserved by every step, "
+                     "so the two trajectories coincide at every step t, for every loss."))
+    return out
+
+
+def _divergence_blocks(c: Comparison, a_title: str, b_title: str) -> list:
+    k = c.first_divergent_step
+    record = c.trail[-1]
+    previous = c.trail[-2].solutions[0] if len(c.trail) > 1 and c.trail[-2].solutions else {}
+    out = [_difference(k, record.difference.xreplace(previous),
+                       f"open loop, {_mapping_words(previous)}" if previous else "open loop")]
+    out.append(Prose(f"No constant mapping of {b_title}'s symbols makes steps 1..{k} coincide: "
+                     "the equations that would make this difference vanish for all theta_0 and "
+                     "gradients have no solution. The first divergent step is "
+                     f"{k}."))
+    if c.conditions:
+        out.append(Prose("They do coincide at every step (each condition proven by a full "
+                         f"comparison) when {a_title}'s hyperparameters satisfy: " + "; or ".join(
+                             ", ".join(f"{s} = {v}" for s, v in cond.items())
+                             for cond in c.conditions) + "."))
+    if c.counterexample and c.witness:
+        ce = c.counterexample
+        hyper = ", ".join(f"{s} = {v}" for s, v in ce["hyperparameters"].items())
+        out.append(Prose(f"Witness (exact arithmetic, closed loop): loss f(theta) = {ce['loss']}, "
+                         f"theta_0 = {ce['theta_0']}, {hyper}."))
+        out.append(Inequality(label(f"theta^A_{k}"), label(f"theta^B_{k}"), c.witness[0],
+                              c.witness[1], f"both runs on f, exact, step {k}"))
+    return out

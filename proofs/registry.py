@@ -1,0 +1,89 @@
+"""The theorem catalogue: one registry that the CLI, the documents and the tests iterate over.
+
+A theorem is data (name, title, claim, specs) plus a `build()` that calls the engine and returns a
+Derivation whose verdict is computed. Adding a theorem is one definition and one line below.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Callable
+
+from derive.derivation import Derivation
+from derive.errors import UserError
+
+PROVEN, REFUTED, SUPPORTED, UNDECIDED = "proven", "refuted", "supported", "undecided"
+
+
+@dataclass(frozen=True)
+class Theorem:
+    name: str
+    title: str
+    claim: str
+    specs: tuple
+    build: Callable[["Theorem"], Derivation]
+
+    def derivation(self, verdict: str, blocks: list) -> Derivation:
+        return Derivation(self.name, self.title, self.claim, list(self.specs), verdict, blocks)
+
+
+def combine(verdicts) -> str:
+    """A claim made of parts holds when every part does; one refuted part refutes it."""
+    verdicts = list(verdicts)
+    for v in (REFUTED, UNDECIDED, SUPPORTED):
+        if v in verdicts:
+            return v
+    return PROVEN
+
+
+def claim_equivalent(c, mapping: dict | None = None) -> str:
+    """Verdict of the claim 'B equals A at every step' (with this mapping, if one is named)."""
+    if c.equivalent is True:
+        return PROVEN if mapping is None or _same_mapping(c.mapping, mapping) else REFUTED
+    return REFUTED if c.equivalent is False else (SUPPORTED if c.verdict == SUPPORTED
+                                                   else UNDECIDED)
+
+
+def claim_divergent(c, step: int) -> str:
+    """Verdict of the claim 'no constant mapping exists, and step `step` is the first to differ'."""
+    if c.equivalent is False:
+        return PROVEN if c.first_divergent_step == step else REFUTED
+    return REFUTED if c.equivalent is True else UNDECIDED
+
+
+def _same_mapping(found: dict, expected: dict) -> bool:
+    import sympy as sp
+
+    return set(found) == set(expected) and all(
+        sp.simplify(found[k] - expected[k]) == 0 for k in expected)
+
+
+def _theorems() -> list:
+    # imported here: each module defines its theorems with Theorem from this module
+    from .theorems import adam, conventions, heavy_ball, invariance, momentum, preconditioner, \
+        seed, sgd
+
+    return [sgd.THEOREM, momentum.THEOREM, heavy_ball.THEOREM, adam.THEOREM,
+            preconditioner.THEOREM, conventions.THEOREM, invariance.THEOREM, seed.THEOREM]
+
+
+@lru_cache(maxsize=1)
+def theorems() -> tuple:
+    return tuple(_theorems())
+
+
+def names() -> list:
+    return [t.name for t in theorems()]
+
+
+def get(name: str) -> Theorem:
+    for theorem in theorems():
+        if theorem.name == name:
+            return theorem
+    raise UserError(f"unknown theorem {name!r}; valid names: {', '.join(names())}")
+
+
+@lru_cache(maxsize=None)
+def prove(name: str) -> Derivation:
+    theorem = get(name)
+    return theorem.build(theorem)

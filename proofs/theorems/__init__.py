@@ -1,0 +1,1 @@
+"""One module per theorem (or family of theorems) of the catalogue."""

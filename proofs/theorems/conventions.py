@@ -1,0 +1,85 @@
+"""Theorem 6: weight-decay conventions, made exact.
+
+- torch AdamW vs the paper's AdamW: lambda_torch = lambda_paper / alpha (and, under a schedule
+  eta_t that multiplies both the step and the decay, the same constant relation holds);
+- torch's Adam(decoupled_weight_decay=True) is AdamW;
+- decay applied after the step (old Hugging Face AdamW) differs from torch's at O(lr^2*lambda).
+"""
+from __future__ import annotations
+
+import sympy as sp
+
+from derive import symbols as Y
+from derive.compare import compare
+from derive.derivation import Equation, Prose, label
+from derive.identity import zero_test
+from derive.rules import build_rule
+from derive.spec import parse_spec
+from proofs.narrate import comparison_blocks
+from proofs.registry import PROVEN, REFUTED, Theorem, claim_divergent, claim_equivalent, combine
+
+TORCH = "adamw(lr=alpha, weight_decay=wd_torch)"
+PAPER = "adamw(lr=alpha, weight_decay=wd_paper, decay=independent)"
+TORCH_SCHEDULED = "adamw(lr=alpha*eta, weight_decay=wd_torch)"
+PAPER_SCHEDULED = "adamw(lr=alpha*eta, weight_decay=eta*wd_paper, decay=independent)"
+FLAG = "adam(weight_decay=lam, decoupled_weight_decay=true)"
+ADAMW = "adamw(weight_decay=lam)"
+AFTER = "adamw(weight_decay=lam, decay=after)"
+alpha, eta = Y.hyper("alpha"), Y.hyper("eta")
+wd_torch, wd_paper = Y.hyper("wd_torch"), Y.hyper("wd_paper")
+lr, lam = Y.hyper("lr"), Y.hyper("lam")
+
+
+def build(theorem: Theorem):
+    blocks, verdicts = [], []
+
+    c = compare(TORCH, PAPER)
+    verdicts.append(claim_equivalent(c, {wd_paper: alpha * wd_torch}))
+    blocks.append(Prose("Part 1. torch's AdamW multiplies its weight_decay by lr; the paper's "
+                        "decays by lambda_paper per step (times the schedule multiplier)."))
+    blocks += comparison_blocks(c, "torch", "paper")
+    blocks.append(Prose("So lambda_torch = lambda_paper / alpha: torch's weight_decay=0.01 at "
+                        "lr=1e-3 is the paper's lambda = 1e-5."))
+
+    c = compare(TORCH_SCHEDULED, PAPER_SCHEDULED, schedule=[eta])
+    verdicts.append(claim_equivalent(c, {wd_paper: alpha * wd_torch}))
+    blocks.append(Prose("Part 2. With the paper's schedule multiplier eta_t on both the step and "
+                        "the decay, torch with lr = alpha*eta_t and the same constant "
+                        "weight_decay reproduces it."))
+    blocks += comparison_blocks(c, "torch", "paper")
+
+    c = compare(FLAG, ADAMW)
+    same_stages = build_rule(parse_spec(FLAG)).stage_names() == \
+        build_rule(parse_spec(ADAMW)).stage_names()
+    verdicts += [claim_equivalent(c, {}), PROVEN if same_stages else REFUTED]
+    blocks.append(Prose("Part 3. Adam(decoupled_weight_decay=True) and AdamW: the same stages in "
+                        "the same order, hence the same trajectory."))
+    blocks += comparison_blocks(c, "Adam(decoupled)", "AdamW")
+
+    c = compare(ADAMW, AFTER)
+    verdicts.append(claim_divergent(c, 1))
+    blocks.append(Prose("Part 4. Decay after the step, on the updated parameter (old Hugging "
+                        "Face AdamW), against torch's AdamW."))
+    blocks += comparison_blocks(c, "torch", "after")
+    if c.difference is not None:
+        scaled = sp.cancel(c.difference / (lr**2 * lam))
+        order = zero_test(sp.diff(scaled, lr)).verdict == PROVEN and \
+            zero_test(sp.diff(scaled, lam)).verdict == PROVEN and \
+            zero_test(scaled).verdict == "refuted"
+        verdicts.append(PROVEN if order else REFUTED)
+        blocks.append(Equation(label("(theta^B_1 - theta^A_1)/(lr^2*lam)"), scaled,
+                               c.difference / (lr**2 * lam),
+                               "free of lr and lambda, and non-zero: the gap is O(lr^2*lambda)"))
+    return theorem.derivation(combine(verdicts), blocks)
+
+
+THEOREM = Theorem(
+    name="decay-conventions",
+    title="Decay conventions: torch versus the paper, the decoupled flag, decay after the step",
+    claim="torch AdamW(lr=alpha, weight_decay=lambda_torch) is the paper's AdamW with "
+          "lambda_paper = alpha*lambda_torch (also under a schedule multiplier); "
+          "Adam(decoupled_weight_decay=True) is AdamW; decaying the updated parameter after the "
+          "step (old Hugging Face) differs from torch's AdamW at order lr^2*lambda.",
+    specs=(TORCH, PAPER, TORCH_SCHEDULED, PAPER_SCHEDULED, FLAG, ADAMW, AFTER),
+    build=build,
+)

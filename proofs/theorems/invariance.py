@@ -1,0 +1,53 @@
+"""Theorem 7: with eps = 0, AdamW's update is invariant to a positive per-coordinate rescaling of
+the gradient; Adam + L2's is not (its decay term is rescaled with the gradient, then normalised).
+
+The engine compares a rule with itself fed c*g (c > 0, constant over steps, one per coordinate):
+equivalence is proven by induction with the state correspondence m -> c*m, v -> c^2*v, which the
+engine reads off the first step; the refutation carries an exact counterexample.
+"""
+from __future__ import annotations
+
+import sympy as sp
+
+from derive.compare import compare
+from derive.derivation import Prose
+from proofs.narrate import comparison_blocks
+from proofs.registry import Theorem, claim_divergent, claim_equivalent, combine
+
+ADAMW = "adamw(eps=0, weight_decay=lam)"
+ADAM_L2 = "adam(eps=0, weight_decay=lam)"
+ADAMW_EPS = "adamw(weight_decay=lam)"
+SCALE = sp.Symbol("c", positive=True)
+
+
+def rescaled(g):
+    return SCALE * g
+
+
+def build(theorem: Theorem):
+    blocks, verdicts = [], []
+    parts = (
+        ("AdamW with eps = 0 is invariant: theta is the same whether it sees g or c*g.",
+         ADAMW, claim_equivalent),
+        ("Adam + L2 with eps = 0 is not: the L2 term lambda*theta is not rescaled with g.",
+         ADAM_L2, lambda c: claim_divergent(c, 1)),
+        ("With eps > 0 AdamW is not invariant either: eps sets a scale.",
+         ADAMW_EPS, lambda c: claim_divergent(c, 1)),
+    )
+    for index, (words, spec, judge) in enumerate(parts):
+        c = compare(spec, spec, transform=rescaled)
+        verdicts.append(judge(c))
+        blocks.append(Prose(f"Part {index + 1}. {words} B is the same rule fed c*g_t, c > 0."))
+        blocks += comparison_blocks(c, "g", "c*g")
+    return theorem.derivation(combine(verdicts), blocks)
+
+
+THEOREM = Theorem(
+    name="gradient-scale-invariance",
+    title="Gradient rescaling: AdamW (eps = 0) is invariant, Adam + L2 is not",
+    claim="With eps = 0, AdamW's trajectory is unchanged when every gradient of a coordinate is "
+          "multiplied by the same c > 0; Adam + L2's changes from step 1 (and so does AdamW's "
+          "with eps > 0).",
+    specs=(ADAMW, ADAM_L2, ADAMW_EPS),
+    build=build,
+)
