@@ -14,20 +14,24 @@ LETTERS = {
     "lr": r"\gamma", "weight_decay": r"\lambda", "momentum": r"\mu", "dampening": r"\tau",
     "eps": r"\epsilon", "beta1": r"\beta_1", "beta2": r"\beta_2",
     "theta": r"\theta", "g": "g", "buf": "b", "m": "m", "v": "v", "vmax": r"v^{\max}", "t": "t",
-    "lam": r"\lambda", "wd": r"\mathrm{wd}", "u": "u", "det": r"\det",
+    "lam": r"\lambda", "wd": r"\mathrm{wd}", "u": "u",
 }
 _NUMBERED = re.compile(r"^([A-Za-z]+?)(\d+)$")  # lam2 -> \lambda_{2}
 _INDEXED = re.compile(r"^(.*?)_\{?(\d+|t|t-1)\}?$")
 
 
-_TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:\^[A-Za-z0-9{}]+)?(?:_[A-Za-z0-9{}-]+)?|\S")
+_TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[_^](?:\{[^}]*\}|[A-Za-z0-9]+))*|\S")
+_WORDS = {"sqrt": r"\operatorname{sqrt}", "det": r"\det", "up": r"\text{ up }",
+          "to": r"\text{ to }"}
 
 
 def label_latex(text: str) -> str:
     """LaTeX for a display label such as 'theta^B_2 - theta^A_2' (names become symbols)."""
     out = []
     for token in _TOKEN.findall(text):
-        if token[0].isalpha():
+        if token in _WORDS:
+            out.append(_WORDS[token])
+        elif token[0].isalpha():
             out.append(symbol_latex(sp.Symbol(token)))
         else:
             out.append({"*": r"\,", "<": r"<", ">": ">"}.get(token, token))
