@@ -146,7 +146,15 @@ def _solve(eqs: list, unknowns: list, rng: random.Random):
     point = random_point(others, rng)
     if not all(e.is_polynomial(*present) for e in eqs):
         # |g + lam*theta| or sqrt(v) around B's symbol: decidable here only for one unknown
-        return [] if len(present) == 1 and _no_root_at(eqs, present[0], point) else None
+        if len(present) != 1:
+            return None
+        roots = _surviving_roots(eqs, present[0], point)
+        if not roots:
+            return roots
+        # a root that is the same number at another point of A's symbols is a constant mapping
+        other = _surviving_roots(eqs, present[0], random_point(others, rng)) or []
+        constant = [r for r in roots if r in other]
+        return [{present[0]: r} for r in constant] or None
     # Cheap refutation first: at one rational point of A's hyperparameters a mapping would be a
     # number; if no number solves the equations there, no mapping exists.
     if others and _inconsistent_at(eqs, present, point):
@@ -192,23 +200,23 @@ def _solve_linear(eqs: list, unknowns: list, point: dict):
              for u, v in zip(solve_for, values)}]
 
 
-def _no_root_at(eqs: list, u: sp.Symbol, point: dict) -> bool:
-    """True when, at a rational point of the other symbols, no value u >= 0 solves every
-    equation: the real roots of the first solvable equation are found exactly (solveset over
-    [0, oo), which splits |.| and squares roots) and each is shown to violate another equation.
-    False when that cannot be established (solveset gives up, or a root survives)."""
+def _surviving_roots(eqs: list, u: sp.Symbol, point: dict):
+    """The values u >= 0 that solve every equation at a rational point of the other symbols:
+    the real roots of the first solvable equation, found exactly (solveset over [0, oo), which
+    splits |.| and squares roots), kept unless another equation is certainly non-zero there.
+    None when that cannot be established (solveset gives up)."""
     for eq in eqs:
         try:
             roots = sp.solveset(eq.xreplace(point), u, domain=sp.Interval(0, sp.oo))
         except (NotImplementedError, ValueError, TypeError):
             continue
         if roots is sp.S.EmptySet:
-            return True
+            return []
         if not isinstance(roots, sp.FiniteSet):
             continue
-        return all(any(nonzero_number(other.xreplace(point).xreplace({u: r}))
-                       for other in eqs) for r in roots)
-    return False
+        return [r for r in roots if not any(nonzero_number(other.xreplace(point).xreplace({u: r}))
+                                            for other in eqs)]
+    return None
 
 
 def _extend(partials: list, d: sp.Expr, free: list, unknowns: list, rng):
