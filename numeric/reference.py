@@ -7,6 +7,11 @@ from __future__ import annotations
 from derive.errors import UserError
 from derive.spec import Spec, as_spec
 
+# torch.optim's per-parameter state keys for derive's state names (generated optimizers use them
+# too, so that state_dicts load across the two)
+TORCH_STATE = {"buf": "momentum_buffer", "t": "step", "m": "exp_avg", "v": "exp_avg_sq",
+               "vmax": "max_exp_avg_sq"}
+
 
 def torch_reference(spec) -> tuple:
     """(torch optimizer class, keyword arguments) implementing `spec`, all values numeric."""

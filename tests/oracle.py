@@ -12,10 +12,7 @@ import torch
 
 from derive.rules import build_rule
 from derive.spec import parse_spec
-from numeric.reference import torch_reference
-
-TORCH_STATE = {"buf": "momentum_buffer", "t": "step", "m": "exp_avg", "v": "exp_avg_sq",
-               "vmax": "max_exp_avg_sq"}
+from numeric.reference import TORCH_STATE, torch_reference
 
 
 def torch_step(spec, theta: float, grad: float, state: dict | None):

@@ -1,0 +1,93 @@
+"""`optequiv crosscheck SPEC`: the optimizer generated from SPEC against torch.optim, step by step.
+
+A plugin of derive's CLI (entry-point group optequiv.commands). This module imports neither
+torch nor the harness until the command runs, so `optequiv --help` stays fast and works
+without torch. Exit status: 0 they agree, 1 they do not (the first mismatch is printed),
+2 bad input (one line on stderr, raised as UserError).
+"""
+from __future__ import annotations
+
+import argparse
+
+from derive.cli import print_json, steps_arg
+from derive.errors import UserError
+from derive.spec import parse_spec
+
+DEFAULT_STEPS = 200
+
+
+def seed_arg(text: str) -> int:
+    if not text.isdigit() or int(text) >= 2**63:
+        raise argparse.ArgumentTypeError(f"--seed must be a whole number from 0 to 2**63-1, "
+                                         f"got {text!r}")
+    return int(text)
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "crosscheck", help="run the optimizer generated from SPEC against torch.optim",
+        description="Run numeric.torch_optimizer(SPEC) and torch.optim's class for SPEC (the "
+        "single-tensor loop, foreach, and fused where torch has it) side by side and compare "
+        "parameters and state after every step.")
+    p.add_argument("spec", metavar="SPEC", help="all values numeric, e.g. "
+                   "'adamw(lr=1e-3, weight_decay=0.1)'; omitted ones take torch's defaults")
+    p.add_argument("--steps", type=steps_arg(100000), default=DEFAULT_STEPS,
+                   help=f"steps to run (default {DEFAULT_STEPS})")
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float64")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--seed", type=seed_arg, default=0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=run_crosscheck)
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError:
+        raise UserError("crosscheck needs torch: pip install 'optequiv[torch]'") from None
+    return torch
+
+
+def run_crosscheck(args) -> int:
+    spec = parse_spec(args.spec)
+    spec.hyper(numeric=True)  # a symbolic value is bad input here
+    torch = _torch()
+    from .reference import torch_reference
+
+    torch_reference(spec)  # a spec torch has no class for is bad input here
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: CUDA is not available on this machine "
+                        "(torch.cuda.is_available() is False)")
+    from .against_torch import crosscheck
+
+    report = crosscheck(args.spec, steps=args.steps, dtype=getattr(torch, args.dtype),
+                        device=args.device, seed=args.seed)
+    if args.json:
+        print_json(report.to_json())
+    else:
+        print(report_text(report))
+    return 0 if report.passed else 1
+
+
+def report_text(report) -> str:
+    data = report.to_json()
+    tol = data["tolerance"]
+    lines = [f"crosscheck {report.spec}: numeric.torch_optimizer against {report.torch_class}",
+             f"{report.dtype} on {report.device}, {report.steps} steps, seed {report.seed}; "
+             f"tolerance {tol['rel']:.3g} relative ({tol['eps_units']} eps) per tensor and step"]
+    for c in report.comparisons:
+        if c.reference_error:
+            note = f"torch raised at {c.reference_error}; compared up to there"
+        else:
+            note = "bit for bit" if c.passed and c.max_ulp == 0 else ""
+        status = "agree   " if c.passed else "MISMATCH"
+        lines.append(f"  {c.reference:<8} {status} max |error| {c.max_abs_error:.3g}  relative "
+                     f"{c.max_rel_error:.3g}  max {c.max_ulp:.0f} ulp  {note}".rstrip())
+        if not c.passed:
+            lines.append(f"           first mismatch: {c.first_mismatch}")
+    for impl, why in report.skipped.items():
+        lines.append(f"  {impl:<8} skipped: torch has none here ({why})")
+    worst = report.first_failing
+    lines.append("result: agree" if report.passed else
+                 f"result: MISMATCH, first at {worst.first_mismatch} (against {worst.reference})")
+    return "\n".join(lines)

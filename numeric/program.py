@@ -1,0 +1,130 @@
+"""A Rule's one-step map as a straight-line program: the code-generation IR of numeric/.
+
+`rule.step` on symbols gives every output (each new state entry and the new theta) as one SymPy
+expression. `build_program` turns them into
+
+    temps    x_i = f(tensors, scalars)      common subexpressions found by sympy.cse
+    outputs  name <- f(tensors, scalars)     new state entries in the rule's order, then theta
+
+Tensors are theta, the gradient and the state entries; scalars are the hyperparameters and the step
+count. Nothing here knows numpy or torch: the printers (numpy_codegen, torch_codegen) read a
+Program, and a later foreach or fused printer would read the same one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import sympy as sp
+
+from derive import symbols as Y
+from derive.rules import build_rule
+from derive.spec import make_spec
+
+THETA = Y.theta(0)
+GRAD = Y.grad(1)
+HYPER = {"sgd": ("lr", "momentum", "dampening", "weight_decay"),
+         "adam": ("lr", "beta1", "beta2", "eps", "weight_decay")}
+SCALAR_STATE = ("t",)  # state entries that are numbers (the step count), not tensors
+
+
+@dataclass(frozen=True)
+class Program:
+    name: str  # the structural spec, e.g. "adamw(amsgrad=true, ..., weight_decay=weight_decay)"
+    hyper: tuple  # hyperparameter names, the generated function's keyword arguments
+    state: tuple  # the rule's state names, in order
+    absent: frozenset  # state names that do not exist before this step (torch's lazy buffer)
+    lazy: frozenset  # state names that start absent (created by the first step), not at 0
+    decay: str | None  # the decay convention when decay is switched on
+    temps: tuple  # ((Symbol, Expr), ...) tensor-valued common subexpressions, in order
+    outputs: tuple  # ((name, Expr), ...): state names, then "theta"
+    scalars: frozenset  # symbols that are numbers at run time (hyperparameters, step count)
+
+    def is_scalar(self, expr) -> bool:
+        return expr.free_symbols <= self.scalars
+
+    def state_symbol(self, name: str) -> sp.Symbol:
+        return Y.state(name, 0)
+
+
+# -- rewrites: (decay convention, output name, expr) -> expr, applied to each output before CSE --
+
+def _at_top(add: sp.Add, target: sp.Symbol) -> bool:
+    return any(a == target or (isinstance(a, sp.Mul) and target in a.args) for a in add.args)
+
+
+def _distribute_over(expr: sp.Expr, target: sp.Symbol) -> sp.Expr:
+    """Expose `target` at the top of an Add: -lr*(u + wd*theta) + theta becomes
+    -lr*u - lr*wd*theta + theta. Only Mul terms with an Add factor that holds `target` at its
+    top level are distributed, one level deep, so the rest keeps its shape."""
+    if not isinstance(expr, sp.Add):
+        return expr
+    terms = []
+    for term in expr.args:
+        if isinstance(term, sp.Mul) and any(isinstance(f, sp.Add) and _at_top(f, target)
+                                            for f in term.args):
+            terms.extend(sp.Add.make_args(sp.expand_mul(term, deep=False)))
+        else:
+            terms.append(term)
+    return sp.Add(*terms)
+
+
+def shrink_decoupled(decay: str | None, name: str, expr: sp.Expr) -> sp.Expr:
+    """Decoupled decay is a shrink of theta_{t-1}: theta*(1 - lr*wd) - lr*u (REFERENCE.md). The
+    rule adds wd*theta to the direction (one stage, moved); written as the shrink, the printers
+    update theta in place with one multiply and no temporary."""
+    if decay != "decoupled" or name != "theta":
+        return expr
+    return _distribute_over(expr, THETA)
+
+
+REWRITES = (shrink_decoupled,)
+
+
+# -- building ------------------------------------------------------------------------------------
+
+def _scalar_symbols(family: str, state: tuple) -> frozenset:
+    hyper = {Y.hyper(name) for name in HYPER[family]}
+    return frozenset(hyper | {Y.state(n, 0) for n in state if n in SCALAR_STATE})
+
+
+def _inline_scalar_temps(temps, outputs, scalars):
+    """sympy.cse also names scalar pieces (t_0 + 1); the printers hoist scalars themselves, so
+    scalar temps go back into the expressions that use them."""
+    subs, kept = {}, []
+    for sym, expr in temps:
+        expr = expr.xreplace(subs)
+        if expr.free_symbols <= scalars:
+            subs[sym] = expr
+        else:
+            kept.append((sym, expr))
+    return tuple(kept), tuple((n, e.xreplace(subs)) for n, e in outputs)
+
+
+def build_program(structure, absent: frozenset = frozenset(), rule_for=build_rule) -> Program:
+    """The program of one step of `structure` (a Spec whose values only switch features on or
+    off), with the state entries in `absent` not yet created (they enter the step as None)."""
+    rule = rule_for(structure)
+    family = structure.family
+    state = {n: (None if n in absent else Y.state(n, 0)) for n in rule.state_names}
+    h = {n: Y.hyper(n) for n in HYPER[family]}
+    new_state, new_theta = rule.step(state, THETA, GRAD, h)
+    decay = structure.decay if structure.decay_on() else None
+    outputs = [(n, new_state[n]) for n in rule.state_names] + [("theta", new_theta)]
+    for rewrite in REWRITES:
+        outputs = [(n, rewrite(decay, n, e)) for n, e in outputs]
+    symbols = sp.numbered_symbols("x", real=True)
+    temps, reduced = sp.cse([e for _, e in outputs], symbols=symbols)
+    scalars = _scalar_symbols(family, rule.state_names)
+    temps, outs = _inline_scalar_temps(temps, zip([n for n, _ in outputs], reduced), scalars)
+    lazy = frozenset(n for n, v in rule.initial_state("start").items() if v is None)
+    return Program(str(structure), HYPER[family], tuple(rule.state_names), frozenset(absent),
+                   lazy, decay, temps, outs, scalars)
+
+
+@lru_cache(maxsize=None)
+def cached_program(key, absent: frozenset, rule_for=build_rule) -> Program:
+    """Programs are pure functions of the structure: one per (structure, absent state, rule);
+    `key` is numeric.structure.structure_key's (name, given items)."""
+    name, items = key
+    return build_program(make_spec(name, dict(items)), absent, rule_for)

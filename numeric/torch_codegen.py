@@ -1,0 +1,294 @@
+"""torch source for a Program: one parameter's step as in-place tensor operations.
+
+    def step(param, grad, state, *, lr, beta1, ...):   # state: torch's per-parameter dict
+
+How an expression becomes operations (each choice saves memory, and each is also how one would
+write the step by hand, so float32 results can match torch.optim's loop bit for bit):
+  - an output X <- c*X + k*Y (Y a tensor already computed, c + k = 1) is one X.lerp_(Y, k);
+  - an output X <- c*X + terms is X.mul_(c) then one fused update per term: add_(Y, alpha=k),
+    addcmul_(Y, Z, value=k), addcdiv_(Y, Z, value=k); no temporary for X;
+  - a sum starts from an unscaled term and adds the others with alpha=k;
+  - a tensor times 1/d is a division by d (correctly rounded, unlike a multiply by 1/d);
+  - scalar factors are Python floats computed once (printing.ScalarTable);
+  - a temporary that is exactly a new state entry is computed in that entry's storage when the
+    old value is not read afterwards; otherwise it is computed aside and copied at the end.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+
+import sympy as sp
+
+from .printing import ScalarTable, compile_source, reciprocal_of, split_add, split_term
+from .program import GRAD, SCALAR_STATE, THETA, Program
+from .reference import TORCH_STATE
+
+_UNARY = {sp.Abs: "torch.abs", sp.sign: "torch.sign", sp.exp: "torch.exp", sp.log: "torch.log"}
+
+
+class _Kernel:
+    """Printer state for one program: emitted lines, variable names, scalar table."""
+
+    def __init__(self, program: Program):
+        self.p = program
+        self.names = {THETA: "param", GRAD: "grad"}
+        for n in program.state:
+            self.names[program.state_symbol(n)] = n if n in SCALAR_STATE else TORCH_STATE[n]
+        self.scalars = ScalarTable(program.is_scalar, self.names)
+        self.lines = []
+        self.counter = itertools.count()
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def emit(self, line: str) -> None:
+        self.lines.append(line)
+
+    def new(self, rhs: str) -> str:
+        name = f"y{next(self.counter)}"
+        self.emit(f"{name} = {rhs}")
+        return name
+
+    def s(self, expr) -> str:
+        return self.scalars.ref(expr)
+
+    def scale(self, var: str, fresh: bool, coef) -> tuple:
+        """var * coef, in place when var is a fresh temporary."""
+        coef = sp.sympify(coef)
+        if coef == 1:
+            return var, fresh
+        if coef == -1:
+            if not fresh:
+                return self.new(f"torch.neg({var})"), True
+            self.emit(f"{var}.neg_()")
+            return var, True
+        d = reciprocal_of(coef)
+        op, arg = ("div", d) if d is not None else ("mul", coef)
+        if fresh:
+            self.emit(f"{var}.{op}_({self.s(arg)})")
+            return var, True
+        return self.new(f"torch.{op}({var}, {self.s(arg)})"), True
+
+    # -- values: a tensor expression as a variable ------------------------------------------------
+    def value(self, expr: sp.Expr) -> tuple:
+        """(variable, fresh): fresh variables were made by this call and may be mutated."""
+        if isinstance(expr, sp.Symbol):
+            return self.names[expr], False
+        if isinstance(expr, sp.Add):
+            return self.value_add(expr)
+        if isinstance(expr, sp.Mul):
+            return self.value_mul(expr)
+        if isinstance(expr, sp.Pow):
+            return self.value_pow(expr)
+        if isinstance(expr, (sp.Max, sp.Min)):
+            return self.value_extremum(expr)
+        if expr.func in _UNARY:
+            x, _ = self.value(expr.args[0])
+            return self.new(f"{_UNARY[expr.func]}({x})"), True
+        raise NotImplementedError(f"no torch printer for {expr.func.__name__}: {expr}")
+
+    def value_add(self, expr) -> tuple:
+        constant, terms = split_add(expr, self.p.is_scalar)
+        # an unscaled term first, so that every other term is one fused add with alpha
+        terms.sort(key=lambda t: (0 if split_term(t, self.p.is_scalar)[0] == 1 else
+                                  1 if split_term(t, self.p.is_scalar)[0] == -1 else 2))
+        acc, fresh = self.value(terms[0])
+        for term in terms[1:]:
+            acc, fresh = self.accumulate(acc, fresh, term)
+        if constant != 0:
+            if fresh:
+                self.emit(f"{acc}.add_({self.s(constant)})")
+            else:
+                acc, fresh = self.new(f"torch.add({acc}, {self.s(constant)})"), True
+        return acc, fresh
+
+    def value_mul(self, expr) -> tuple:
+        coef, numer, denom = split_term(expr, self.p.is_scalar)
+        if numer:
+            acc, fresh = self.value(numer[0])
+            rest = [("mul", f) for f in numer[1:]]
+        else:
+            x, _ = self.value(denom[0])
+            acc, fresh = self.new(f"torch.reciprocal({x})"), True
+            denom = denom[1:]
+            rest = []
+        for op, f in rest + [("div", f) for f in denom]:
+            y, _ = self.value(f)
+            if fresh:
+                self.emit(f"{acc}.{op}_({y})")
+            else:
+                acc, fresh = self.new(f"torch.{op}({acc}, {y})"), True
+        return self.scale(acc, fresh, coef)
+
+    def value_pow(self, expr) -> tuple:
+        base, exp = expr.args
+        x, _ = self.value(base)
+        fn = {sp.Integer(2): "torch.square({})", sp.Rational(1, 2): "torch.sqrt({})",
+              sp.Rational(-1, 2): "torch.rsqrt({})", sp.Integer(-1): "torch.reciprocal({})"}
+        if exp in fn:
+            return self.new(fn[exp].format(x)), True
+        return self.new(f"torch.pow({x}, {self.s(exp)})"), True
+
+    def value_extremum(self, expr) -> tuple:
+        fn, clamp = ("torch.maximum", "clamp_min") if isinstance(expr, sp.Max) \
+            else ("torch.minimum", "clamp_max")
+        constant = [a for a in expr.args if self.p.is_scalar(a)]
+        tensors = [self.value(a)[0] for a in expr.args if not self.p.is_scalar(a)]
+        acc = tensors[0]
+        for y in tensors[1:]:
+            acc = self.new(f"{fn}({acc}, {y})")
+        for c in constant:
+            acc = self.new(f"torch.{clamp}({acc}, {self.s(c)})")
+        return acc, acc != tensors[0]
+
+    # -- fused updates -----------------------------------------------------------------------------
+    def operation(self, term) -> tuple:
+        """(method, operand variables, keyword) adding `term` to a tensor in one fused call."""
+        coef, numer, denom = split_term(term, self.p.is_scalar)
+        if len(numer) == 2 and not denom:
+            return "addcmul", [self.value(f)[0] for f in numer], "value", coef
+        if len(numer) == 1 and len(denom) == 1:
+            return "addcdiv", [self.value(numer[0])[0], self.value(denom[0])[0]], "value", coef
+        tensor = sp.Mul(*numer) / sp.Mul(*denom)
+        return "add", [self.value(tensor)[0]], "alpha", coef
+
+    def apply(self, acc: str, fresh: bool, op: tuple) -> tuple:
+        method, operands, keyword, coef = op
+        args = ", ".join(operands)
+        if coef == -1 and method == "add":
+            method, coef = "sub", sp.Integer(1)
+        if coef != 1:
+            args += f", {keyword}={self.s(coef)}"
+        if fresh:
+            self.emit(f"{acc}.{method}_({args})")
+            return acc, True
+        return self.new(f"torch.{method}({acc}, {args})"), True
+
+    def accumulate(self, acc: str, fresh: bool, term) -> tuple:
+        return self.apply(acc, fresh, self.operation(term))
+
+    # -- writing an output into existing storage ----------------------------------------------------
+    def into(self, dest: str, expr: sp.Expr, old: sp.Symbol) -> None:
+        """dest <- expr, where dest holds `old`, without a temporary for dest."""
+        others = [a for a in expr.args if a != old]
+        if isinstance(expr, (sp.Max, sp.Min)) and len(others) == 1 \
+                and len(expr.args) == 2 and not self.p.is_scalar(others[0]):
+            fn = "torch.maximum" if isinstance(expr, sp.Max) else "torch.minimum"
+            self.emit(f"{fn}({dest}, {self.value(others[0])[0]}, out={dest})")
+            return
+        own, rest = [], []
+        for term in sp.Add.make_args(expr):
+            coef, numer, denom = split_term(term, self.p.is_scalar)
+            (own if numer == [old] and not denom else rest).append((term, coef))
+        if not own:
+            x, _ = self.value(expr)
+            self.emit(f"{dest}.copy_({x})")
+            return
+        c = sp.Add(*[coef for _, coef in own])
+        if len(rest) == 1 and self.lerp(dest, c, rest[0][0]):
+            return
+        ops = [self.operation(term) for term, _ in rest if not self.p.is_scalar(term)]
+        constant = sp.Add(*[term for term, _ in rest if self.p.is_scalar(term)])
+        ops = [(m, [self.new(f"{dest}.clone()") if x == dest else x for x in xs], k, co)
+               for m, xs, k, co in ops]  # operands are read before dest changes
+        self.scale(dest, True, c)
+        for op in ops:
+            self.apply(dest, True, op)
+        if constant != 0:
+            self.emit(f"{dest}.add_({self.s(constant)})")
+
+    def lerp(self, dest: str, c, term) -> bool:
+        """c*X + k*Y with c + k = 1 is X.lerp_(Y, k); with c - k = 1, X.lerp_(-Y, -k)."""
+        k, numer, denom = split_term(term, self.p.is_scalar)
+        if len(numer) != 1 or denom or not isinstance(numer[0], sp.Symbol):
+            return False
+        y = self.names[numer[0]]
+        if sp.expand(c + k - 1) == 0:
+            self.emit(f"{dest}.lerp_({y}, {self.s(k)})")
+            return True
+        if sp.expand(c - k - 1) == 0:
+            self.emit(f"{dest}.lerp_({self.new(f'torch.neg({y})')}, {self.s(-k)})")
+            return True
+        return False
+
+
+def _bindings(program: Program) -> dict:
+    """temp -> state name, for temps computed directly in that state entry's storage: the temp
+    is exactly the entry's new value and the entry's old value is not read after it."""
+    out = {}
+    temps = [s for s, _ in program.temps]
+    for name, expr in program.outputs:
+        if name == "theta" or name in SCALAR_STATE or expr not in temps or expr in out:
+            continue
+        if sum(e == expr for _, e in program.outputs) != 1:
+            continue
+        old = program.state_symbol(name)
+        at = temps.index(expr)
+        later = [e for _, e in program.temps[at + 1:]] + [e for n, e in program.outputs]
+        if name in program.absent or not any(old in e.free_symbols for e in later):
+            out[expr] = name
+    return out
+
+
+def torch_source(program: Program, fname: str = "step") -> str:
+    k = _Kernel(program)
+    bound = _bindings(program)
+    for sym, expr in program.temps:
+        name = bound.get(sym)
+        if name is None:
+            k.names[sym] = k.value(expr)[0]
+        elif name in program.absent:
+            k.names[sym] = _create(k, name, expr)
+        else:
+            k.into(TORCH_STATE[name], expr, program.state_symbol(name))
+            k.names[sym] = TORCH_STATE[name]
+    deferred = []
+    outputs = [(n, e) for n, e in program.outputs if n != "theta"] + \
+        [(n, e) for n, e in program.outputs if n == "theta"]
+    for i, (name, expr) in enumerate(outputs):
+        if name in SCALAR_STATE:
+            k.emit(f"state[{TORCH_STATE[name]!r}].fill_({k.s(expr)})")
+        elif expr in bound:
+            continue
+        elif name != "theta" and name in program.absent:
+            _create(k, name, expr)
+        else:
+            dest = "param" if name == "theta" else TORCH_STATE[name]
+            old = THETA if name == "theta" else program.state_symbol(name)
+            if any(old in e.free_symbols for _, e in outputs[i + 1:]):
+                deferred.append((dest, k.value(expr)[0]))  # old value still needed below
+            else:
+                k.into(dest, expr, old)
+    for dest, var in deferred:
+        k.emit(f"{dest}.copy_({var})")
+
+    reads = []
+    for n in program.state:
+        if n in SCALAR_STATE:
+            reads.append(f"{n} = float(state[{TORCH_STATE[n]!r}])")
+        elif n not in program.absent:
+            reads.append(f"{TORCH_STATE[n]} = state[{TORCH_STATE[n]!r}]")
+    hyper = ", ".join(program.hyper)
+    lines = [f"def {fname}(param, grad, state, *, {hyper}):",
+             f'    """{program.name}; absent state: {sorted(program.absent) or "none"}"""']
+    lines += ["    " + line for line in reads + k.scalars.lines() + k.lines]
+    return "\n".join(lines) + "\n"
+
+
+def _create(k: _Kernel, name: str, expr) -> str:
+    """A state entry made by this step (torch's lazy momentum buffer): its own new tensor."""
+    x, fresh = k.value(expr)
+    if not fresh:
+        x = k.new(f"{x}.detach().clone()")
+    key = TORCH_STATE[name]
+    k.emit(f"state[{key!r}] = {key} = {x}")
+    return key
+
+
+def compile_torch(program: Program):
+    import torch
+
+    source = torch_source(program)
+    filename = f"<optequiv torch {program.name} absent={sorted(program.absent)}>"
+    fn = compile_source(source, "step", filename, {"torch": torch, "math": math})
+    fn.source = source
+    return fn
