@@ -11,7 +11,7 @@ symbols (symbolic commands) or with torch's numeric defaults (numeric commands).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from types import MappingProxyType
 
@@ -70,6 +70,10 @@ class Spec:
 
     name: str
     given: MappingProxyType
+    # the text the user wrote for each value (key, or (key, index) for betas): messages and
+    # printing show 1e-3 as written, not as the exact rational 1/1000 it is computed with
+    sources: MappingProxyType = field(default_factory=lambda: MappingProxyType({}),
+                                      compare=False)
 
     # -- derived views -----------------------------------------------------------------------
     @property
@@ -158,7 +162,10 @@ class Spec:
                 value = filled[key].xreplace(mapping)
                 if key in given or value != filled[key]:
                     given[key] = value
-        return make_spec(self.name, given)
+        kept = {k: text for k, text in self.sources.items()
+                if given.get(k if isinstance(k, str) else k[0]) == self.given.get(
+                    k if isinstance(k, str) else k[0])}
+        return make_spec(self.name, given, kept)
 
     def __str__(self) -> str:
         parts = []
@@ -166,9 +173,10 @@ class Spec:
             if isinstance(value, bool):
                 text = "true" if value else "false"
             elif isinstance(value, tuple):
-                text = f"({value[0]}, {value[1]})"
+                text = f"({self.sources.get((key, 0), value[0])}, " \
+                       f"{self.sources.get((key, 1), value[1])})"
             else:
-                text = str(value)
+                text = self.sources.get(key, str(value))
             parts.append(f"{key}={text}")
         return f"{self.name}({', '.join(parts)})"
 
@@ -235,7 +243,7 @@ def make_spec(name: str, given: dict, sources: dict | None = None) -> Spec:
                 and not isinstance(value, sp.Expr):
             raise UserError(f"{key} must be a number or an expression, got {value}")
     _check_values(name, given, sources or {})
-    return Spec(name, MappingProxyType(dict(given)))
+    return Spec(name, MappingProxyType(dict(given)), MappingProxyType(dict(sources or {})))
 
 
 def parse_spec(text: str) -> Spec:
