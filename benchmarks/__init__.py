@@ -1,0 +1,1 @@
+"""Benchmarks: optimizer step times against torch.optim and the symbolic engine's costs."""

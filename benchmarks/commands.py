@@ -1,0 +1,40 @@
+"""`optequiv bench [--quick] [--json FILE] [--device cpu|cuda]`: the benchmark as Markdown on
+stdout (`optequiv bench > BENCHMARKS.md` is how BENCHMARKS.md is made), rows as JSON on request."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from derive.atomic import write_atomic
+from derive.errors import UserError
+
+
+def run_bench(args) -> int:
+    import torch
+
+    from .optimizers import optimizer_rows
+    from .report import markdown
+    from .symbolic import symbolic_rows
+    from .throughput import throughput_row
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: CUDA is not available on this machine")
+    if args.json and not Path(args.json).resolve().parent.is_dir():
+        raise UserError(f"--json {args.json}: the directory does not exist")
+    optimizer = optimizer_rows(quick=args.quick, device=args.device)
+    symbolic = symbolic_rows(quick=args.quick)
+    throughput = throughput_row(quick=args.quick)
+    command = "optequiv " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else "optequiv bench"
+    print(markdown(optimizer, symbolic, throughput, command))
+    if args.json:
+        write_atomic(args.json, json.dumps(optimizer + symbolic + [throughput], indent=2))
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("bench", help="benchmark generated optimizers and the symbolic engine")
+    p.add_argument("--quick", action="store_true", help="small sizes, finishes in under a minute")
+    p.add_argument("--json", metavar="FILE", help="also write every row as a JSON list")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.set_defaults(run=run_bench)
