@@ -49,44 +49,32 @@ class Rule:
         return tuple(stage.name for stage in self.stages)
 
 
-def _sgd_stages(spec: Spec) -> tuple:
-    decay, on = spec.decay, spec.decay_on()
-    out = [S.NEGATE] if spec.flag("maximize") else []
-    if on and decay == "l2":
-        out.append(S.DECAY_L2)
-    if spec.momentum_on():
-        out += [S.MOMENTUM, S.NESTEROV if spec.flag("nesterov") else S.USE_BUFFER]
-    if on and decay == "decoupled":
-        out.append(S.DECAY_DECOUPLED)
+def _place_decay(spec: Spec, before: list, core: list) -> tuple:
+    """before, then core (momentum or moments), the lr scaling and the update, with the decay
+    stage placed where the spec's convention puts it: this position is the whole difference."""
+    decay = spec.decay if spec.decay_on() else None
+    out = list(before)
+    out += [S.DECAY_L2] if decay == "l2" else []
+    out += core
+    out += [S.DECAY_DECOUPLED] if decay == "decoupled" else []
     out.append(S.SCALE_LR)
-    if on and decay == "independent":
-        out.append(S.DECAY_INDEPENDENT)
+    out += [S.DECAY_INDEPENDENT] if decay == "independent" else []
     out.append(S.APPLY)
-    if on and decay == "after":
-        out.append(S.DECAY_AFTER)
+    out += [S.DECAY_AFTER] if decay == "after" else []
     return tuple(out)
+
+
+def _sgd_stages(spec: Spec) -> tuple:
+    before = [S.NEGATE] if spec.flag("maximize") else []
+    core = [S.MOMENTUM, S.NESTEROV if spec.flag("nesterov") else S.USE_BUFFER] \
+        if spec.momentum_on() else []
+    return _place_decay(spec, before, core)
 
 
 def _adam_stages(spec: Spec) -> tuple:
-    decay, on = spec.decay, spec.decay_on()
-    out = [S.COUNT]
-    if spec.flag("maximize"):
-        out.append(S.NEGATE)
-    if on and decay == "l2":
-        out.append(S.DECAY_L2)
-    out.append(S.MOMENTS)
-    if spec.flag("amsgrad"):
-        out.append(S.AMSGRAD)
-    out.append(S.ADAM_DIRECTION)
-    if on and decay == "decoupled":
-        out.append(S.DECAY_DECOUPLED)
-    out.append(S.SCALE_LR)
-    if on and decay == "independent":
-        out.append(S.DECAY_INDEPENDENT)
-    out.append(S.APPLY)
-    if on and decay == "after":
-        out.append(S.DECAY_AFTER)
-    return tuple(out)
+    before = [S.COUNT] + ([S.NEGATE] if spec.flag("maximize") else [])
+    core = [S.MOMENTS] + ([S.AMSGRAD] if spec.flag("amsgrad") else []) + [S.ADAM_DIRECTION]
+    return _place_decay(spec, before, core)
 
 
 def build_rule(spec) -> Rule:

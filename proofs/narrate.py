@@ -16,6 +16,17 @@ from derive.trace import trace
 SHOW = 160  # distinct operations above which a difference is described, not displayed
 
 
+def parts(items, a_title: str, b_title: str) -> tuple:
+    """A theorem made of parts, each (introduction, comparison, judge): the blocks (a heading and
+    the comparison's derivation per part) and each part's verdict as judged against its claim."""
+    blocks, verdicts = [], []
+    for intro, comparison, judge in items:
+        verdicts.append(judge(comparison))
+        blocks.append(Prose(f"Part {len(verdicts)}. {intro}"))
+        blocks += comparison_blocks(comparison, a_title, b_title)
+    return blocks, verdicts
+
+
 def recurrence(spec, title: str) -> Recurrence:
     return Recurrence(f"{title}: {spec}", trace(build_rule(spec), spec.hyper()))
 

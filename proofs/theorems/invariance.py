@@ -10,8 +10,7 @@ from __future__ import annotations
 import sympy as sp
 
 from derive.compare import compare
-from derive.derivation import Prose
-from proofs.narrate import comparison_blocks
+from proofs.narrate import parts
 from proofs.registry import Theorem, claim_divergent, claim_equivalent, combine
 
 ADAMW = "adamw(eps=0, weight_decay=lam)"
@@ -25,20 +24,15 @@ def rescaled(g):
 
 
 def build(theorem: Theorem):
-    blocks, verdicts = [], []
-    parts = (
-        ("AdamW with eps = 0 is invariant: theta is the same whether it sees g or c*g.",
-         ADAMW, claim_equivalent),
-        ("Adam + L2 with eps = 0 is not: the L2 term lambda*theta is not rescaled with g.",
-         ADAM_L2, lambda c: claim_divergent(c, 1)),
-        ("With eps > 0 AdamW is not invariant either: eps sets a scale.",
-         ADAMW_EPS, lambda c: claim_divergent(c, 1)),
-    )
-    for index, (words, spec, judge) in enumerate(parts):
-        c = compare(spec, spec, transform=rescaled)
-        verdicts.append(judge(c))
-        blocks.append(Prose(f"Part {index + 1}. {words} B is the same rule fed c*g_t, c > 0."))
-        blocks += comparison_blocks(c, "g", "c*g")
+    fed = " B is the same rule fed c*g_t, c > 0."
+    blocks, verdicts = parts([
+        ("AdamW with eps = 0 is invariant: theta is the same whether it sees g or c*g." + fed,
+         compare(ADAMW, ADAMW, transform=rescaled), claim_equivalent),
+        ("Adam + L2 with eps = 0 is not: the L2 term lambda*theta is not rescaled with g." + fed,
+         compare(ADAM_L2, ADAM_L2, transform=rescaled), lambda c: claim_divergent(c, 1)),
+        ("With eps > 0 AdamW is not invariant either: eps sets a scale." + fed,
+         compare(ADAMW_EPS, ADAMW_EPS, transform=rescaled), lambda c: claim_divergent(c, 1)),
+    ], "A (fed g)", "B (fed c*g)")
     return theorem.derivation(combine(verdicts), blocks)
 
 

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from derive import symbols as Y
 from derive.compare import compare
-from derive.derivation import Prose
-from proofs.narrate import comparison_blocks
+from proofs.narrate import parts
 from proofs.registry import Theorem, claim_divergent, claim_equivalent, combine
 
 L2 = "sgd(lr=eta, weight_decay=lam)"
@@ -19,7 +18,7 @@ eta, lam = Y.hyper("eta"), Y.hyper("lam")
 
 
 def build(theorem: Theorem):
-    parts = [
+    items = [
         ("Constant learning rate, lr-scaled decoupled decay.",
          compare(L2, DECOUPLED), lambda c: claim_equivalent(c, {Y.hyper("lam2"): lam})),
         ("Constant learning rate, lr-independent decay (the paper's form): the coefficients map "
@@ -37,11 +36,7 @@ def build(theorem: Theorem):
          lambda c: claim_equivalent(c, {Y.stepped(Y.hyper("k"), "t"):
                                         Y.stepped(eta, "t") * lam})),
     ]
-    blocks, verdicts = [], []
-    for intro, comparison, judge in parts:
-        verdicts.append(judge(comparison))
-        blocks.append(Prose(f"Part {len(verdicts)}. {intro}"))
-        blocks += comparison_blocks(comparison, "L2", "decay")
+    blocks, verdicts = parts(items, "L2", "decay")
     return theorem.derivation(combine(verdicts), blocks)
 
 
