@@ -37,10 +37,11 @@ from .unroll import step_hyper
 
 DEFAULT_STEPS = 4
 # time budgets (seconds): past them the engine answers 'undecided' or leaves a part out
-BUDGET, WITNESS_SECONDS, CONDITION_SECONDS, CANDIDATE_SECONDS = 60.0, 10.0, 20.0, 5.0
+BUDGET, WITNESS_SECONDS, CONDITION_SECONDS, CANDIDATE_SECONDS = 30.0, 10.0, 15.0, 5.0
+ELEMENTWISE = ("Every stage acts on one coordinate at a time, so one scalar coordinate suffices: "
+               "a vector parameter is independent copies of it.")
+NOT_ELEMENTWISE = ("A stage mixes coordinates: the scalar model does not cover vector parameters.")
 NOTES = (
-    "Every stage acts on one coordinate at a time, so one scalar coordinate suffices: a vector "
-    "parameter is independent copies of it.",
     "Open loop suffices: trajectories that agree up to step k-1 see the same gradients at step k, "
     "and any gradient sequence is realised by some loss along a trajectory of distinct points.",
 )
@@ -518,6 +519,8 @@ def compare(a, b, steps: int = DEFAULT_STEPS, start: str = "start", schedule=(),
 
 def _compare(A, B, result, steps, start, want_conditions, want_witness, transform):
     ra, rb = build_rule(A), build_rule(B)
+    # the scalar model relies on this: say so, computed from the stages
+    result.notes.insert(0, ELEMENTWISE if ra.elementwise and rb.elementwise else NOT_ELEMENTWISE)
     ha, hb = A.hyper(), B.hyper()
     schedule = result.schedule
     base_unknowns = Y.by_name(B.symbols() - A.symbols())
