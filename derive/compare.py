@@ -38,6 +38,7 @@ from .unroll import step_hyper
 DEFAULT_STEPS = 4
 # time budgets (seconds): past them the engine answers 'undecided' or leaves a part out
 BUDGET, WITNESS_SECONDS, CONDITION_SECONDS, CANDIDATE_SECONDS = 30.0, 10.0, 15.0, 5.0
+SOLVESET_SECONDS = 2.0
 ELEMENTWISE = ("Every stage acts on one coordinate at a time, so one scalar coordinate suffices: "
                "a vector parameter is independent copies of it.")
 NOT_ELEMENTWISE = ("A stage mixes coordinates: the scalar model does not cover vector parameters.")
@@ -160,6 +161,8 @@ def _solve(eqs: list, unknowns: list, rng: random.Random):
     # number; if no number solves the equations there, no mapping exists.
     if others and _inconsistent_at(eqs, present, point):
         return []
+    if others and len(present) == 1 and _no_common_root_at(eqs, present[0], point):
+        return []
     linear = _solve_linear(eqs, present, point)
     if linear is not None:
         sols = linear
@@ -208,8 +211,11 @@ def _surviving_roots(eqs: list, u: sp.Symbol, point: dict):
     None when that cannot be established (solveset gives up)."""
     for eq in eqs:
         try:
-            roots = sp.solveset(eq.xreplace(point), u, domain=sp.Interval(0, sp.oo))
+            roots = attempt(SOLVESET_SECONDS, sp.solveset, eq.xreplace(point), u,
+                            sp.Interval(0, sp.oo))
         except (NotImplementedError, ValueError, TypeError):
+            continue
+        if roots is None:  # out of time: this equation is too hard, try the next
             continue
         if roots is sp.S.EmptySet:
             return []
@@ -263,6 +269,34 @@ def _inconsistent_at(eqs: list, unknowns: list, point: dict) -> bool:
         for column in basis:
             residual -= column * (column.T * b)[0]
         return mpmath.norm(residual) > tiny
+
+
+def _no_common_root_at(eqs: list, u: sp.Symbol, point: dict) -> bool:
+    """For equations polynomial in one unknown (of any degree: momentum**2 from Nesterov), at a
+    rational point of the other symbols: True when no root of the first equation (all of them,
+    complex included, from its coefficients at 80 digits) makes every other equation vanish.
+    Coefficients there are algebraic numbers, where SymPy's exact Groebner bases can take
+    minutes; the exact witness comes separately, from the counterexample."""
+    polys = [sp.Poly(e.xreplace(point), u) for e in eqs]
+    polys = [p for p in polys if not p.is_zero]
+    if not polys:
+        return False
+    with mpmath.workdps(80):
+        numeric = [[mpmath.mpf(sp.N(c, 90)) for c in p.all_coeffs()] for p in polys]
+        first = min(numeric, key=len)
+        if len(first) == 1:  # a non-zero constant: inconsistent
+            return abs(first[0]) > mpmath.mpf(10) ** -40
+        try:
+            roots = mpmath.polyroots(first, maxsteps=200, extraprec=200)
+        except mpmath.libmp.libhyper.NoConvergence:
+            return False
+        for root in roots:
+            scale = [max(mpmath.mpf(1), max(abs(c) for c in co)) * max(1, abs(root)) ** len(co)
+                     for co in numeric]
+            if all(abs(mpmath.polyval(co, root)) <= s * mpmath.mpf(10) ** -40
+                   for co, s in zip(numeric, scale)):
+                return False  # a common root: a mapping may exist, let the exact solver say
+        return True
 
 
 def _generic_mapping(sol: dict, schedule) -> dict:
