@@ -42,6 +42,20 @@ CATALOGUE_PAIRS = (
      "sgd(lr=alpha/s, weight_decay=2*c*s)"),
     ("adam vs amsgrad", "adam", "adam(amsgrad=true)"),
 )
+# a grid for "compare of any two specs with up to 3 free symbols": every pair of these whose
+# union has at most 3 free symbols is compared
+SWEEP_SPECS = (
+    "sgd(lr=eta)", "sgd(lr=eta, weight_decay=lam)", "sgd(lr=eta, weight_decay=lam, decay=decoupled)",
+    "sgd(lr=eta, weight_decay=lam, decay=independent)", "sgd(lr=eta, momentum=mu, weight_decay=lam)",
+    "sgd(lr=eta, momentum=mu, weight_decay=lam, decay=decoupled)",
+    "sgd(lr=eta, momentum=mu, dampening=mu, buffer=zero)", "sgd(lr=eta, momentum=mu, nesterov=true)",
+    "sgd(lr=eta, momentum=0.9, weight_decay=lam, maximize=true)",
+    "adam(lr=eta, betas=(0.9, 0.999), eps=1e-8, weight_decay=lam)",
+    "adamw(lr=eta, betas=(0.9, 0.999), eps=1e-8, weight_decay=lam)",
+    "adam(lr=eta, betas=(mu, 0.999), eps=1e-8, amsgrad=true)",
+    "adamw(lr=eta, betas=(0.9, 0.999), eps=1e-8, weight_decay=lam, decay=after)",
+    "adamw(lr=eta, weight_decay=lam, betas=(0.9, 0.99), eps=0)",
+)
 UNROLL_SPECS = (("sgd-momentum", "sgd(lr=eta, momentum=mu, weight_decay=lam)"),
                 ("adam", "adam(weight_decay=lam)"))
 
@@ -70,6 +84,31 @@ def compare_rows(quick: bool = False) -> list:
         free = len(parse_spec(a).symbols() | parse_spec(b).symbols())
         rows.append({"case": f"compare {name}", "seconds": seconds, "free_symbols": free,
                      "verdict": result.verdict})
+    return rows
+
+
+def sweep_rows(quick: bool = False) -> list:
+    """Every ordered pair of SWEEP_SPECS with at most 3 free symbols, from torch's start and from
+    a general state: the slowest and the median time, and how many were decided."""
+    specs = SWEEP_SPECS[:6] if quick else SWEEP_SPECS
+    rows = []
+    for start in ("start",) if quick else ("start", "state"):
+        times, decided, slowest = [], 0, ""
+        for a in specs:
+            for b in specs:
+                if len(parse_spec(a).symbols() | parse_spec(b).symbols()) > 3:
+                    continue
+                begin = time.perf_counter()
+                verdict = compare(a, b, start=start).verdict
+                times.append(time.perf_counter() - begin)
+                decided += verdict in ("proven", "refuted")
+                if times[-1] == max(times):
+                    slowest = f"{a} vs {b}"
+        times.sort()
+        rows.append({"case": f"compare sweep, <= 3 free symbols, from {start}",
+                     "seconds": times[-1], "pairs": len(times), "decided": decided,
+                     "median_seconds": times[len(times) // 2],
+                     "under_2s": sum(t < 2.0 for t in times), "slowest": slowest})
     return rows
 
 
@@ -107,7 +146,8 @@ def fitted_exponent(rows: list, key: str, k_min: int = 4) -> float:
 
 
 def symbolic_rows(quick: bool = False) -> list:
-    rows = [prove_all_row()] + compare_rows(quick) + unroll_rows(16 if quick else 32)
+    rows = [prove_all_row()] + compare_rows(quick) + sweep_rows(quick) + \
+        unroll_rows(16 if quick else 32)
     for name, _ in UNROLL_SPECS:
         mine = [r for r in rows if r["case"].startswith(f"unroll {name} ")]
         rows.append({"case": f"unroll {name} growth", "seconds": mine[-1]["seconds"],
