@@ -7,7 +7,6 @@ subtrees counted once: what a CSE'd program holds). `fitted_exponent` fits size 
 from __future__ import annotations
 
 import math
-import resource
 import subprocess
 import sys
 import time
@@ -62,16 +61,19 @@ UNROLL_SPECS = (("sgd-momentum", "sgd(lr=eta, momentum=mu, weight_decay=lam)"),
 
 def prove_all_row() -> dict:
     """`optequiv prove --all` in a fresh process: wall time and peak resident memory."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    # the child reports its own peak (RUSAGE_CHILDREN would include earlier children, gcc too)
+    code = ("import resource, sys\nfrom derive.cli import main\n"
+            "code = main(['prove', '--all', '--json'])\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+            "sys.exit(code)")
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "derive", "prove", "--all", "--json"],
-                          capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
         raise RuntimeError(f"prove --all failed: {proc.stderr.strip()}")
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    peak_kb = int(proc.stderr.strip().splitlines()[-1])
     return {"case": "prove --all (fresh process)", "seconds": seconds,
-            "peak_rss_mb": max(peak_kb, before) / 1024}
+            "peak_rss_mb": peak_kb / 1024}
 
 
 def compare_rows(quick: bool = False) -> list:

@@ -2,11 +2,13 @@
 
     numeric.numpy_step(spec)         a numpy step (state, theta, grad, **hyper) -> (state, theta)
     numeric.torch_optimizer(spec)    a torch.optim.Optimizer subclass, drop-in for torch's
+                                     (fused=True: the step compiled from C, one call per group)
     numeric.crosscheck(spec, ...)    the generated optimizer against torch.optim, step by step
     numeric.testing.assert_matches_spec(factory, spec, ...)   for users' own CI
 
 How: program.py turns a rule's symbolic step into a straight-line program (sympy.cse);
-numpy_codegen.py and torch_codegen.py print it; optimizer.py wraps the torch step in torch's
+numpy_codegen.py, torch_codegen.py and c_codegen.py print it (c_build.py compiles the C once per
+machine, fused.py calls it); optimizer.py wraps the torch step or the C kernel in torch's
 machinery; harness.py runs optimizers side by side on problems.py and measures with metrics.py.
 `import numeric` needs numpy only; the torch parts import torch when first used.
 """

@@ -1,5 +1,6 @@
 """The generated optimizer for a spec against torch.optim's own, in every implementation torch
-has for the device and dtype: the single-tensor loop (foreach=False), foreach, and fused."""
+has for the device and dtype: the single-tensor loop (foreach=False), foreach, and fused.
+The generated side runs its default step, or with fused=True its compiled C kernel."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ class Report:
     seed: int
     comparisons: list  # harness.Comparison per torch implementation
     skipped: dict  # implementation -> why torch has none here
+    fused: bool = False  # the generated optimizer ran with fused=True (its C kernel)
 
     @property
     def passed(self) -> bool:
@@ -55,6 +57,7 @@ class Report:
         worst = self.first_failing
         return {
             "passed": self.passed, "spec": self.spec, "torch_class": self.torch_class,
+            "generated": "fused" if self.fused else "default",
             "steps": self.steps, "dtype": self.dtype, "device": self.device, "seed": self.seed,
             "max_abs_error": max(c.max_abs_error for c in self.comparisons),
             "max_rel_error": max(c.max_rel_error for c in self.comparisons),
@@ -76,14 +79,17 @@ class Report:
 
 def crosscheck(spec, *, steps: int = 200, dtype=torch.float64, device="cpu", seed: int = 0,
                implementations=tuple(IMPLEMENTATIONS), scenario: Scenario = Scenario(),
-               rule_for=build_rule) -> Report:
+               rule_for=build_rule, fused: bool = False) -> Report:
     """Run numeric.torch_optimizer(spec) against torch.optim for `spec` (UserError when torch has
     no class for it) on the harness problem; gradients come from torch's first implementation.
-    `rule_for` is passed to torch_optimizer (negative controls plant wrong rules there)."""
+    `rule_for` is passed to torch_optimizer (negative controls plant wrong rules there);
+    `fused`: the generated optimizer is constructed with fused=True."""
     text = spec if isinstance(spec, str) else str(spec)
     spec = as_spec(spec)
     cls, kwargs = torch_reference(spec)
     generated = torch_optimizer(spec, rule_for=rule_for)
+    if fused:
+        generated = (lambda opt: lambda params: opt(params, fused=True))(generated)
     factories, skipped = {}, {}
     for impl in implementations:
         why = available(cls, kwargs, impl, dtype, device)
@@ -101,4 +107,4 @@ def crosscheck(spec, *, steps: int = 200, dtype=torch.float64, device="cpu", see
                                steps=steps, dtype=dtype, device=device, seed=seed,
                                scenario=scenario)
     return Report(text, f"torch.optim.{cls.__name__}", steps, str(dtype).split(".")[-1],
-                  str(device), seed, comparisons, skipped)
+                  str(device), seed, comparisons, skipped, fused)

@@ -36,6 +36,8 @@ def register(subparsers) -> None:
     p.add_argument("--dtype", choices=("float32", "float64"), default="float64")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--seed", type=seed_arg, default=0)
+    p.add_argument("--fused", action="store_true",
+                   help="run the generated optimizer with fused=True (its step compiled from C)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=run_crosscheck)
 
@@ -58,10 +60,17 @@ def run_crosscheck(args) -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda: CUDA is not available on this machine "
                         "(torch.cuda.is_available() is False)")
+    if args.fused:
+        from .c_build import CompilerNotFound, require_compiler
+
+        try:
+            require_compiler()
+        except CompilerNotFound as error:
+            raise UserError(f"--fused: {error}") from None
     from .against_torch import crosscheck
 
     report = crosscheck(args.spec, steps=args.steps, dtype=getattr(torch, args.dtype),
-                        device=args.device, seed=args.seed)
+                        device=args.device, seed=args.seed, fused=args.fused)
     if args.json:
         print_json(report.to_json())
     else:
@@ -72,7 +81,8 @@ def run_crosscheck(args) -> int:
 def report_text(report) -> str:
     data = report.to_json()
     tol = data["tolerance"]
-    lines = [f"crosscheck {report.spec}: numeric.torch_optimizer against {report.torch_class}",
+    generated = "numeric.torch_optimizer" + (" (fused=True)" if report.fused else "")
+    lines = [f"crosscheck {report.spec}: {generated} against {report.torch_class}",
              f"{report.dtype} on {report.device}, {report.steps} steps, seed {report.seed}; "
              f"tolerance {tol['rel']:.3g} relative ({tol['eps_units']} eps) per tensor and step"]
     for c in report.comparisons:

@@ -10,9 +10,17 @@ defaults, param groups, hyperparameters re-read from param_groups at every step,
 parameter whose grad is None skipped entirely, lazily created per-parameter state under torch's
 key names (so state_dict() and load_state_dict() round-trip, even with torch.optim's own).
 
-Implementations: the step is a loop over parameters, one tensor at a time. foreach=True is
-accepted and runs the same loop (torch's foreach gives its loop's numbers bit for bit on the CPU);
-fused=True is refused until a fused printer exists (it would read the same numeric.program IR).
+Implementations (torch's keywords):
+  - default (fused=None or False): a loop over parameters, each stepped by the step printed as
+    in-place torch operations (torch_codegen.py): bit for bit torch's single-tensor loop on the
+    CPU. foreach=True is accepted and runs the same loop (torch's foreach gives its loop's
+    numbers bit for bit on the CPU).
+  - fused=True: the same program printed as C (c_codegen.py), compiled once per program and
+    machine (c_build.py), one call per param group (fused.py); within a few ulp of torch's loop,
+    as torch's own fused kernels are. Parameters the kernel cannot read (not dense CPU
+    float32/float64) take the default path. Raises CompilerNotFound at construction when no C
+    compiler exists. It is not the default: the default needs no compiler and no first-use
+    compilation, and gives torch's loop's bits.
 """
 from __future__ import annotations
 
@@ -27,6 +35,8 @@ from derive.errors import UserError
 from derive.rules import build_rule
 from derive.spec import as_spec, make_spec
 
+from . import c_build
+from .fused import fused_kernel
 from .program import SCALAR_STATE, cached_program
 from .structure import structure_key
 from .reference import TORCH_STATE
@@ -107,11 +117,11 @@ def validate(spec, values: dict) -> None:
     for key in ("capturable", "differentiable"):
         if values.get(key):
             raise UserError(f"{key}=True is not supported by the generated optimizer")
-    if values.get("fused"):
-        raise UserError("fused=True: the generated optimizer has no fused kernel yet; it runs "
-                        "the single-tensor loop (foreach=True is accepted and gives the same "
-                        "numbers as torch's foreach)")
     make_spec(spec.name, given, sources)
+    if values.get("fused"):
+        if values.get("foreach"):
+            raise RuntimeError("`fused` and `foreach` cannot be `True` together.")  # torch's
+        c_build.require_compiler()  # fail here, with one clear message, not at the first step
 
 
 class GeneratedOptimizer(torch.optim.Optimizer):
@@ -120,6 +130,7 @@ class GeneratedOptimizer(torch.optim.Optimizer):
     spec = None
     rule_for = staticmethod(build_rule)
     __signature__ = None
+    _plans: dict  # set per class by _plan: the group's switches -> _Plan
 
     def __init__(self, params, *args, **kwargs):
         bound = self.__signature__.bind(params, *args, **kwargs)
@@ -152,25 +163,40 @@ class GeneratedOptimizer(torch.optim.Optimizer):
                              decay_on=h["weight_decay"] != 0,
                              flags={f: group.get(f, False) for f in FLAGS})
 
-    def _state(self, p, program) -> dict:
-        """torch's lazy state: created on a parameter's first step with a gradient; entries
-        that start at 0 are made here, entries that start absent are made by the step."""
+    @classmethod
+    def _plan(cls, group, h: dict) -> "_Plan":
+        """The group's program now, found from a tuple of booleans. (structure_key builds SymPy
+        objects and the program caches hash them: after a large step has streamed through the
+        CPU caches, that Python is slow enough to show in a step's time.)"""
+        switches = (h.get("momentum", 0) != 0, h["weight_decay"] != 0,
+                    *(bool(group.get(f, False)) for f in FLAGS))
+        plans = cls.__dict__.get("_plans")
+        if plans is None:  # one cache per class: a subclass may change spec or rule_for
+            plans = cls._plans = {}
+        plan = plans.get(switches)
+        if plan is None:
+            plan = plans[switches] = _Plan(cls._key(group, h), cls.rule_for)
+        return plan
+
+    def _state(self, p, program, keys) -> tuple:
+        """(state, absent): torch's lazy state, created on a parameter's first step with a
+        gradient (entries that start at 0 are made here, entries that start absent are made by
+        the step), and the names of the entries still absent. keys: _keys(program.state)."""
         if not program.state:
-            return {}
+            return {}, _NONE
         state = self.state[p]
-        for name in program.state:
-            key = TORCH_STATE[name]
-            if name in program.lazy or key in state:
+        missing = [name for name, key in keys if key not in state]
+        for name in missing:
+            if name in program.lazy:
                 continue
             if name in SCALAR_STATE:
-                state[key] = torch.tensor(0.0, dtype=_step_dtype())
+                state[TORCH_STATE[name]] = torch.tensor(0.0, dtype=_step_dtype())
             else:
-                state[key] = torch.zeros_like(p, memory_format=torch.preserve_format)
-        if "step" in state and not torch.is_tensor(state["step"]):
+                state[TORCH_STATE[name]] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        if "step" in state and not isinstance(state["step"], torch.Tensor):
             state["step"] = torch.tensor(float(state["step"]), dtype=_step_dtype())
-        return state
+        return state, (frozenset(missing) & program.lazy if missing else _NONE)
 
-    @torch.no_grad()
     def step(self, closure=None):
         loss = None
         if closure is not None:
@@ -178,30 +204,88 @@ class GeneratedOptimizer(torch.optim.Optimizer):
                 loss = closure()
         for group in self.param_groups:
             h = self._hyper(group)
-            key = self._key(group, h)
-            shape = cached_program(key, frozenset(), self.rule_for)
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if p.grad.is_sparse or torch.is_complex(p):
-                    raise RuntimeError(f"{type(self).__name__} supports dense real parameters "
-                                       "and gradients only")
-                state = self._state(p, shape)
-                absent = frozenset(n for n in shape.state if TORCH_STATE[n] not in state)
-                _kernel(key, absent, self.rule_for)(p, p.grad, state, **h)
+            plan = self._plan(group, h)
+            params, fused, ready = group["params"], None, {}
+            if group.get("fused"):  # the steady state: gathered fast, stepped in a few calls
+                fused = plan.fused()
+                ready, params = fused.gather(params, self.state)
+            if params:  # the general path: in-place torch ops, so autograd must look away
+                with torch.no_grad():
+                    self._step_params(params, plan, fused, h)
+            for (dtype, step_dtype), batch in ready.items():
+                fused.launch(dtype, step_dtype, batch, h)
         return loss
+
+    def _step_params(self, params, plan, fused, h) -> None:
+        """Lazy state, and each parameter through the eager step, or (fused) the kernel in
+        batches that share the absent state, the dtype and the step count's dtype."""
+        shape, keys, step_dtype = plan.shape, plan.keys, _step_dtype()
+        batches = {}
+        for p in params:
+            grad = p.grad
+            if grad is None:
+                continue
+            if grad.is_sparse or p.is_complex():
+                raise RuntimeError(f"{type(self).__name__} supports dense real parameters "
+                                   "and gradients only")
+            state, absent = self._state(p, shape, keys)
+            kind = None if fused is None else fused.batch_key(p, grad, state, step_dtype)
+            if kind is None:
+                plan.eager(absent)(p, grad, state, **h)
+            else:
+                batches.setdefault((absent, *kind), ([], []))
+                batches[(absent, *kind)][0].append(p), batches[(absent, *kind)][1].append(state)
+        for (absent, dtype, step_dtype), (params, states) in batches.items():
+            plan.fused(absent).step(dtype, params, states, h, step_dtype)
 
     # -- inspection --------------------------------------------------------------------------------
     @classmethod
-    def source(cls, first_step: bool = False, **hyperparameters) -> str:
-        """The generated step for the class defaults (or the values given), as Python source:
-        the first step of a parameter (lazy state being created) or a later one."""
+    def source(cls, first_step: bool = False, fused: bool = False, **hyperparameters) -> str:
+        """The generated step for the class defaults (or the values given): the first step of
+        a parameter (lazy state being created) or a later one, as Python source, or with
+        fused=True as the C source of the fused kernel (which builds it)."""
         group = {**_defaults(cls.spec), **hyperparameters}
         h = cls._hyper(group)
         key = cls._key(group, h)
         shape = cached_program(key, frozenset(), cls.rule_for)
         absent = shape.lazy if first_step else frozenset()
+        if fused:
+            return fused_kernel(key, absent, cls.rule_for).source
         return _kernel(key, absent, cls.rule_for).source
+
+
+_NONE = frozenset()
+
+
+class _Plan:
+    """What a step needs for one structure: the key, the program, its state keys, and the
+    kernels by absent state (made on first use; a fused one compiles)."""
+
+    __slots__ = ("key", "rule_for", "shape", "keys", "kernels")
+
+    def __init__(self, key, rule_for):
+        self.key, self.rule_for = key, rule_for
+        self.shape = cached_program(key, _NONE, rule_for)
+        self.keys = _keys(self.shape.state)
+        self.kernels = {}
+
+    def eager(self, absent=_NONE):
+        k = self.kernels.get((False, absent))
+        if k is None:
+            k = self.kernels[(False, absent)] = _kernel(self.key, absent, self.rule_for)
+        return k
+
+    def fused(self, absent=_NONE):
+        k = self.kernels.get((True, absent))
+        if k is None:
+            k = self.kernels[(True, absent)] = fused_kernel(self.key, absent, self.rule_for)
+        return k
+
+
+@lru_cache(maxsize=None)
+def _keys(state_names: tuple) -> tuple:
+    """(state name, torch's key) for each entry of a program's state."""
+    return tuple((name, TORCH_STATE[name]) for name in state_names)
 
 
 def _step_dtype():
@@ -229,4 +313,5 @@ def torch_optimizer(spec, *, rule_for=build_rule) -> type:
            f"{', '.join(build_rule(spec).stage_names())}).\n\nSignature: {name}{signature}")
     return type(name, (GeneratedOptimizer,), {
         "spec": spec, "rule_for": staticmethod(rule_for), "__signature__": signature,
+
         "__doc__": doc, "__module__": __name__, "__qualname__": name})

@@ -23,14 +23,6 @@ from numeric.structure import structure_key
 RTOL = 1e-12
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: OpenMP hand-off between threads costs more than the work (about 18x here),
-    and pytest-xdist already gives each worker a core. The setting is restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 TORCH_SPECS = ["sgd(lr=0.1)", "sgd(lr=0.1, weight_decay=0.01, maximize=true)",
                "sgd(lr=0.1, momentum=0.9, dampening=0.2, weight_decay=0.01)",
                "sgd(lr=0.1, momentum=0.9, nesterov=true, maximize=true, weight_decay=0.01)",

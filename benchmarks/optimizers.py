@@ -1,0 +1,283 @@
+"""Optimizer step times: the optimizers numeric generates against torch.optim's implementations.
+
+    optimizer_rows(quick=False, device="cpu", repeats=None) -> [row, ...]
+    copy_bandwidth_gbps(device="cpu") -> float
+
+A case is an optimizer (sgd-momentum, adam, adamw) at a size (1e6 or 1e7 float32 parameters,
+quick: 1e6 only) laid out as one tensor or as 100 equal tensors. Each case builds one optimizer
+per implementation on its own parameters, with gradients set once, and times opt.step() alone:
+  torch_loop (foreach=False), torch_foreach, torch_fused (None where torch has none),
+  ours_fused (numeric.torch_optimizer(spec)(..., fused=True): the C kernel) and ours_eager (the
+  default: the generated step as torch operations); ours is the faster of the two (ours_mode
+  says which; off the CPU fused=True runs the eager step, so ours is ours_eager there).
+Warm-up steps come first (state is created, our kernel is compiled or loaded). Timing runs in
+rounds; each round visits every implementation in a shuffled order and times a few consecutive
+steps after one untimed step, so a disturbance (another process, a frequency change) falls on all
+of them alike, while each timed step finds its own tensors in the caches as a loop of steps
+does (at 1e6 parameters the working set fits this machine's 32 MiB L3; at 1e7 it does not).
+Medians and spreads (min, max, quartiles) per implementation. Thread settings are left as they
+are (torch's default: all cores).
+
+Ratios are medians of the same run: ratio_vs_fused = ours / torch_fused, ratio_vs_loop = ours /
+torch_loop. gbps counts the bytes a step must move: every tensor read once (params, grads, state)
+and every written tensor (params, state) written once, over our median time; copy_gbps is the
+same count (bytes read + bytes written) for dst.copy_(src) on a large buffer. A copy also reads
+dst into the cache before overwriting it (write-allocate), traffic its figure does not count; an
+in-place step reads everything it writes, so a step can show more GB/s than the copy. At 1e6
+parameters the tensors stay in the L3 cache between steps and gbps exceeds any DRAM figure.
+Keys per implementation NAME (ours, ours_fused, ours_eager, torch_loop, torch_foreach,
+torch_fused): NAME_ms (median), NAME_min_ms, NAME_max_ms, NAME_iqr_ms ([q1, q3]),
+NAME_spread_ms (half the interquartile range, for "median ± spread");
+peak_extra_bytes_ratio_NAME (see below; _ours and _fused are ours and torch_fused's).
+compile_s: one compilation of the case's kernel, caches bypassed (a training run pays it once
+per machine; later runs load the cached library).
+
+Memory: peak extra bytes of one step, as a multiple of the parameters' bytes. On the CPU, from
+torch.profiler(profile_memory=True)'s allocation events (running sum of sizes, in time order: the
+peak of what the step allocated and had not freed); tracemalloc cannot see tensor storage. Our
+kernel allocates nothing through torch, so its figure is 0. On CUDA, torch.cuda's peak statistic.
+"""
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+CASES = {"sgd-momentum": "sgd(lr=0.01, momentum=0.9)",
+         "adam": "adam(lr=0.001)",
+         "adamw": "adamw(lr=0.001, weight_decay=0.01)"}
+SIZES = (10**6, 10**7)
+QUICK_SIZES = (10**6,)
+LAYOUTS = {"1tensor": 1, "100tensors": 100}
+IMPLEMENTATIONS = {"torch_loop": {"foreach": False}, "torch_foreach": {"foreach": True},
+                   "torch_fused": {"fused": True}}
+WARMUP = 3  # untimed steps first: state is created, our kernel compiled or loaded
+BLOCK = 3  # timed steps in a row per implementation and round
+
+
+def _repeats(quick: bool, numel: int) -> int:
+    """Timed steps per implementation when the caller gives none."""
+    return 8 if quick else 15 if numel >= 10**7 else 30
+
+
+def _label(numel: int) -> str:
+    mantissa, exponent = f"{numel:.0e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def _device(device: str) -> torch.device:
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"optimizer_rows(device={device!r}): CUDA is not available on this "
+                           "machine (torch.cuda.is_available() is False)")
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"optimizer_rows: device must be 'cpu' or 'cuda', got {device!r}")
+    return dev
+
+
+def _sync(dev: torch.device):
+    return torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+
+
+def copy_bandwidth_gbps(device: str = "cpu", nbytes: int = 256 * 2**20, repeats: int = 10):
+    """Bytes read plus bytes written per second (GB/s) of dst.copy_(src) for nbytes of float32."""
+    dev = _device(device)
+    sync = _sync(dev)
+    src = torch.ones(nbytes // 4, dtype=torch.float32, device=dev)
+    dst = torch.empty_like(src)
+    times = []
+    for i in range(repeats + 2):
+        sync()
+        start = time.perf_counter()
+        dst.copy_(src)
+        sync()
+        if i >= 2:  # the first copies fault the pages in
+            times.append(time.perf_counter() - start)
+    return 2 * nbytes / statistics.median(times) / 1e9
+
+
+# -- one case -------------------------------------------------------------------------------------
+
+def _params(numel: int, tensors: int, dev, seed: int) -> list:
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(tensors):
+        p = torch.nn.Parameter(torch.randn(numel // tensors, generator=g).to(dev))
+        p.grad = (torch.randn(numel // tensors, generator=g) * 1e-2).to(dev)
+        out.append(p)
+    return out
+
+
+def _optimizers(spec: str, numel: int, tensors: int, dev) -> dict:
+    import numeric
+    from numeric.reference import torch_reference
+
+    cls, kwargs = torch_reference(spec)
+    ours = numeric.torch_optimizer(spec)
+    opts = {}
+    for name, extra in IMPLEMENTATIONS.items():
+        try:
+            opts[name] = cls(_params(numel, tensors, dev, 0), **kwargs, **extra)
+        except (RuntimeError, ValueError):
+            opts[name] = None  # torch has no such implementation here
+    opts["ours_fused"] = ours(_params(numel, tensors, dev, 0), fused=True)
+    opts["ours_eager"] = ours(_params(numel, tensors, dev, 0))
+    return opts
+
+
+def _time_steps(opts: dict, repeats: int, sync) -> dict:
+    """`repeats` timed steps per implementation, in rounds: each round visits every
+    implementation once, in a shuffled order, and runs one untimed step (its tensors back into
+    the caches after the others ran) then up to BLOCK timed ones."""
+    names = [n for n, o in opts.items() if o is not None]
+    for name in names:
+        for _ in range(WARMUP):
+            opts[name].step()
+    times = {n: [] for n in names}
+    order = random.Random(0)
+    for first in range(0, repeats, BLOCK):
+        order.shuffle(names)
+        for name in names:
+            step = opts[name].step
+            step()
+            for _ in range(min(BLOCK, repeats - first)):
+                sync()
+                start = time.perf_counter()
+                step()
+                sync()
+                times[name].append((time.perf_counter() - start) * 1e3)
+    return times
+
+
+def peak_extra_bytes(step, device: str = "cpu") -> int | None:
+    """The most memory `step()` had allocated at once beyond what existed before (None when
+    this torch's profiler does not expose allocation events)."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        step()
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated() - base
+    try:
+        from torch._C._profiler import _EventType
+        from torch.profiler import ProfilerActivity, profile
+
+        prof = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
+        with _quiet_stderr():  # kineto logs a line to fd 2 at start and at stop
+            prof.start()
+        try:
+            step()
+        finally:
+            with _quiet_stderr():
+                prof.stop()
+        events, stack = [], list(prof.profiler.kineto_results.experimental_event_tree())
+        while stack:
+            node = stack.pop()
+            stack.extend(node.children)
+            if node.tag == _EventType.Allocation:
+                events.append((node.start_time_ns, node.extra_fields.alloc_size))
+    except (ImportError, AttributeError, RuntimeError):
+        return None
+    level = peak = 0
+    for _, size in sorted(events):
+        level += size
+        peak = max(peak, level)
+    return peak
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _compile_seconds(spec: str) -> float | None:
+    """One compilation of the case's steady-state kernel, bypassing every cache."""
+    import numeric
+    from numeric import c_build
+
+    if c_build.find_compiler() is None:
+        return None
+    source = numeric.torch_optimizer(spec).source(fused=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        c_build.build(source, Path(tmp) / "kernel.so")
+        return time.perf_counter() - start
+
+
+def _bytes_per_step(spec: str, numel: int) -> int:
+    """Reads of params, grads and state tensors, writes of params and state tensors, once each
+    (the state tensors counted on a probe parameter after one step)."""
+    import numeric
+
+    probe = torch.nn.Parameter(torch.zeros(2))
+    probe.grad = torch.zeros(2)
+    opt = numeric.torch_optimizer(spec)([probe])
+    opt.step()
+    state = [v for v in opt.state[probe].values() if torch.is_tensor(v) and v.shape == (2,)]
+    return numel * 4 * (3 + 2 * len(state))
+
+
+def _row(case: str, spec: str, numel: int, tensors: int, dev, repeats: int, copy: float) -> dict:
+    opts = _optimizers(spec, numel, tensors, dev)
+    times = _time_steps(opts, repeats, _sync(dev))
+    # off the CPU fused=True runs the default step (the C kernel reads CPU memory only)
+    best = "ours_fused" if dev.type == "cpu" and statistics.median(times["ours_fused"]) \
+        <= statistics.median(times["ours_eager"]) else "ours_eager"
+    times["ours"] = times[best]
+    med = {n: statistics.median(t) for n, t in times.items()}
+    row = {"case": case, "device": dev.type, "dtype": "float32", "params": numel,
+           "tensors": tensors, "threads": torch.get_num_threads(), "repeats": repeats,
+           "ours_mode": best.split("_")[1]}
+    for name in ("ours", "ours_fused", "ours_eager", *IMPLEMENTATIONS):
+        row[f"{name}_ms"] = med.get(name)
+    row["ratio_vs_fused"] = med["ours"] / med["torch_fused"] if med.get("torch_fused") else None
+    row["ratio_vs_loop"] = med["ours"] / med["torch_loop"]
+    row["bytes_per_step"] = _bytes_per_step(spec, numel)
+    row["gbps"] = row["bytes_per_step"] / (med["ours"] / 1e3) / 1e9
+    row["copy_gbps"] = copy
+    for name, t in times.items():
+        q = statistics.quantiles(t, n=4) if len(t) > 1 else [t[0]] * 3
+        row[f"{name}_min_ms"], row[f"{name}_max_ms"] = min(t), max(t)
+        row[f"{name}_iqr_ms"] = [q[0], q[2]]
+        row[f"{name}_spread_ms"] = (q[2] - q[0]) / 2
+    for name, opt in opts.items():
+        peak = None if opt is None else peak_extra_bytes(opt.step, dev.type)
+        row[f"peak_extra_bytes_ratio_{name}"] = None if peak is None else peak / (numel * 4)
+    row["peak_extra_bytes_ratio_ours"] = row[f"peak_extra_bytes_ratio_{best}"]
+    row["peak_extra_bytes_ratio_fused"] = row.pop("peak_extra_bytes_ratio_torch_fused")
+    return row
+
+
+def optimizer_rows(quick: bool = False, device: str = "cpu", repeats: int | None = None) -> list:
+    """One row per case (see the module docstring for the keys and how they are measured)."""
+    dev = _device(device)
+    copy = copy_bandwidth_gbps(device)
+    compile_s = {case: _compile_seconds(spec) if dev.type == "cpu" else None  # no C off the CPU
+                 for case, spec in CASES.items()}
+    rows = []
+    for numel in (QUICK_SIZES if quick else SIZES):
+        for layout, tensors in LAYOUTS.items():
+            for case, spec in CASES.items():
+                row = _row(f"{case}-{_label(numel)}-{layout}", spec, numel, tensors, dev,
+                           repeats or _repeats(quick, numel), copy)
+                row["compile_s"] = compile_s[case]
+                rows.append(row)
+                gc.collect()
+    return rows

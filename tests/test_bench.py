@@ -1,0 +1,54 @@
+"""`optequiv bench --quick` runs and produces every row (no timed assertions: figures live in
+BENCHMARKS.md, measured by this command)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+OPTIMIZER_KEYS = {"case", "device", "ours_ms", "torch_loop_ms", "torch_foreach_ms",
+                  "torch_fused_ms", "ratio_vs_fused", "ratio_vs_loop", "gbps"}
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "derive", *args], capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_bench_quick_produces_every_row(tmp_path):
+    out = tmp_path / "rows.json"
+    proc = run("bench", "--quick", "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(out.read_text())
+    optimizer = [r for r in rows if "ours_ms" in r]
+    cases = {r["case"] for r in optimizer}
+    assert cases == {f"{o}-1e6-{layout}" for o in ("sgd-momentum", "adam", "adamw")
+                     for layout in ("1tensor", "100tensors")}
+    for r in optimizer:
+        assert OPTIMIZER_KEYS <= set(r)
+        assert r["ours_ms"] > 0 and r["gbps"] > 0
+        assert r["ratio_vs_loop"] == pytest.approx(r["ours_ms"] / r["torch_loop_ms"])
+    symbolic = {r["case"] for r in rows if "ours_ms" not in r}
+    assert "prove --all (fresh process)" in symbolic
+    assert any(c.startswith("compare sweep") for c in symbolic)
+    assert {"unroll adam growth", "unroll sgd-momentum growth"} <= symbolic
+    assert {f"unroll adam k={k}" for k in range(1, 17)} <= symbolic
+    assert any(c.startswith("crosscheck throughput") for c in symbolic)
+    unroll = [r for r in rows if r["case"].startswith("unroll adam k=")]
+    assert all({"case", "seconds", "steps", "count_ops"} <= set(r) for r in unroll)
+    assert "## Targets" in proc.stdout and "| case | device | ours ms |" in proc.stdout
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA error")
+def test_bench_cuda_without_cuda_is_one_line_exit_2():
+    proc = run("bench", "--device", "cuda")
+    assert proc.returncode == 2 and "CUDA is not available" in proc.stderr
+    assert proc.stderr.count("\n") == 1
+
+
+def test_bench_json_into_a_missing_directory_is_exit_2(tmp_path):
+    proc = run("bench", "--quick", "--json", str(tmp_path / "no" / "rows.json"))
+    assert proc.returncode == 2 and "does not exist" in proc.stderr
