@@ -127,7 +127,7 @@ def simplest(expr: sp.Expr) -> sp.Expr:
             return sp.factor(sp.cancel(sp.together(expr))) if ops <= SIMPLIFY_LIMIT else expr
         if ops > DISPLAY_LIMIT:
             return expr
-        best = attempt(2.0, sp.simplify, expr, fallback=expr)
+        best = attempt(0.5, sp.simplify, expr, fallback=expr)  # display only: keep it brief
         return best if sp.count_ops(best) <= ops else expr
     except (sp.PolynomialError, NotImplementedError, TypeError):
         return expr
