@@ -31,7 +31,8 @@ class Parser(argparse.ArgumentParser):
     """argparse, but an error is one line and exit status 2 (argparse prints usage as well)."""
 
     def error(self, message):
-        raise UserError(f"{self.prog}: {message}")
+        command = self.prog.removeprefix("optequiv").strip()  # main prints "optequiv: " itself
+        raise UserError(f"{command}: {message}" if command else message)
 
 
 def steps_arg(limit: int):

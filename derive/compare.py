@@ -405,13 +405,13 @@ def _counterexample(A, B, ra, rb, ha, hb, sigma, base_unknowns, schedule, k, sta
     """Exact rational hyperparameters, a concrete loss and the two differing theta_k."""
     rng = random.Random(1)
     a_symbols = sorted(A.symbols(), key=lambda s: s.name)
-    for attempt in range(12):
+    for trial in range(12):
         point = {}
         for s in a_symbols:
             copies = [Y.stepped(s, i) for i in range(1, k + 1)] if s in schedule else [s]
             for i, c in enumerate(copies):
                 # a schedule that varies: the i-th step's copy gets the typical value / (i + 1)
-                point[c] = _typical_value(A, s) / (i + 1) if attempt == 0 else \
+                point[c] = _typical_value(A, s) / (i + 1) if trial == 0 else \
                     random_point([c], rng)[c]
         b_values = {}
         for u in base_unknowns:
@@ -419,14 +419,14 @@ def _counterexample(A, B, ra, rb, ha, hb, sigma, base_unknowns, schedule, k, sta
             for c in copies:
                 value = sigma.get(c)
                 if value is None:
-                    value = _same_key_value(A, B, u, point) if attempt == 0 else \
+                    value = _same_key_value(A, B, u, point) if trial == 0 else \
                         random_point([c], rng)[c]
                 b_values[c] = value.xreplace(point)
         full = {**point, **b_values}
         for c in bend(Y.grad(1)).free_symbols - {Y.grad(1)}:  # a transform's own symbol
-            full[c] = sp.Integer(2) if attempt == 0 else random_point([c], rng)[c]
-        loss, gradient = LOSSES[attempt % len(LOSSES)]
-        theta0 = (sp.Integer(1), sp.Integer(2), sp.Rational(-1, 2))[(attempt // 3) % 3]
+            full[c] = sp.Integer(2) if trial == 0 else random_point([c], rng)[c]
+        loss, gradient = LOSSES[trial % len(LOSSES)]
+        theta0 = (sp.Integer(1), sp.Integer(2), sp.Rational(-1, 2))[(trial // 3) % 3]
         state0 = {}
         if start == "state":
             state0 = random_point(_initial_free(ra, rb, start), rng)

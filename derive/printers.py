@@ -6,7 +6,6 @@ extra packages.
 """
 from __future__ import annotations
 
-import sympy as sp
 
 from .derivation import Derivation, Equation, Inequality, Prose, Recurrence
 from .latex import latex
@@ -134,4 +133,4 @@ def to_json(d: Derivation) -> dict:
 
 
 FORMATS = {"text": to_text, "latex": to_latex, "markdown": to_markdown}
-__all__ = ["FORMATS", "to_json", "to_latex", "to_markdown", "to_text", "tex_escape", "sp"]
+__all__ = ["FORMATS", "to_json", "to_latex", "to_markdown", "to_text", "tex_escape"]
