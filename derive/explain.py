@@ -105,7 +105,7 @@ def compare_text(c: Comparison) -> str:
                  (", ".join(map(str, unknowns)) if unknowns else "none"))
     if c.schedule:
         lines.append("per-step (scheduled) symbols: " + ", ".join(map(str, c.schedule)))
-    lines.append(f"from {'torch’s initial state' if c.start == 'start' else 'a general state'}, "
+    lines.append(f"from {'torch's initial state' if c.start == 'start' else 'a general state'}, "
                  "open loop (g_k free)")
     lines.append("")
     for record in c.trail:
@@ -113,9 +113,11 @@ def compare_text(c: Comparison) -> str:
             else record.difference
         lines.append(f"step {record.k}: theta_B - theta_A = {_short(diff)}")
         if record.solutions:
-            lines.append(f"  steps 1..{record.k} coincide under: {_mapping_text(record.solutions[0])}")
+            steps = "step 1 coincides" if record.k == 1 else f"steps 1..{record.k} coincide"
+            lines.append(f"  {steps} under: {_mapping_text(record.solutions[0])}")
         else:
-            lines.append(f"  no mapping makes steps 1..{record.k} coincide")
+            steps = "step 1" if record.k == 1 else f"steps 1..{record.k}"
+            lines.append(f"  no mapping makes {steps} coincide")
     lines.append("")
     if c.verdict == "proven":
         lines.append(f"EQUIVALENT for every step (proven by induction); mapping: "
