@@ -105,8 +105,8 @@ def compare_text(c: Comparison) -> str:
                  (", ".join(map(str, unknowns)) if unknowns else "none"))
     if c.schedule:
         lines.append("per-step (scheduled) symbols: " + ", ".join(map(str, c.schedule)))
-    lines.append(f"from {'torch's initial state' if c.start == 'start' else 'a general state'}, "
-                 "open loop (g_k free)")
+    origin = "torch's initial state" if c.start == "start" else "a general state"
+    lines.append(f"from {origin}, open loop (g_k free)")
     lines.append("")
     for record in c.trail:
         diff = simplest(record.difference) if size(record.difference) <= SHOW_LIMIT \
