@@ -186,7 +186,14 @@ def main(argv=None) -> int:
         if getattr(args, "run", None) is None:
             parser.print_help(sys.stderr)
             return 2
-        return int(args.run(args) or 0)
+        code = int(args.run(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, inside the try, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        # the reader stopped reading (`optequiv list | head`): end quietly with the status a
+        # shell gives a tool killed by SIGPIPE; stdout goes to devnull so the exit flush is silent
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + 13
     except UserError as error:
         print(f"optequiv: {error}", file=sys.stderr)
         return 2

@@ -10,7 +10,7 @@ import sympy as sp
 from . import symbols as Y
 from .compare import Comparison
 from .identity import simplest
-from .latex import latex
+from .latex import latex, latex_names
 from .rules import build_rule
 from .unroll import Unrolled
 
@@ -77,11 +77,11 @@ def unroll_text(u: Unrolled) -> str:
 
 
 def unroll_latex(u: Unrolled) -> str:
-    rows = []
-    for step in u.steps:
-        for name, value in step.recurrence.items():
-            target = latex(Y.theta(step.k) if name == "theta" else Y.state(name, step.k))
-            rows.append(f"{target} &= {latex(value)}")
+    rows, pairs = [], [(Y.theta(step.k) if name == "theta" else Y.state(name, step.k), value)
+                       for step in u.steps for name, value in step.recurrence.items()]
+    names = latex_names(set().union(*(sp.sympify(v).free_symbols for _, v in pairs)))
+    for target, value in pairs:
+        rows.append(f"{latex(target, names)} &= {latex(value, names)}")
     body = " \\\\\n".join(rows)
     return "\\begin{align*}\n" + body + "\n\\end{align*}"
 

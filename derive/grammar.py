@@ -27,6 +27,9 @@ FUNCTIONS = {
     "sign": (sp.sign, 1),
 }
 BOOLEANS = {"true": True, "false": False, "True": True, "False": False}
+# float('nan') and float('inf') spellings: values, not symbol names, so that `lr=nan` is
+# rejected as torch_optimizer(lr=float('nan')) is, rather than becoming a symbol called nan
+NONFINITE = {"nan": sp.nan, "inf": sp.oo, "infinity": sp.oo}
 
 MAX_TEXT = 4000  # a spec or a claim is a line or two; longer input is refused, not parsed
 MAX_EXPONENT = 1000  # 2**10**10 would make SymPy build an enormous integer
@@ -167,22 +170,27 @@ class Parser:
         return result
 
     def unary(self) -> sp.Expr:
-        if self.accept("-"):
-            return -self.unary()
-        if self.accept("+"):
-            return self.unary()
-        return self.power()
+        negate = False  # a loop, not recursion: a long run of signs is not a deep nesting
+        while self.tok.kind == "op" and self.tok.text in "+-":
+            negate ^= self.tok.text == "-"
+            self.i += 1
+        result = self.power()
+        return -result if negate else result
 
     def power(self) -> sp.Expr:
         base = self.atom()
         tok = self.tok
         if self.accept("**"):
+            self.depth += 1  # a**b**c... nests as deeply as parentheses do
+            if self.depth > MAX_DEPTH:
+                raise self.error("expression nested too deeply", tok)
             exponent = self.unary()  # right-associative, and 2**-1 works, as in Python
+            self.depth -= 1
             if exponent.is_number and abs(exponent) > MAX_EXPONENT:
                 raise self.error(f"exponent larger than {MAX_EXPONENT}", tok)
             if base == 0 and exponent.is_number and exponent.is_negative:
                 raise self.error("division by zero", tok)
-            return base**exponent
+            return self.real(base**exponent, tok)
         return base
 
     def atom(self) -> sp.Expr:
@@ -203,6 +211,8 @@ class Parser:
                 return self.call(tok)
             if tok.text in FUNCTIONS:
                 raise self.error(f"function {tok.text!r} needs arguments in parentheses", tok)
+            if tok.text.lower() in NONFINITE:
+                return NONFINITE[tok.text.lower()]
             return self.resolve(tok.text)
         if self.accept("("):
             inner = self.expr()
@@ -225,7 +235,16 @@ class Parser:
             raise self.error(f"{name.text} takes {arity} argument", name)
         if name.text == "log" and args[0] == 0:
             raise self.error("log(0) is undefined", name)
-        return func(*args)
+        last = self.tokens[self.i - 1]
+        return self.real(func(*args), name, self.text[name.pos:last.pos + len(last.text)])
+
+    def real(self, value: sp.Expr, tok: Token, source: str = "") -> sp.Expr:
+        """Every model is real-valued: a constant such as sqrt(-1) or log(-1) is refused here
+        (NaN is left to the callers, which word it as torch does)."""
+        if value.is_number and not value.has(sp.nan) and value.is_extended_real is False:
+            shown = f"{source} = {value}" if source else str(value)
+            raise self.error(f"{shown} is not a real number", tok)
+        return value
 
 
 def parse_expression(text: str, what: str = "expression", resolve=default_resolver) -> sp.Expr:

@@ -49,7 +49,9 @@ def random_point(symbols, rng: random.Random) -> dict:
 
 def nonzero_number(value: sp.Expr) -> bool | None:
     """Exact for rationals; for algebraic values, a 60-digit evaluation (far from a rounding
-    artefact); None when the value is not a number or cannot be evaluated."""
+    artefact); None when the value is not a number or cannot be evaluated. A non-real value
+    counts by its modulus: random points respect the symbols' assumptions, where every model is
+    real, so a difference with an imaginary part is a real model against a complex claim."""
     if value.is_Rational:
         return value != 0
     if not value.is_number:
@@ -60,9 +62,10 @@ def nonzero_number(value: sp.Expr) -> bool | None:
         approx = sp.N(value, 60)
     except (TypeError, ValueError, ArithmeticError):
         return None
-    if not approx.is_Number:
+    parts = approx.as_real_imag() if not approx.is_Number else (approx, sp.Integer(0))
+    if not all(part.is_Number for part in parts):
         return None
-    return abs(approx) > sp.Float("1e-40")
+    return any(abs(part) > sp.Float("1e-40") for part in parts)
 
 
 def symbolically_zero(expr: sp.Expr) -> bool:

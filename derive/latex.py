@@ -7,6 +7,7 @@ Every formula in our LaTeX is printed from a SymPy expression through `latex()`,
 from __future__ import annotations
 
 import re
+from collections import defaultdict
 
 import sympy as sp
 
@@ -58,11 +59,36 @@ def symbol_latex(symbol: sp.Symbol) -> str:
     return sp.latex(symbol)  # e.g. display labels such as theta^A_2 -> \theta^{A}_{2}
 
 
-def latex(expr) -> str:
-    """LaTeX of a SymPy expression (or a number) with our symbol letters."""
+def latex_names(symbols) -> dict:
+    """One LaTeX name per symbol, no two alike. Where our letters would make two symbols print
+    the same (the default lr is \\gamma, and so is a user's gamma; lam and weight_decay are both
+    \\lambda), a symbol keeps the letter only if SymPy itself prints it so (gamma); the others
+    are spelled out (\\mathrm{lr}); among names that all come from our table, the first by name
+    keeps it. One call over all the formulas of a document keeps them consistent."""
+    names = {s: symbol_latex(s) for s in symbols if isinstance(s, sp.Symbol)}
+    groups = defaultdict(list)
+    for s, text in names.items():
+        groups[text].append(s)
+    for text, group in groups.items():
+        if len({s.name.replace("{", "").replace("}", "") for s in group}) < 2:
+            continue  # one name (theta_t, theta_{t}; a Dummy c and a Symbol c): one meaning
+        group.sort(key=lambda s: s.name)
+        natural = [s for s in group if sp.latex(s) == text]
+        keep = natural[0] if natural else group[0]
+        for s in group:
+            if s != keep:
+                names[s] = r"\mathrm{" + s.name.replace("_", r"\_") + "}"
+    return names
+
+
+def latex(expr, names: dict | None = None) -> str:
+    """LaTeX of a SymPy expression (or a number) with our symbol letters; `names` from
+    latex_names over the whole document (default: over this expression alone)."""
     if isinstance(expr, int):
         expr = sp.Integer(expr)
     elif isinstance(expr, float):
         expr = sp.Float(expr)
-    names = {s: symbol_latex(s) for s in expr.free_symbols if isinstance(s, sp.Symbol)}
-    return sp.latex(expr, symbol_names=names)
+    own = latex_names(expr.free_symbols)
+    if names:
+        own.update({s: t for s, t in names.items() if s in own})
+    return sp.latex(expr, symbol_names=own)

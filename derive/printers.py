@@ -6,9 +6,10 @@ extra packages.
 """
 from __future__ import annotations
 
+import sympy as sp
 
 from .derivation import Derivation, Equation, Inequality, Prose, Recurrence
-from .latex import latex
+from .latex import latex, latex_names
 
 _TEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
                  "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
@@ -60,25 +61,43 @@ def to_text(d: Derivation) -> str:
 
 # -- LaTeX ---------------------------------------------------------------------------------------
 
+def _printer(d: Derivation):
+    """latex() with one naming for the whole derivation (derive.latex.latex_names)."""
+    symbols = set()
+    for block in d.blocks:
+        if isinstance(block, Recurrence):
+            exprs = [e for a in block.lines for e in (a.target, a.expr)]
+        elif isinstance(block, Equation):
+            exprs = [block.lhs, block.rhs]
+        elif isinstance(block, Inequality):
+            exprs = [block.lhs, block.rhs, block.lhs_value, block.rhs_value]
+        else:
+            exprs = []
+        symbols.update(*(sp.sympify(e).free_symbols for e in exprs))
+    names = latex_names(symbols)
+    return lambda expr: latex(expr, names)
+
+
 def to_latex(d: Derivation, level: str = "section") -> str:
     """A fragment: one \\section (or \\subsection) per derivation."""
+    tex = _printer(d)
     out = [f"\\{level}{{{tex_escape(d.title)}}}\\label{{thm:{d.name}}}",
            f"\\textbf{{Claim.}} {tex_escape(d.claim)}", ""]
     for block in d.blocks:
         if isinstance(block, Prose):
             out += [tex_escape(block.text), ""]
         elif isinstance(block, Recurrence):
-            rows = [f"{latex(a.target)} &\\leftarrow {latex(a.expr)}" for a in block.lines]
+            rows = [f"{tex(a.target)} &\\leftarrow {tex(a.expr)}" for a in block.lines]
             out += [f"\\noindent {tex_escape(block.title)}",
                     "\\begin{align*}", " \\\\\n".join(rows), "\\end{align*}"]
         elif isinstance(block, Equation):
             tag = f"\\quad\\text{{({tex_escape(block.reason)})}}" if block.reason else ""
-            out += ["\\begin{align*}", f"{latex(block.lhs)} &= {latex(block.rhs)}{tag}",
+            out += ["\\begin{align*}", f"{tex(block.lhs)} &= {tex(block.rhs)}{tag}",
                     "\\end{align*}"]
         elif isinstance(block, Inequality):
             out += ["\\begin{align*}",
-                    f"{latex(block.lhs)} &= {latex(block.lhs_value)} \\neq "
-                    f"{latex(block.rhs_value)} = {latex(block.rhs)}",
+                    f"{tex(block.lhs)} &= {tex(block.lhs_value)} \\neq "
+                    f"{tex(block.rhs_value)} = {tex(block.rhs)}",
                     "\\end{align*}", tex_escape(block.reason), ""]
     out += [f"\\noindent\\textbf{{Verdict:}} {tex_escape(d.final_verdict())}.", ""]
     return "\n".join(out)
@@ -87,23 +106,24 @@ def to_latex(d: Derivation, level: str = "section") -> str:
 # -- Markdown ------------------------------------------------------------------------------------
 
 def to_markdown(d: Derivation, level: int = 2) -> str:
+    tex = _printer(d)
     out = [f"{'#' * level} {d.title}", "", f"**Claim.** {d.claim}", ""]
     for block in d.blocks:
         if isinstance(block, Prose):
             out += [block.text, ""]
         elif isinstance(block, Recurrence):
-            rows = " \\\\\n".join(f"{latex(a.target)} &\\leftarrow {latex(a.expr)}"
+            rows = " \\\\\n".join(f"{tex(a.target)} &\\leftarrow {tex(a.expr)}"
                                   for a in block.lines)
             out += [f"{block.title}", "", "$$", "\\begin{aligned}", rows, "\\end{aligned}",
                     "$$", ""]
         elif isinstance(block, Equation):
-            out += ["$$", f"{latex(block.lhs)} = {latex(block.rhs)}", "$$"]
+            out += ["$$", f"{tex(block.lhs)} = {tex(block.rhs)}", "$$"]
             if block.reason:
                 out.append(f"*({block.reason}; {_check_mark(block)})*")
             out.append("")
         elif isinstance(block, Inequality):
-            out += ["$$", f"{latex(block.lhs)} = {latex(block.lhs_value)} \\neq "
-                    f"{latex(block.rhs_value)} = {latex(block.rhs)}", "$$",
+            out += ["$$", f"{tex(block.lhs)} = {tex(block.lhs_value)} \\neq "
+                    f"{tex(block.rhs_value)} = {tex(block.rhs)}", "$$",
                     f"*({block.reason}; {_check_mark(block)})*", ""]
     out += [f"**Verdict:** {d.final_verdict()}", ""]
     return "\n".join(out)

@@ -193,7 +193,17 @@ def _check_values(name: str, given: dict, sources: dict) -> None:
         return isinstance(value, sp.Expr) and value.is_number
 
     def negative(value):
-        return bool(value.is_negative) if isinstance(value, sp.Expr) else False
+        # NaN counts as negative, as numeric.validate does for float('nan'): torch's `lr < 0`
+        # lets NaN through, and a NaN hyperparameter only ever produces NaN parameters
+        if not isinstance(value, sp.Expr):
+            return False
+        return value.has(sp.nan) or bool(value.is_extended_negative)  # -oo too, as torch
+
+    numbers = [(key, v, i) for key, value in given.items() if isinstance(value, (sp.Expr, tuple))
+               for i, v in (enumerate(value) if isinstance(value, tuple) else [(None, value)])]
+    for key, value, index in numbers:  # before torch's checks: beta >= 1 cannot order I
+        if known(value) and not value.has(sp.nan) and value.is_extended_real is False:
+            raise UserError(f"{key} must be a real number, got {shown(key, value, index)}")
 
     if "lr" in given and negative(given["lr"]):
         raise UserError(f"Invalid learning rate: {shown('lr', given['lr'])}")
@@ -212,6 +222,9 @@ def _check_values(name: str, given: dict, sources: dict) -> None:
         dampening = given.get("dampening", sp.Integer(0))
         if (known(momentum) and momentum <= 0) or dampening != 0:
             raise UserError("Nesterov momentum requires a momentum and zero dampening")
+    for key, value, index in numbers:  # keys torch does not check (dampening)
+        if value.has(sp.nan):
+            raise UserError(f"{key} must be a real number, got {shown(key, value, index)}")
     if name == "adam" and given.get("decoupled_weight_decay") and given.get("decay", "decoupled") != "decoupled":
         raise UserError(
             f"decoupled_weight_decay=true contradicts decay={given['decay']}; "
@@ -288,7 +301,13 @@ def parse_spec(text: str) -> Spec:
                     break
                 parser.expect(",", "expected ',' or ')'")
     parser.expect_end()
-    return make_spec(name, given, sources)
+    spec = make_spec(name, given, sources)
+    for key, value in given.items():  # torch accepts lr=inf; a symbolic model cannot use it
+        if isinstance(value, (sp.Expr, tuple)) and any(
+                isinstance(v, sp.Expr) and v.has(sp.oo, -sp.oo, sp.zoo)
+                for v in (value if isinstance(value, tuple) else (value,))):
+            raise UserError(f"invalid spec {text!r}: {key} is infinite; values must be finite")
+    return spec
 
 
 def as_spec(spec) -> Spec:

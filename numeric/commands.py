@@ -57,9 +57,9 @@ def run_crosscheck(args) -> int:
     from .reference import torch_reference
 
     torch_reference(spec)  # a spec torch has no class for is bad input here
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: CUDA is not available on this machine "
-                        "(torch.cuda.is_available() is False)")
+    from .harness import require_device
+
+    require_device(args.device, "--device cuda")
     if args.fused:
         from .c_build import CompilerNotFound, require_compiler
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from derive.errors import UserError
+
 from .metrics import Difference, difference, tolerance
 from .problems import GROUPS, NAMES, Problem
 
@@ -172,6 +174,14 @@ def _compare(cmp: Comparison, step: int, cand: Run, ref: Run, strict: bool) -> N
                 cmp.structural(step, f"state[{key!r}] of {name}",
                                f"{cmp.candidate} has it, {cmp.reference} does not")
         cmp.add(step, name, difference(p, q))
+
+
+def require_device(device, who: str) -> None:
+    """A device this machine has: a missing GPU is a configuration error, said once, not a
+    mismatch (inside a user's pytest, an AssertionError would read as 'your optimizer is wrong')."""
+    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"{who}: CUDA is not available on this machine "
+                        "(torch.cuda.is_available() is False)")
 
 
 def side_by_side(factories: dict, pairs: list, *, steps: int, dtype=torch.float64,

@@ -18,6 +18,7 @@ from derive.spec import as_spec
 from .numpy_codegen import compile_numpy
 from .program import HYPER, SCALAR_STATE, cached_program
 from .structure import structure_key
+from .validation import FLAGS, NUMBERS, check_values
 
 
 @lru_cache(maxsize=None)
@@ -45,7 +46,14 @@ class NumpyStep:
         if unknown:
             raise TypeError(f"{self.spec.name} step got unexpected hyperparameters "
                             f"{sorted(unknown)}; valid: {', '.join(HYPER[self.spec.family])}")
-        return {**self.defaults, **hyper}
+        h = {**self.defaults, **hyper}
+        if hyper:  # the spec's own values were checked when it was parsed
+            values = {k: v for k, v in h.items() if k in NUMBERS}
+            if "beta1" in h:
+                values["betas"] = (h["beta1"], h["beta2"])
+            values.update({k: v for k, v in self.spec.given.items() if k in FLAGS})
+            check_values(self.spec, values)
+        return h
 
     def _key(self, h: dict):
         return structure_key(self.spec, momentum_on=h.get("momentum", 0) != 0,

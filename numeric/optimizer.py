@@ -25,20 +25,18 @@ Implementations (torch's keywords):
 from __future__ import annotations
 
 import inspect
-import math
 from functools import lru_cache
 
-import sympy as sp
 import torch
 
-from derive.errors import UserError
 from derive.rules import build_rule
-from derive.spec import as_spec, make_spec
+from derive.spec import as_spec
 
 from . import c_build
 from .fused import fused_kernel
 from .program import SCALAR_STATE, cached_program
 from .structure import structure_key
+from .validation import FLAGS, NUMBERS, check_values
 from .reference import TORCH_STATE
 from .torch_codegen import compile_torch
 
@@ -50,8 +48,6 @@ KEYWORD = {"sgd": ("maximize", "foreach", "differentiable", "fused"),
            "adam": ("foreach", "maximize", "capturable", "differentiable", "fused",
                     "decoupled_weight_decay"),
            "adamw": ("maximize", "foreach", "capturable", "differentiable", "fused")}
-NUMBERS = ("lr", "momentum", "dampening", "weight_decay", "eps")
-FLAGS = ("nesterov", "maximize", "amsgrad", "decoupled_weight_decay")
 CLASS_NAMES = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW"}
 
 
@@ -77,47 +73,9 @@ def _defaults(spec) -> dict:
     return out
 
 
-def _number(key: str, value):
-    """A hyperparameter as an exact SymPy number for derive's validation, and its text as torch
-    prints it. NaN is validated as -1 (shown as nan), so it is rejected wherever torch's checks
-    reject negatives."""
-    text = str(value)
-    if isinstance(value, torch.Tensor):
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise UserError(f"{key} must be a number, got {text}")
-    if math.isnan(value):
-        return sp.Integer(-1), text
-    if math.isinf(value):
-        return (sp.oo if value > 0 else -sp.oo), text
-    return sp.Rational(value), text
-
-
 def validate(spec, values: dict) -> None:
-    """Check hyperparameters exactly as the spec language does (derive.spec), so messages are
-    torch's: `Invalid learning rate: -1.0`."""
-    given, sources = {}, {}
-    for key in NUMBERS:
-        if key in values:
-            given[key], sources[key] = _number(key, values[key])
-    if "betas" in values:
-        pair = tuple(values["betas"])
-        if len(pair) != 2:
-            raise UserError(f"betas must be a pair (beta1, beta2), got {values['betas']}")
-        numbers = [_number("betas", b) for b in pair]
-        given["betas"] = tuple(n for n, _ in numbers)
-        sources.update({("betas", i): text for i, (_, text) in enumerate(numbers)})
-    for key in FLAGS:
-        if key in values:
-            given[key] = bool(values[key])
-    if spec.family == "sgd":
-        given["buffer"] = spec.buffer
-    if "decay" in spec.given and not (spec.name == "adam" and spec.decay in ("l2", "decoupled")):
-        given["decay"] = spec.decay  # adam's torch keyword decides l2 / decoupled itself
-    for key in ("capturable", "differentiable"):
-        if values.get(key):
-            raise UserError(f"{key}=True is not supported by the generated optimizer")
-    make_spec(spec.name, given, sources)
+    """derive's checks (validation.check_values), then what only the torch optimizer has."""
+    check_values(spec, values)
     if values.get("fused"):
         if values.get("foreach"):
             raise RuntimeError("`fused` and `foreach` cannot be `True` together.")  # torch's

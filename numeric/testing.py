@@ -20,7 +20,7 @@ import torch
 
 from derive.spec import as_spec
 
-from .harness import Scenario, side_by_side
+from .harness import Scenario, require_device, side_by_side
 from .metrics import EPS_UNITS
 from .optimizer import torch_optimizer
 
@@ -31,6 +31,9 @@ def assert_matches_spec(factory, spec, *, steps=20, dtype=torch.float64, device=
     """Raise AssertionError, naming the first mismatching step, tensor and error, unless
     `factory(params)` builds an optimizer that implements `spec` (a spec string or Spec, all
     values numeric) to the tolerance of `dtype` (numeric.metrics)."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"assert_matches_spec: steps must be a whole number >= 1, got {steps!r}")
+    require_device(device, f"assert_matches_spec(device={str(device)!r})")
     text = spec if isinstance(spec, str) else str(spec)
     spec = as_spec(spec)
     reference = torch_optimizer(spec)

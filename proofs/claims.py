@@ -14,7 +14,10 @@
 Gradients are open loop (g_1 ... g_k free). Verdicts: proven (the difference is symbolically 0),
 refuted (non-zero at an exact rational point, which is reported), supported (no symbolic proof,
 but zero at every random high-precision point: said so). Expressions go through derive's safe
-parser, never eval or sympify.
+parser, never eval or sympify. A refutation's JSON `counterexample` holds the point, both values
+exactly (`model`, `claim`), as floats (`model_float`, `claim_float`: null where a claim is not
+real, e.g. the square root of a negative) and in decimal with as many digits as it takes to tell
+them apart (`model_decimal`, `claim_decimal`).
 """
 from __future__ import annotations
 
@@ -100,7 +103,10 @@ def parse_claim(table, index: int, source: str) -> Claim:
             raise _fail(where, f"missing key {key!r}")
     name = _string(table, "name", where)
     where = f"{source}: claim {name!r}"
-    spec = parse_spec(_string(table, "spec", where))
+    try:
+        spec = parse_spec(_string(table, "spec", where))
+    except UserError as error:
+        raise _fail(where, str(error)) from None
     start = _string(table, "start", where, "start")
     if start not in ("start", "state"):
         raise _fail(where, f"start must be 'start' or 'state', got {start!r}")
@@ -201,14 +207,35 @@ def check_claim(claim: Claim) -> ClaimResult:
         # symbols that cancel in the difference still need a value to show both sides
         missing = (model.free_symbols | claim.equals.free_symbols) - set(verdict.point)
         point = {**verdict.point, **random_point(missing, random.Random(0))}
+        at_model, at_claim = model.xreplace(point), claim.equals.xreplace(point)
+        model_decimal, claim_decimal = _decimals(at_model, at_claim)
         counterexample = {
             "point": {str(s): str(v) for s, v in sorted(point.items(), key=lambda kv: kv[0].name)},
-            "model": str(model.xreplace(point)),
-            "claim": str(claim.equals.xreplace(point)),
-            "model_float": float(sp.N(model.xreplace(point), 30)),
-            "claim_float": float(sp.N(claim.equals.xreplace(point), 30)),
+            "model": str(at_model),
+            "claim": str(at_claim),
+            "model_float": _float(at_model),
+            "claim_float": _float(at_claim),
+            "model_decimal": model_decimal,
+            "claim_decimal": claim_decimal,
         }
     return ClaimResult(claim, verdict.verdict, model, counterexample)
+
+
+def _float(value: sp.Expr) -> float | None:
+    """The value as a float; None where it is not real (a claim can be complex where the
+    model is real: sqrt of a negative)."""
+    approx = sp.N(value, 30)
+    return float(approx) if approx.is_real else None
+
+
+def _decimals(model: sp.Expr, claim: sp.Expr) -> tuple:
+    """Both values in decimal, with as many digits as it takes to tell them apart (a claim off
+    by 1e-40 is refuted exactly; 12 digits would print the same number twice)."""
+    for digits in (12, 20, 30, 45, 60):
+        shown = str(sp.N(model, digits)), str(sp.N(claim, digits))
+        if shown[0] != shown[1]:
+            break
+    return shown
 
 
 def check_file(path: str) -> list:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-import shutil
+from pathlib import Path
 
 from derive.errors import UserError
 from derive.printers import FORMATS, to_json
@@ -26,10 +26,14 @@ def run_prove(args) -> int:
 
 
 def run_docs(args) -> int:
-    for path in write_documents(args.output, pdf=not args.no_pdf):
+    old_pdf = (Path(args.output) / "optequiv.pdf").is_file()
+    written = write_documents(args.output, pdf=not args.no_pdf)
+    for path in written:
         print(path)
-    if not args.no_pdf and not shutil.which("pdflatex"):
-        print("note: pdflatex is not on the PATH; optequiv.pdf was not built")
+    if not any(Path(p).name == "optequiv.pdf" for p in written):
+        why = "--no-pdf" if args.no_pdf else "pdflatex is not on the PATH"
+        removed = "; the earlier optequiv.pdf, which no longer matched, was removed" if old_pdf else ""
+        print(f"note: {why}: optequiv.pdf was not built{removed}")
     return 0
 
 
@@ -47,7 +51,7 @@ def run_check(args) -> int:
         if r.counterexample and not r.agrees or (r.counterexample and r.claim.expect == "fails"):
             ce = r.counterexample
             point = ", ".join(f"{k} = {v}" for k, v in ce["point"].items())
-            print(f"     at {point}: model {ce['model_float']:.12g}, claim {ce['claim_float']:.12g}")
+            print(f"     at {point}: model {ce['model_decimal']}, claim {ce['claim_decimal']}")
     print(f"{sum(r.agrees for r in results)} of {len(results)} claims as expected")
     return 0 if passed else 1
 

@@ -72,4 +72,6 @@ def write_documents(out_dir, pdf: bool = True) -> list:
     written.append(write_atomic(out / "optequiv.md", markdown(derivations)))
     if pdf and shutil.which("pdflatex"):
         written.append(write_atomic(out / "optequiv.pdf", compile_pdf(tex)))
+    elif (out / "optequiv.pdf").exists():
+        (out / "optequiv.pdf").unlink()  # an earlier run's PDF no longer matches optequiv.tex
     return written

@@ -64,6 +64,23 @@ def test_a_claim_that_disagrees_with_its_expectation_exits_1(tmp_path):
     assert rc == 1 and ce["model_float"] != ce["claim_float"]
 
 
+@pytest.mark.parametrize("formula, shows", [
+    # complex where the model is real: a refutation, not "supported" (no point ever agreed)
+    ("theta - eta*(grad + lam*theta) + sqrt(-grad**2 - 1)", "*I"),
+    # off by 1e-40: refuted exactly, and the decimals printed differ
+    ("theta - eta*(grad + lam*theta) + 10**(-40)*grad", None),
+])
+def test_refutations_show_values_that_differ(tmp_path, formula, shows):
+    body = GOOD.replace("theta - eta*(grad + lam*theta)", formula)
+    rc, out, _ = run("check", claim_file(tmp_path, body), "--json")
+    ce = json.loads(out)["claims"][0]["counterexample"]
+    assert rc == 1 and ce["model_decimal"] != ce["claim_decimal"]
+    if shows:
+        assert shows in ce["claim_decimal"] and ce["claim_float"] is None
+    rc, out, _ = run("check", claim_file(tmp_path, body))
+    assert rc == 1 and f"model {ce['model_decimal']}, claim {ce['claim_decimal']}" in out
+
+
 def test_multi_step_claims_and_where_definitions(tmp_path):
     body = '''
 [[claim]]
@@ -84,7 +101,10 @@ expect = "holds"
     ("title = 1\n", "unknown top-level key 'title'"),
     (GOOD.replace('expect = "holds"', 'expect = "maybe"'), "expect must be 'holds' or 'fails'"),
     (GOOD.replace("start = ", "color = 'red'\nstart = "), "unknown key 'color'"),
-    (GOOD.replace('"sgd(lr=eta, weight_decay=lam)"', '"sgd(lr=-1)"'), "Invalid learning rate: -1"),
+    (GOOD.replace('"sgd(lr=eta, weight_decay=lam)"', '"sgd(lr=-1)"'),
+     "claim 'SGD with L2': Invalid learning rate: -1"),
+    (GOOD.replace('theta - eta*(grad + lam*theta)', "theta*sqrt(-1)"), "is not a real number"),
+    (GOOD.replace('theta - eta*(grad + lam*theta)', "-" * 1500 + "theta"), None),
     (GOOD.replace('theta - eta*(grad + lam*theta)', 'theta - zeta*grad'), "uses zeta"),
     (GOOD.replace('quantity', 'x').replace('start = "state"', 'start = "state"\nquantity = "m"'),
      "has no state 'm'"),
@@ -94,6 +114,9 @@ expect = "holds"
 ])
 def test_malformed_claims_are_one_line_exit_2(tmp_path, body, message):
     rc, out, err = run("check", claim_file(tmp_path, body), cwd=tmp_path)
+    if message is None:  # well formed after all: parsed, checked, exit 0 or 1, never a crash
+        assert rc in (0, 1) and err == "", err
+        return
     assert rc == 2, out + err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
     assert not (tmp_path / "PWNED").exists()
@@ -126,6 +149,24 @@ def test_docs_writes_every_file(tmp_path):
     tex = (tmp_path / "out" / "optequiv.tex").read_text()
     assert tex.startswith("\\documentclass") and tex.rstrip().endswith("\\end{document}")
     assert not [f for f in files if f.startswith(".")]  # no temporary file left behind
+
+
+def test_docs_without_a_pdf_removes_a_stale_one(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "optequiv.pdf").write_bytes(b"%PDF- an older article")
+    rc, stdout, err = run("docs", "-o", str(out), "--no-pdf")
+    assert rc == 0, err
+    assert not (out / "optequiv.pdf").exists() and "was removed" in stdout
+
+
+def test_a_closed_pipe_ends_quietly():
+    # `optequiv prove --all | head -1`: the reader leaves early; no 'internal error' line
+    proc = subprocess.Popen([sys.executable, "-m", "derive", "prove", "--all"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=300) == 141 and err == ""
 
 
 def test_docs_output_must_be_a_directory(tmp_path):

@@ -61,6 +61,17 @@ def test_unroll_text_and_latex():
     assert rc == 0 and "grad_f(theta_1)" in out
 
 
+def test_latex_never_prints_two_symbols_alike():
+    # the default lr prints as gamma (torch's docs), so a user's own gamma takes the letter and
+    # lr is spelled out, in every row of the output alike
+    rc, out, _ = run("unroll", "sgd(momentum=gamma)", "--steps", "2", "--from", "state",
+                     "--format", "latex")
+    assert rc == 0 and out.count("\\mathrm{lr}") == 2 and "b_{0} \\gamma" in out
+    rc, out, _ = run("unroll", "sgd(momentum=0.9, weight_decay=lam)", "--steps", "1",
+                     "--format", "latex")
+    assert rc == 0 and "\\gamma" in out and "\\mathrm" not in out  # no clash, no change
+
+
 def test_list():
     rc, out, _ = run("list", "--json")
     data = json.loads(out)

@@ -50,6 +50,27 @@ def run_numpy(spec, steps=25, rule_for=build_rule):
     return theta, state
 
 
+# numpy_step's canonical keywords -> the same value under torch's keyword
+NUMPY_BAD = [("sgd", dict(lr=-1.0), dict(lr=-1.0)),
+             ("sgd", dict(weight_decay=-0.5), dict(weight_decay=-0.5)),
+             ("adam", dict(beta1=1.5), dict(betas=(1.5, 0.999))),
+             ("adam", dict(beta2=-0.1), dict(betas=(0.9, -0.1))),
+             ("adam", dict(eps=-1e-8), dict(eps=-1e-8)),
+             ("adamw", dict(lr=float("nan")), dict(lr=float("nan")))]
+
+
+@pytest.mark.parametrize("name,ours,theirs", NUMPY_BAD, ids=[str(o) for _, o, _ in NUMPY_BAD])
+def test_numpy_step_rejects_bad_values_per_call_as_torch_does(name, ours, theirs):
+    cls = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[name]
+    with pytest.raises(ValueError) as expected:
+        cls([torch.nn.Parameter(torch.zeros(2))], **theirs)
+    step = numpy_step(name)
+    with pytest.raises(ValueError) as got:
+        step({}, np.ones(2), np.ones(2), **ours)
+    assert str(got.value) == str(expected.value)
+    step({}, np.ones(2), np.ones(2), lr=np.float32(0.5))  # numpy scalars are numbers too
+
+
 def run_torch(spec, steps=25):
     theta, grads = gradients(steps)
     cls, kwargs = torch_reference(spec)

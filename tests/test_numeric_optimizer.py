@@ -63,7 +63,8 @@ BAD = [("sgd", dict(lr=-1.0)), ("sgd", dict(lr=0.1, momentum=-0.5)),
        ("adam", dict(lr=-1e-3)), ("adam", dict(eps=-1e-8)), ("adam", dict(betas=(1.5, 0.9))),
        ("adam", dict(betas=(0.9, 1.0))), ("adam", dict(betas=(-0.1, 0.9))),
        ("adam", dict(weight_decay=-1)), ("adam", dict(lr=float("nan"))),
-       ("adamw", dict(betas=(0.9, -2.0))), ("adamw", dict(lr=-2))]
+       ("adamw", dict(betas=(0.9, -2.0))), ("adamw", dict(lr=-2)),
+       ("adamw", dict(weight_decay=float("-inf")))]
 CLASSES = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 
 

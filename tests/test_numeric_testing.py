@@ -96,6 +96,20 @@ def test_fails_naming_step_tensor_and_error(case):
     assert "\n" not in message
 
 
+def test_a_check_that_would_compare_nothing_is_refused():
+    wrong = lambda ps: torch.optim.Adam(ps, lr=0.1)  # noqa: E731 - would fail any real check
+    for steps in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match="steps must be a whole number >= 1"):
+            assert_matches_spec(wrong, "sgd(lr=0.1)", steps=steps)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message given without CUDA")
+def test_cuda_without_a_gpu_is_a_configuration_error_not_a_mismatch():
+    with pytest.raises(ValueError, match="CUDA is not available on this machine") as info:
+        assert_matches_spec(torch.optim.SGD, "sgd(lr=0.1)", device="cuda")
+    assert not isinstance(info.value, AssertionError)
+
+
 def test_the_pytest_plugin_offers_the_check_as_a_fixture(tmp_path):
     (tmp_path / "test_user.py").write_text(textwrap.dedent("""
         import torch

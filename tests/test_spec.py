@@ -6,7 +6,7 @@ import sympy as sp
 
 from derive.errors import UserError
 from derive.grammar import parse_expression
-from derive.spec import parse_spec
+from derive.spec import make_spec, parse_spec
 from derive.symbols import hyper
 
 lr, lam, wd = hyper("lr"), hyper("lam"), hyper("wd")
@@ -95,6 +95,17 @@ def test_expression_functions_and_precedence():
     ("sgd(lr=2**100000)", "exponent larger than"),
     ("sgd(lr=1e999)", "number out of range"),
     ("", "empty"),
+    # values no real model has: NaN in torch's wording, non-real and infinite ones in ours
+    ("sgd(lr=nan)", "Invalid learning rate: nan"),
+    ("adam(eps=NaN)", "Invalid epsilon value: NaN"),
+    ("adam(betas=(0.9, nan))", "Invalid beta parameter at index 1: nan"),
+    ("sgd(momentum=0.9, dampening=nan)", "dampening must be a real number, got nan"),
+    ("adamw(weight_decay=-inf)", "Invalid weight_decay value: -inf"),
+    ("sgd(lr=inf)", "lr is infinite"),
+    ("sgd(lr=sqrt(-1))", "sqrt(-1) = I is not a real number"),
+    ("sgd(lr=log(-2))", "is not a real number"),
+    ("adam(betas=((-8)**(1/3), 0.9))", "is not a real number"),
+    ("sgd(lr=2" + "**2" * 150 + ")", "nested too deeply"),
 ])
 def test_bad_specs_fail_with_one_clear_line(text, message):
     with pytest.raises(UserError) as info:
@@ -115,6 +126,17 @@ def test_bad_specs_fail_with_one_clear_line(text, message):
 def test_code_is_never_executed(text):
     with pytest.raises(UserError):
         parse_spec(text)
+
+
+def test_long_runs_of_signs_are_not_nesting():
+    # a loop, not a recursion per sign: 1400 minus signs once crashed the parser
+    assert parse_spec("sgd(lr=" + "-" * 1400 + "0.5)").given["lr"] == sp.Rational(1, 2)
+    assert parse_spec("sgd(lr=" + "-+" * 700 + "0.5)").given["lr"] == sp.Rational(1, 2)
+
+
+def test_non_real_values_from_the_api_are_refused():
+    with pytest.raises(UserError, match="lr must be a real number, got I"):
+        make_spec("sgd", {"lr": sp.I})
 
 
 def test_numeric_commands_reject_symbols():
