@@ -50,6 +50,9 @@ LOSSES = (  # closed-loop losses tried for a counterexample: (text, gradient)
     ("theta**2/2", lambda th: th),
     ("(theta - 1)**2/2", lambda th: th - 1),
     ("theta**4/4", lambda th: th**3),
+    # a minimum beyond theta_0, so that g and theta have opposite signs: where a step sees
+    # only sign(g + lam*theta) (Adam's first step with eps = 0), rescaling g can flip it
+    ("(theta - 3)**2/2", lambda th: th - 3),
 )
 
 
@@ -405,13 +408,15 @@ def _counterexample(A, B, ra, rb, ha, hb, sigma, base_unknowns, schedule, k, sta
     """Exact rational hyperparameters, a concrete loss and the two differing theta_k."""
     rng = random.Random(1)
     a_symbols = sorted(A.symbols(), key=lambda s: s.name)
-    for trial in range(12):
+    typical_trials = 2 * len(LOSSES)  # typical values (readable), each loss from two theta_0
+    for trial in range(typical_trials + 12):
+        typical = trial < typical_trials
         point = {}
         for s in a_symbols:
             copies = [Y.stepped(s, i) for i in range(1, k + 1)] if s in schedule else [s]
             for i, c in enumerate(copies):
                 # a schedule that varies: the i-th step's copy gets the typical value / (i + 1)
-                point[c] = _typical_value(A, s) / (i + 1) if trial == 0 else \
+                point[c] = _typical_value(A, s) / (i + 1) if typical else \
                     random_point([c], rng)[c]
         b_values = {}
         for u in base_unknowns:
@@ -419,14 +424,16 @@ def _counterexample(A, B, ra, rb, ha, hb, sigma, base_unknowns, schedule, k, sta
             for c in copies:
                 value = sigma.get(c)
                 if value is None:
-                    value = _same_key_value(A, B, u, point) if trial == 0 else \
+                    value = _same_key_value(A, B, u, point) if typical else \
                         random_point([c], rng)[c]
                 b_values[c] = value.xreplace(point)
         full = {**point, **b_values}
         for c in bend(Y.grad(1)).free_symbols - {Y.grad(1)}:  # a transform's own symbol
-            full[c] = sp.Integer(2) if trial == 0 else random_point([c], rng)[c]
+            # both sides of 1: a scale below 1 can flip sign(c*g + lam*theta), one above not
+            full[c] = (sp.Integer(2) if trial % 2 == 0 else sp.Rational(1, 10)) if typical \
+                else random_point([c], rng)[c]
         loss, gradient = LOSSES[trial % len(LOSSES)]
-        theta0 = (sp.Integer(1), sp.Integer(2), sp.Rational(-1, 2))[(trial // 3) % 3]
+        theta0 = (sp.Integer(1), sp.Integer(2), sp.Rational(-1, 2))[(trial // len(LOSSES)) % 3]
         state0 = {}
         if start == "state":
             state0 = random_point(_initial_free(ra, rb, start), rng)
@@ -441,7 +448,9 @@ def _counterexample(A, B, ra, rb, ha, hb, sigma, base_unknowns, schedule, k, sta
 
         try:
             theta_a = _run_closed(ra, at(ha), ia, theta0, gradient, k)
-            theta_b = _run_closed(rb, at(hb), ib, theta0, lambda th: bend(gradient(th)), k)
+            # the transform's own symbol (c in g -> c*g) takes its value from `full` too
+            theta_b = _run_closed(rb, at(hb), ib, theta0,
+                                  lambda th: bend(gradient(th)).xreplace(full), k)
         except (ZeroDivisionError, ValueError):
             continue
         if nonzero_number(theta_b - theta_a):

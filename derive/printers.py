@@ -44,7 +44,8 @@ def to_text(d: Derivation) -> str:
         if isinstance(block, Prose):
             lines += [block.text, ""]
         elif isinstance(block, Recurrence):
-            lines.append(block.title)
+            if block.title:
+                lines.append(block.title)
             width = max(len(str(a.target)) for a in block.lines)
             for a in block.lines:
                 lines.append(f"    {str(a.target):>{width}} <- {a.expr}")
@@ -88,7 +89,7 @@ def to_latex(d: Derivation, level: str = "section") -> str:
             out += [tex_escape(block.text), ""]
         elif isinstance(block, Recurrence):
             rows = [f"{tex(a.target)} &\\leftarrow {tex(a.expr)}" for a in block.lines]
-            out += [f"\\noindent {tex_escape(block.title)}",
+            out += [f"\\noindent {tex_escape(block.title)}" if block.title else "",
                     "\\begin{align*}", " \\\\\n".join(rows), "\\end{align*}"]
         elif isinstance(block, Equation):
             tag = f"\\quad\\text{{({tex_escape(block.reason)})}}" if block.reason else ""
@@ -114,7 +115,7 @@ def to_markdown(d: Derivation, level: int = 2) -> str:
         elif isinstance(block, Recurrence):
             rows = " \\\\\n".join(f"{tex(a.target)} &\\leftarrow {tex(a.expr)}"
                                   for a in block.lines)
-            out += [f"{block.title}", "", "$$", "\\begin{aligned}", rows, "\\end{aligned}",
+            out += [block.title, "", "$$", "\\begin{aligned}", rows, "\\end{aligned}",
                     "$$", ""]
         elif isinstance(block, Equation):
             out += ["$$", f"{tex(block.lhs)} = {tex(block.rhs)}", "$$"]

@@ -98,6 +98,11 @@ class GeneratedOptimizer(torch.optim.Optimizer):
         validate(self.spec, values)
         super().__init__(params, values)
 
+    def __reduce__(self):
+        # the class is made at run time, so pickle (torch.save) cannot find it by name: the
+        # copy rebuilds it from the spec, then torch's own __setstate__ restores the rest
+        return (_unpickle, (str(self.spec), self.rule_for), self.__getstate__())
+
     def __setstate__(self, state):
         super().__setstate__(state)
         for group in self.param_groups:
@@ -183,9 +188,13 @@ class GeneratedOptimizer(torch.optim.Optimizer):
             grad = p.grad
             if grad is None:
                 continue
-            if grad.is_sparse or p.is_complex():
-                raise RuntimeError(f"{type(self).__name__} supports dense real parameters "
-                                   "and gradients only")
+            if grad.is_sparse:
+                raise RuntimeError(SPARSE[self.spec.family] if self.spec.family == "adam" else
+                                   f"{type(self).__name__} does not support sparse gradients "
+                                   "(torch.optim.SGD does: use it for sparse embeddings)")
+            if p.is_complex():
+                raise RuntimeError(f"{type(self).__name__} supports real parameters only "
+                                   "(torch.optim steps a complex one as pairs of reals)")
             state, absent = self._state(p, shape, keys)
             kind = None if fused is None else fused.batch_key(p, grad, state, step_dtype)
             if kind is None:
@@ -213,6 +222,12 @@ class GeneratedOptimizer(torch.optim.Optimizer):
 
 
 _NONE = frozenset()
+SPARSE = {"adam": "Adam does not support sparse gradients, please consider SparseAdam instead"}
+
+
+def _unpickle(text: str, rule_for):
+    cls = torch_optimizer(text, rule_for=rule_for)
+    return cls.__new__(cls)
 
 
 class _Plan:

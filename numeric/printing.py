@@ -9,11 +9,12 @@ from __future__ import annotations
 import linecache
 
 import sympy as sp
+from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.pycode import PythonCodePrinter
 
 
 class ScalarPrinter(PythonCodePrinter):
-    """Python source for scalar expressions: floats, math.sqrt, plain operators."""
+    """Python source for scalar expressions: floats, ** 0.5, plain operators."""
 
     def __init__(self, names: dict):
         super().__init__({"standard": "python3", "fully_qualified_modules": True})
@@ -24,6 +25,15 @@ class ScalarPrinter(PythonCodePrinter):
 
     def _print_Rational(self, expr):
         return repr(int(expr)) if expr.q == 1 else repr(float(expr))
+
+    def _print_Pow(self, expr, rational=False):
+        # torch computes bias_correction2 ** 0.5 (libm's pow), not math.sqrt: the two differ in
+        # the last bit at some step counts (Adam's default betas: step 1270), and in float64 that
+        # bit grows into visibly different training runs
+        if expr.exp in (sp.Rational(1, 2), sp.Rational(-1, 2)):
+            root = f"{self.parenthesize(expr.base, PRECEDENCE['Pow'])} ** 0.5"
+            return root if expr.exp > 0 else f"(1 / {root})"
+        return super()._print_Pow(expr, rational)
 
     def _print_Max(self, expr):
         return f"max({', '.join(self._print(a) for a in expr.args)})"

@@ -19,6 +19,8 @@ def _number(key: str, value):
     prints it. NaN stays NaN: derive rejects it for every key (torch's Adam rejects it through
     `not 0.0 <= lr`, its SGD lets it through; a NaN hyperparameter only ever yields NaN)."""
     text = str(value)
+    if hasattr(value, "numel") and value.numel() != 1:
+        raise UserError(f"Tensor {key} must be 1-element")  # torch's words, for lr
     if hasattr(value, "item") and not isinstance(value, (int, float)):
         value = value.item()  # a 0-dim tensor or array, a numpy scalar
     if isinstance(value, bool) or not isinstance(value, (int, float)):

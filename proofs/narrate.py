@@ -11,7 +11,7 @@ from derive.derivation import Equation, Inequality, Prose, Recurrence, label
 from derive.explain import size
 from derive.identity import simplest
 from derive.rules import build_rule
-from derive.trace import trace
+from derive.trace import Assign, trace
 
 SHOW = 160  # distinct operations above which a difference is described, not displayed
 
@@ -93,11 +93,14 @@ def _induction_blocks(c: Comparison, a_title: str, b_title: str) -> list:
                  + ("the state that theta depends on corresponds as "
                     + ", ".join(f"{n}^B = {v}" for n, v in proof.phi.items())
                     if proof.phi else "there is no state that theta depends on")
-                 + ". One step of each rule gives:")]
-    out.append(Equation(label("theta^A_t"), proof.theta_a, proof.theta_a,
-                        f"one step of {a_title}"))
-    out.append(Equation(label("theta^B_t"), proof.theta_b, proof.theta_b,
-                        f"one step of {b_title}, its state written through the correspondence"))
+                 + f". One step of each rule gives ({b_title}'s state written through the "
+                   "correspondence):")]
+    # what one step computes is shown as a recurrence, not as an equation: it is the rules'
+    # output itself, and a check of it against itself would prove nothing; the checked claims
+    # are the differences that follow
+    out.append(Recurrence("", [
+        Assign(label("theta^A_t"), proof.theta_a, f"one step of {a_title}"),
+        Assign(label("theta^B_t"), proof.theta_b, f"one step of {b_title}")]))
     for what, diff, verdict in proof.checks:
         base = "(base)" in what
         base_name, _, index = what.replace(" (base)", "").rpartition("_")
@@ -115,10 +118,15 @@ def _divergence_blocks(c: Comparison, a_title: str, b_title: str) -> list:
     previous = c.trail[-2].solutions[0] if len(c.trail) > 1 and c.trail[-2].solutions else {}
     out = [_difference(k, record.difference.xreplace(previous),
                        f"open loop, {_mapping_words(previous)}" if previous else "open loop")]
-    out.append(Prose(f"No constant mapping of {b_title}'s symbols makes steps 1..{k} coincide: "
-                     "the equations that would make this difference vanish for all theta_0 and "
-                     "gradients have no solution. The first divergent step is "
-                     f"{k}."))
+    if Y.by_name(c.b.symbols() - c.a.symbols()):
+        out.append(Prose(f"No constant mapping of {b_title}'s symbols makes steps 1..{k} "
+                         "coincide: the equations that would make this difference vanish for "
+                         "all theta_0 and gradients have no solution. The first divergent step "
+                         f"is {k}."))
+    else:
+        out.append(Prose(f"With no symbol of {b_title}'s own to map, this difference is not "
+                         "identically zero (it is non-zero at an exact point, below). The first "
+                         f"divergent step is {k}."))
     if c.conditions:
         out.append(Prose("They do coincide at every step (each condition proven by a full "
                          f"comparison) when {a_title}'s hyperparameters satisfy: " + "; or ".join(

@@ -52,12 +52,14 @@ def build(theorem: Theorem):
     blocks.append(Equation(label("theta_t - theta_{t-1} + lr*m^g_t/((1-beta1^t)(sqrt(v_hat_t)+eps))"),
                            -decay_part, theta - th + lr * m_g_new / denominator,
                            "the decay part of the Adam + L2 step"))
-    blocks.append(Prose("So the L2 step decays a beta1-smoothed average d_t of past parameters, "
-                        "by lr*lambda divided coordinate-wise by (1 - beta1^t)(sqrt(v_hat_t) + "
-                        "eps) (and v_hat itself contains lambda*theta); AdamW decays theta_{t-1} "
-                        "by lr*lambda in every coordinate alike. The two agree only where "
-                        "(1 - beta1^t)(sqrt(v_hat_t) + eps) = 1 and d_t = theta_{t-1}, which no "
-                        "constant choice of coefficients arranges for all coordinates."))
+    blocks.append(Prose("So the L2 step decays d_t, an EMA of past parameters (d_t/(1 - "
+                        "beta1^t) is their bias-corrected average), by lr*lambda divided "
+                        "coordinate-wise by sqrt(v_hat_t) + eps; AdamW decays theta_{t-1} itself "
+                        "by lr*lambda in every coordinate alike. Even the decay parts alone "
+                        "match only where that average equals theta_{t-1} and sqrt(v_hat_t) + "
+                        "eps = 1 in every coordinate, which no constant choice of coefficients "
+                        "arranges; and the gradient parts differ as well, since L2's v_hat "
+                        "contains lambda*theta and AdamW's does not."))
     return theorem.derivation(combine(verdicts), blocks)
 
 
@@ -66,8 +68,8 @@ THEOREM = Theorem(
     title="Adam + L2 is not AdamW (Loshchilov & Hutter, Prop. 2)",
     claim="Adam with L2 and AdamW differ from step 1 and no constant mapping of the decay "
           "coefficient makes them agree; L2's decay acts as lambda divided coordinate-wise by "
-          "sqrt(v_hat) + eps (with bias correction), applied to a beta1-smoothed average of past "
-          "parameters.",
+          "sqrt(v_hat) + eps (with bias correction), applied to an EMA (beta1) of past "
+          "parameters rather than to the current ones.",
     specs=(L2, ADAMW),
     build=build,
 )

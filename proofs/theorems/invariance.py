@@ -1,5 +1,5 @@
 """Theorem 7: with eps = 0, AdamW's update is invariant to a positive per-coordinate rescaling of
-the gradient; Adam + L2's is not (its decay term is rescaled with the gradient, then normalised).
+the gradient; Adam + L2's is not (its L2 term lambda*theta is not rescaled with the gradient).
 
 The engine compares a rule with itself fed c*g (c > 0, constant over steps, one per coordinate):
 equivalence is proven by induction with the state correspondence m -> c*m, v -> c^2*v, which the

@@ -38,7 +38,8 @@ def build(theorem: Theorem):
         blocks.append(Prose("So decoupled decay lambda under a fixed preconditioner diag(s)^(-1) "
                             "is exactly plain preconditioned descent on f + (lambda'/2)*"
                             "||theta (.) sqrt(s)||^2 with lambda' = lambda/alpha: an L2 penalty "
-                            "that is stronger where the preconditioner is large."))
+                            "that is stronger where s is large, i.e. where the preconditioner "
+                            "diag(s)^(-1) is small (the coordinates that take small steps)."))
     return theorem.derivation(combine([verdict]), blocks)
 
 

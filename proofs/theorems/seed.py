@@ -18,7 +18,7 @@ ATTRIBUTED = (
     "seed: for plain SGD that same update is weight decay (decoupled, lr-scaled)",
     "seed: momentum v_t = gamma*v_{t-1} + (1 - gamma)*grad (a zero-buffer EMA, not torch's SGD)",
     "seed: momentum with L2, the buffer v_t = gamma*v_{t-1} + (1 - gamma)*grad(J + wd*sum(theta^2))",
-    "seed: the post's 'weight decay' momentum formula, against decoupled weight decay",
+    "seed: the post's 'weight decay' momentum formula, against decoupled weight decay with the L2 coefficient 2*wd",
     "seed: the post's 'L2' momentum formula, against L2",
     "seed: Adam's first moment m_t = beta1*m_{t-1} + (1 - beta1)*g_t",
     "seed: Adam's second moment v_t = beta2*v_{t-1} + (1 - beta2)*g_t^2",
@@ -63,8 +63,8 @@ def build(theorem: Theorem):
         instead = [str(r.claim.spec) for r in results if r.claim.name not in ATTRIBUTED
                    and r.verdict == PROVEN and r.claim.equals == claim.equals
                    and r.claim.quantity == claim.quantity]
-        findings.append(f"'{name}' fails" + (f"; the same formula holds for {instead[0]}"
-                                            if instead else ""))
+        findings.append(f"'{name}' fails" + (f"; the same formula holds for "
+                                             f"{' and for '.join(instead)}" if instead else ""))
     blocks.append(Prose("Findings: " + ("every formula holds as attributed." if not failed
                                         else "; ".join(findings) + ".")))
     return theorem.derivation(REFUTED if failed else PROVEN, blocks)
