@@ -30,6 +30,7 @@ import sympy as sp
 
 from . import symbols as Y
 from .budget import OutOfTime, attempt, within
+from .errors import UserError
 from .identity import PROVEN, REFUTED, SUPPORTED, nonzero_number, random_point, simplest, zero_test
 from .rules import Rule, build_rule
 from .spec import Spec, as_spec
@@ -249,6 +250,16 @@ def _extend(partials: list, d: sp.Expr, free: list, unknowns: list, rng):
     return out
 
 
+def _admissible(B: Spec, sigma: dict) -> bool:
+    """A mapping counts only if B is still an optimizer under it: momentum -> 0 would make
+    sgd(nesterov=true) match plain SGD, but torch refuses nesterov without momentum."""
+    try:
+        B.substitute(sigma)
+    except UserError:
+        return False
+    return True
+
+
 def _inconsistent_at(eqs: list, unknowns: list, point: dict) -> bool:
     """Whether equations linear in `unknowns`, at a rational point of the other symbols, have no
     solution. Coefficients there are algebraic numbers (square roots from Adam); SymPy's exact
@@ -428,6 +439,8 @@ def _counterexample(A, B, ra, rb, ha, hb, sigma, base_unknowns, schedule, k, sta
                         random_point([c], rng)[c]
                 b_values[c] = value.xreplace(point)
         full = {**point, **b_values}
+        if not (_admissible(A, point) and _admissible(B, full)):
+            continue  # e.g. nesterov with momentum 0: not an optimizer torch would build
         for c in bend(Y.grad(1)).free_symbols - {Y.grad(1)}:  # a transform's own symbol
             # both sides of 1: a scale below 1 can flip sign(c*g + lam*theta), one above not
             full[c] = (sp.Integer(2) if trial % 2 == 0 else sp.Rational(1, 10)) if typical \
@@ -482,9 +495,9 @@ def _same_key_value(A: Spec, B: Spec, u: sp.Symbol, point: dict) -> sp.Expr:
     """A natural value for a B-only symbol: A's value of the same key (lam2 gets lam's value)."""
     hb, ha = B.hyper(), A.hyper()
     for key, value in hb.items():
-        if value == u and key in ha:
+        if value == u and key in ha and ha[key] != 0:  # 0: a feature A does not use
             return ha[key].xreplace(point)
-    return sp.Rational(1, 10)
+    return _typical_value(B, u)
 
 
 def _roots(eqs: list, symbols: list, unknowns: list) -> list:
@@ -581,6 +594,8 @@ def _compare(A, B, result, steps, start, want_conditions, want_witness, transfor
         d = theta_b - theta_a
         result.steps_checked = k
         sols = _extend(sols, d, free, _unknowns_at(base_unknowns, schedule, k), rng)
+        if sols:
+            sols = [s for s in sols if _admissible(B, s)]
         result.trail.append(StepRecord(k, d, sols or []))
         if sols is None:
             result.notes.append(f"step {k}: B's own symbols appear inside |.|, sqrt or max in "

@@ -165,3 +165,11 @@ def test_zero_test_verdicts():
     refuted = zero_test(x * (1 - x))
     assert refuted.verdict == "refuted" and refuted.value != 0
     assert (x * (1 - x)).xreplace(refuted.point) == refuted.value
+
+
+def test_a_mapping_must_leave_b_an_optimizer_torch_would_build():
+    # momentum -> 0 would turn sgd(nesterov=true) into plain SGD, but torch refuses nesterov
+    # without momentum: no admissible mapping, so they differ from step 1
+    r = compare("sgd(lr=eta)", "sgd(lr=eta, momentum=mu, nesterov=true)")
+    assert r.equivalent is False and r.first_divergent_step == 1
+    assert sp.Rational(r.counterexample["hyperparameters"]["mu"]) > 0
