@@ -75,6 +75,13 @@ def _defaults(spec) -> dict:
 
 def validate(spec, values: dict) -> None:
     """derive's checks (validation.check_values), then what only the torch optimizer has."""
+    if spec.family == "adam":  # torch's Adam and AdamW constructors refuse these (SGD does not)
+        betas = values.get("betas", ())
+        if len({isinstance(b, torch.Tensor) for b in betas}) > 1:
+            raise ValueError("betas must be either both floats or both Tensors")
+        if isinstance(values.get("lr"), torch.Tensor) and values.get("foreach"):
+            raise ValueError("lr as a Tensor is not supported for capturable=False and "
+                             "foreach=True")
     check_values(spec, values)
     if values.get("fused"):
         if values.get("foreach"):

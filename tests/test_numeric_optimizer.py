@@ -64,7 +64,9 @@ BAD = [("sgd", dict(lr=-1.0)), ("sgd", dict(lr=0.1, momentum=-0.5)),
        ("adam", dict(betas=(0.9, 1.0))), ("adam", dict(betas=(-0.1, 0.9))),
        ("adam", dict(weight_decay=-1)), ("adam", dict(lr=float("nan"))),
        ("adamw", dict(betas=(0.9, -2.0))), ("adamw", dict(lr=-2)),
-       ("adamw", dict(weight_decay=float("-inf")))]
+       ("adamw", dict(weight_decay=float("-inf"))),
+       ("adam", dict(lr=torch.tensor(0.1), foreach=True)),
+       ("adamw", dict(betas=(torch.tensor(0.9), 0.999)))]
 CLASSES = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 
 
