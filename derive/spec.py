@@ -193,8 +193,8 @@ def _check_values(name: str, given: dict, sources: dict) -> None:
         return isinstance(value, sp.Expr) and value.is_number
 
     def negative(value):
-        # NaN counts as negative, as numeric.validate does for float('nan'): torch's `lr < 0`
-        # lets NaN through, and a NaN hyperparameter only ever produces NaN parameters
+        # NaN counts as negative, so it gets torch's words where torch has a check (its Adam
+        # refuses NaN through `not 0.0 <= lr`); a NaN hyperparameter only ever yields NaN
         if not isinstance(value, sp.Expr):
             return False
         return value.has(sp.nan) or bool(value.is_extended_negative)  # -oo too, as torch

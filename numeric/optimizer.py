@@ -195,9 +195,11 @@ class GeneratedOptimizer(torch.optim.Optimizer):
             grad = p.grad
             if grad is None:
                 continue
+            if grad.is_sparse and self.spec.family == "adam":  # torch's words (AdamW's too)
+                raise RuntimeError("Adam does not support sparse gradients, please consider "
+                                   "SparseAdam instead")
             if grad.is_sparse:
-                raise RuntimeError(SPARSE[self.spec.family] if self.spec.family == "adam" else
-                                   f"{type(self).__name__} does not support sparse gradients "
+                raise RuntimeError(f"{type(self).__name__} does not support sparse gradients "
                                    "(torch.optim.SGD does: use it for sparse embeddings)")
             if p.is_complex():
                 raise RuntimeError(f"{type(self).__name__} supports real parameters only "
@@ -229,7 +231,6 @@ class GeneratedOptimizer(torch.optim.Optimizer):
 
 
 _NONE = frozenset()
-SPARSE = {"adam": "Adam does not support sparse gradients, please consider SparseAdam instead"}
 
 
 def _unpickle(text: str, rule_for):

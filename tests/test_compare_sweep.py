@@ -10,6 +10,7 @@ The negative control plants a wrong mapping and shows the replay catches it.
 from __future__ import annotations
 
 import random
+import zlib
 
 import numpy as np
 import pytest
@@ -66,21 +67,40 @@ def test_sweep_verdicts_replay_on_numbers(a, b):
     r = compare(a, b)
     assert r.verdict in ("proven", "refuted"), (a, b, r.verdict)  # the sweep is all decided
     if r.equivalent:
-        rng = random.Random(hash((a, b)) % 2**32)
+        rng = random.Random(zlib.crc32(f"{a}|{b}".encode()))  # hash() differs per process
         for _ in range(3):
             assert replay_equivalence(r, rng) < 1e-12, (a, b, r.mapping)
     else:
         ce = r.counterexample
         assert ce is not None and ce["theta_A"] != ce["theta_B"], (a, b)
-        point = {s: sp.Rational(ce["hyperparameters"][s.name]) for s in r.a.symbols() | r.b.symbols()}
-        grad = LOSS_GRADIENTS[ce["loss"]]
-        for spec, reported in ((r.a, ce["theta_A_float"]), (r.b, ce["theta_B_float"])):
-            step = numpy_step(spec.substitute(point))
-            theta = np.array([float(sp.Rational(ce["theta_0"]))])
-            state = step.init(theta)
-            for _ in range(ce["step"]):
-                state, theta = step(state, theta, grad(theta))
-            assert theta[0] == pytest.approx(reported, rel=1e-12, abs=1e-300), (a, b, spec)
+        for replayed, reported in replay_counterexample(r, ce):
+            assert replayed == pytest.approx(reported, rel=1e-12, abs=1e-300), (a, b)
+
+
+def replay_counterexample(r, ce) -> list:
+    """(replayed, reported) theta_k for A and for B: each run again on the counterexample's
+    loss and hyperparameters by the generated numpy optimizer."""
+    point = {s: sp.Rational(ce["hyperparameters"][s.name]) for s in r.a.symbols() | r.b.symbols()}
+    grad = LOSS_GRADIENTS[ce["loss"]]
+    out = []
+    for spec, reported in ((r.a, ce["theta_A_float"]), (r.b, ce["theta_B_float"])):
+        step = numpy_step(spec.substitute(point))
+        theta = np.array([float(sp.Rational(ce["theta_0"]))])
+        state = step.init(theta)
+        for _ in range(ce["step"]):
+            state, theta = step(state, theta, grad(theta))
+        out.append((float(theta[0]), reported))
+    return out
+
+
+def test_the_replay_catches_a_wrong_counterexample():
+    # negative control: the reported B value of a real counterexample, nudged by 1e-9
+    r = compare("sgd(lr=eta, momentum=mu, weight_decay=lam)",
+                "sgd(lr=eta, momentum=mu, weight_decay=lam2, decay=decoupled)")
+    ce = dict(r.counterexample)
+    assert all(x == pytest.approx(y, rel=1e-12) for x, y in replay_counterexample(r, ce))
+    ce["theta_B_float"] *= 1 + 1e-9
+    assert not all(x == pytest.approx(y, rel=1e-12) for x, y in replay_counterexample(r, ce))
 
 
 def test_the_replay_catches_a_wrong_mapping():

@@ -63,11 +63,13 @@ def build(theorem: Theorem):
                         "Face AdamW), against torch's AdamW."))
     blocks += comparison_blocks(c, "torch", "after")
     # the order of the gap, from torch's start and from any shared mid-run state (per step):
-    # the displayed factor is the step's Adam direction, written out and checked
-    b1, b2, eps = (Y.hyper(n) for n in ("beta1", "beta2", "eps"))
-    g, t = Y.grad(1), Y.state("t", 0) + 1
-    m, v = b1 * Y.state("m", 0) + (1 - b1) * g, b2 * Y.state("v", 0) + (1 - b2) * g**2
-    direction = (m / (1 - b1**t)) / (sp.sqrt(v) / sp.sqrt(1 - b2**t) + eps)
+    # the displayed factor is the step's Adam direction, (theta_0 - theta_1)/lr of the same
+    # rule without decay (computed from the rule, not written out), and checked
+    plain = parse_spec("adamw(weight_decay=0)")
+    rule = build_rule(plain)
+    _, theta1 = rule.step(rule.initial_state("state"), Y.theta(0), Y.grad(1), plain.hyper())
+    direction = (Y.theta(0) - theta1) / lr
+    b1, b2 = Y.hyper("beta1"), Y.hyper("beta2")
     mid = compare(ADAMW, AFTER, start="state", want_conditions=False, want_witness=False)
     for where, comparison in (("from torch's start", c), ("from a general mid-run state", mid)):
         if comparison.difference is None:
