@@ -24,6 +24,7 @@ Whatever cannot be established is 'undecided', with the reason.
 """
 from __future__ import annotations
 
+import itertools
 import random
 from dataclasses import dataclass, field
 
@@ -135,8 +136,13 @@ def branch_cases(A: Spec, B: Spec) -> list:
                 root = sp.cancel(-f.coeff(own[0], 0) / f.coeff(own[0], 1))
                 if {own[0]: root} not in subs:
                     subs.append({own[0]: root})
+    # each branch value alone and together (momentum and weight_decay both 0), unknowns distinct
+    combos = [dict(c) for n in range(1, min(len(subs), 3) + 1) for group in
+              itertools.combinations(subs, n)
+              if len({u for s in group for u in s}) == n
+              for c in [[kv for s in group for kv in s.items()]]]
     cases = [({}, B)]
-    for sub in subs:
+    for sub in combos:
         try:
             rebuilt = B.substitute(sub)
         except ValueError:
@@ -213,7 +219,13 @@ class CaseResult:
     trail: list = field(default_factory=list)
 
 
-def _run_case(A, B, steps, start, schedule, bend) -> CaseResult:
+def _covered(sigma: dict, cases: list) -> bool:
+    """Whether a branch-switching mapping lies in one of the enumerated branch cases."""
+    return any(sub and all(u in sigma and sp.simplify(sigma[u] - v.xreplace(sigma)) == 0
+                           for u, v in sub.items()) for sub in cases)
+
+
+def _run_case(A, B, steps, start, schedule, bend, covered=()) -> CaseResult:
     ra, rb = build_rule(A), build_rule(B)
     ha, hb = A.hyper(), B.hyper()
     base_unknowns = Y.by_name(B.symbols() - A.symbols())
@@ -251,7 +263,7 @@ def _run_case(A, B, steps, start, schedule, bend) -> CaseResult:
                 continue
             eqs, raw = equations(d_k, free, rest, rng)
             found = solve_step(eqs, raw, rest, rng,
-                               same_position(A, B, rest, schedule, k), betas)
+                               same_position(A, B, rest, schedule, k), betas, d_k)
             if found is None:
                 return CaseResult(UNDECIDED, k, trail=trail, reason=(
                     f"step {k}: the equations for B's symbols {', '.join(map(str, rest))} "
@@ -268,6 +280,8 @@ def _run_case(A, B, steps, start, schedule, bend) -> CaseResult:
                 conds, switches = _judge(A, B, merged, base_unknowns, schedule, k)
                 if conds is None:
                     rejected.append((sol, switches))
+                    # sound only if the branch it switches to is one of the cases decided
+                    complete = complete and (not switches or _covered(merged, covered))
                     continue
                 # recomputed for the merged mapping: a condition on a symbol of B that this
                 # step fixed (m2 > 0 from e2 -> eta*mu/m2) is decided now
@@ -335,8 +349,10 @@ def _compare(A, B, result, steps, start, want_conditions, want_witness, transfor
     bend = transform or (lambda g: g)
     schedule = result.schedule
     outcomes = []
-    for sub, case_b in branch_cases(A, B):
-        outcome = _run_case(A, case_b, steps, start, schedule, bend)
+    cases = branch_cases(A, B)
+    for sub, case_b in cases:
+        outcome = _run_case(A, case_b, steps, start, schedule, bend,
+                            [s for s, _ in cases if s and not (set(s) <= set(sub))])
         outcomes.append((sub, case_b, outcome))
         result.steps_checked = max(result.steps_checked, outcome.k)
         if outcome.verdict == PROVEN:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sympy as sp
 
 from . import symbols as Y
+from .domains import admissibility
 
 CANDIDATE_SECONDS = 5.0
 
@@ -47,10 +48,12 @@ def conditions(compare, A, B, steps, start, schedule, difference, free, base_unk
     for cand in candidates:
         if cand in found:
             continue
+        if not admissibility(A, cand, A).ok:
+            continue  # the condition leaves torch's valid range (lam = -mu, a beta of 1)
         try:
             sub_a, sub_b = A.substitute(cand), B.substitute(cand)
         except ValueError:
-            continue  # the condition leaves torch's valid range (a negative lr, a beta of 1)
+            continue
         result = compare(sub_a, sub_b, steps=steps, start=start, schedule=schedule,
                          want_conditions=False, want_witness=False, transform=transform,
                          seconds=CANDIDATE_SECONDS)

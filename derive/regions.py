@@ -120,17 +120,19 @@ def coincide(expr: sp.Expr, seed: int = 0) -> ZeroVerdict:
     """Is `expr` identically zero over the whole domain of its symbols (see the module)?"""
     if expr == 0:
         return ZeroVerdict(PROVEN)
-    first = zero_test(expr, prove=True, seed=seed)
-    if first.verdict != SUPPORTED:
+    first = zero_test(expr, prove=False, seed=seed)  # exact random points: a refutation only
+    if first.verdict == REFUTED:
         return first
     pieces = regions(expr)
-    if pieces is None:
-        return ZeroVerdict(SUPPORTED)
-    if len(pieces) == 1:  # no piecewise atom: try a wider spread of points before giving up
+    if pieces is None or len(pieces) == 1:
+        # no piecewise atom (or too many to split): simplify, then a wider spread of points
+        if symbolically_zero(expr):
+            return ZeroVerdict(PROVEN)
         point = witness_in(expr, [], seed)
         return ZeroVerdict(REFUTED, point, expr.xreplace(point)) if point else first
     undecided = False
     for piece, conds in pieces:
+        # each region's expression has no Max or |.| left, so simplify is cheap there
         if symbolically_zero(piece):
             continue
         point = witness_in(piece, conds, seed)

@@ -102,9 +102,11 @@ def _roots_at(eqs: list, raw: list, u: sp.Symbol, point: dict, domain: sp.Interv
 
 
 def solve_step(eqs: list, raw: list, unknowns: list, rng: random.Random, candidates: list,
-               betas: set):
+               betas: set, whole: sp.Expr):
     """See the module docstring. `candidates`: mappings to try first (B's symbol equated with
-    A's value in the same position); `betas`: symbols that lie in [0, 1)."""
+    A's value in the same position); `betas`: symbols that lie in [0, 1); `whole`: the step's
+    difference itself, against which every candidate is verified (identically, not at the
+    sampled points the equations came from)."""
     if not eqs:
         return Solutions([{}])
     present = [u for u in unknowns if any(e.has(u) for e in eqs)]
@@ -137,12 +139,12 @@ def solve_step(eqs: list, raw: list, unknowns: list, rng: random.Random, candida
                 complete = False
         return Solutions(kept, complete)
     if len(present) != 1:
-        good = [c for c in cands if _vanishes(raw or eqs, c) == PROVEN]
+        good = [c for c in cands if _vanishes([whole], c) == PROVEN]
         return Solutions(good, complete=False) if good else None
     u = present[0]
     roots = _roots_at(eqs, raw, u, point, _domain(u, betas))
     if roots is None:
-        good = [c for c in cands if _vanishes(raw or eqs, c) == PROVEN]
+        good = [c for c in cands if _vanishes([whole], c) == PROVEN]
         return Solutions(good, complete=False) if good else None
     if not roots:
         return NoSolution(point, [u], at, f"no root in the admissible interval "
@@ -155,7 +157,7 @@ def solve_step(eqs: list, raw: list, unknowns: list, rng: random.Random, candida
         options = [c for c in cands if sp.simplify(c[u].xreplace(point) - r) == 0]
         if r in other_roots:
             options.append({u: r})
-        verified = [c for c in options if _vanishes(raw, c) == PROVEN]
+        verified = [c for c in options if _vanishes([whole], c) == PROVEN]
         if verified:
             kept += [c for c in verified if c not in kept]
         else:
