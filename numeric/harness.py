@@ -200,27 +200,29 @@ def require_device(device, who: str) -> None:
 
 def side_by_side(factories: dict, pairs: list, *, steps: int, dtype=torch.float64,
                  device="cpu", seed: int = 0, scenario: Scenario = Scenario(),
-                 strict: bool = True, stop_early=False, reraise=()) -> list:
+                 strict: bool = True, stop_early=False, reraise=(), settle=()) -> list:
     """Run every factory (name -> factory(params) -> Optimizer) on the problem; compare each
     (candidate, reference) pair after every step. Gradients come from the first factory's run;
     the candidates restart from a checkpoint at scenario.resume_at. `strict`: state entries
     must match by name (False: compare the entries both have). `stop_early`: True stops at the
     first mismatch of any pair; a collection of candidate names, at the first of theirs.
     `reraise`: names of runs whose exceptions propagate with their own traceback (a user's
-    optimizer), with a note of the step; any other run's exception is reported in its pairs."""
+    optimizer), with a note of the step; any other run's exception is reported in its pairs.
+    `settle`: candidate names whose run stops at their first mismatch (only the verdict is
+    wanted, not the largest error over the run)."""
     threads = torch.get_num_threads()
     # the problem is tiny: with more than one thread, OpenMP start-up dominates (torch's fused
     # CPU Adam takes ~40 ms a step on 2 threads, 0.1 ms on one); the user's setting is restored
     torch.set_num_threads(1)
     try:
         return _side_by_side(factories, pairs, steps, dtype, device, seed, scenario, strict,
-                             stop_early, set(reraise))
+                             stop_early, set(reraise), set(settle))
     finally:
         torch.set_num_threads(threads)
 
 
 def _side_by_side(factories, pairs, steps, dtype, device, seed, scenario, strict, stop_early,
-                  reraise):
+                  reraise, settle):
     problem = Problem(seed, scenario.skip_every, scenario.late_from)
     runs = {name: Run(f, problem, scenario, dtype, device) for name, f in factories.items()}
     source = runs[next(iter(factories))]
@@ -231,12 +233,13 @@ def _side_by_side(factories, pairs, steps, dtype, device, seed, scenario, strict
     resume_step = round(scenario.resume_at * steps) if scenario.resume_at else None
     candidates = {a for a, _ in pairs}
     failed = {}  # run name -> what it raised: {"step", "type", "message"}
+    settled = set()  # runs of `settle` that have their verdict
     for step in range(1, steps + 1):
         for run in runs.values():
             run.set_hyper(step, steps)
         grads = problem.gradients(source.params, step)
         for name, run in runs.items():
-            if name in failed:
+            if name in failed or name in settled:
                 continue
             try:
                 run.step(grads)
@@ -248,10 +251,11 @@ def _side_by_side(factories, pairs, steps, dtype, device, seed, scenario, strict
                 failed[name] = {"step": step, "type": type(error).__name__,
                                 "message": " ".join(str(error).split())}
         if step == resume_step:
-            for name in candidates - set(failed):
+            for name in candidates - set(failed) - settled:
                 runs[name].resume()
         for cmp in comparisons:
-            if cmp.raised or cmp.first_mismatch and cmp.candidate in failed:
+            if cmp.raised or cmp.first_mismatch and (cmp.candidate in failed or
+                                                     cmp.candidate in settled):
                 continue
             if cmp.reference in failed:
                 cmp.raised = failed[cmp.reference]
@@ -261,6 +265,8 @@ def _side_by_side(factories, pairs, steps, dtype, device, seed, scenario, strict
             else:
                 cmp.steps = step
                 _compare(cmp, step, runs[cmp.candidate], runs[cmp.reference], strict)
+                if cmp.first_mismatch and cmp.candidate in settle:
+                    settled.add(cmp.candidate)
         if not all(c.agree for c in watched):
             break
     return comparisons
