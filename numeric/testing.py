@@ -168,7 +168,8 @@ def assert_matches_spec(factory, spec, *, steps=20, dtype=torch.float64, device=
             if not wide.yours.passed:
                 raise _fail(text, wide, f"{first.cannot_tell()}; float64 compared as well "
                                         f"(in {_name(dtype)} it matched to relative "
-                                        f"{first.yours.max_rel_error:.3g}): ")
+                                        f"{first.yours.max_rel_error:.3g}; also_float64=False "
+                                        "leaves float64 out): ")
             runs.append(wide)
         else:
             skipped = True
