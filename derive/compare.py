@@ -33,13 +33,14 @@ import sympy as sp
 from . import symbols as Y
 from .budget import OutOfTime, attempt, within
 from .conditions import conditions as find_conditions, unknowns_at
-from .domains import admissibility, beta_symbols
+from .errors import UserError
+from .domains import admissibility, beta_symbols, constraint, tightest
 from .identity import PROVEN, REFUTED, SUPPORTED, simplest
 from .induction import Induction, generic_mapping, induction
 from .regions import coincide
 from .rules import build_rule
-from .solving import NoSolution, Solutions, equations, solve_step
-from .spec import Spec, as_spec
+from .solving import NoSolution, Solutions, admissible_point, equations, solve_step
+from .spec import Spec, as_spec, with_changes
 from .unroll import step_hyper
 from .witness import counterexample, initial_free
 
@@ -85,6 +86,7 @@ class Comparison:
     reason: str | None = None  # why the verdict is 'undecided' or only 'supported'
     certificate: dict | None = None
     case: dict = field(default_factory=dict)  # the branch of B the verdict was reached in
+    branches: list = field(default_factory=list)  # A's branch values, compared on their own
 
     def to_json(self) -> dict:
         return {
@@ -115,6 +117,41 @@ def signature(spec: Spec) -> tuple:
     return rule.stage_names(), rule.state_names
 
 
+def _excluded(f: sp.Expr, conditions: list) -> bool:
+    """Whether a strict condition already keeps f away from 0 (eta*lam < 1 for eta*lam - 1)."""
+    for c in conditions:
+        if isinstance(c, (sp.StrictLessThan, sp.StrictGreaterThan)):
+            gap = c.rhs - c.lhs if isinstance(c, sp.StrictLessThan) else c.lhs - c.rhs
+            if sp.expand(gap - f) == 0 or sp.expand(gap + f) == 0:
+                return True
+    return False
+
+
+def zero_roots(value: sp.Expr, symbols, conditions=()) -> tuple:
+    """([{s: r}], exhausted): the values of one symbol at which `value` vanishes, from each
+    factor of its numerator in a single symbol (any degree, real roots), and whether those are
+    all its zeros (every other factor is never 0 for admissible values)."""
+    try:
+        factors = sp.factor_list(sp.numer(sp.together(value)))[1]
+    except (sp.PolynomialError, NotImplementedError, TypeError, ValueError):
+        return [], False
+    roots, exhausted = [], True
+    for f, _ in factors:
+        if _excluded(f, conditions):
+            continue
+        own = [u for u in Y.by_name(symbols) if f.has(u)]
+        if len(own) == 1 and f.is_polynomial(own[0]):
+            found = attempt(2.0, lambda: sp.solve(f, own[0]), fallback=None)
+            if found is None:
+                exhausted = False
+                continue
+            roots += [{own[0]: r} for r in found if r.is_real is not False
+                      and {own[0]: r} not in roots]
+        elif constraint(f, True, set()) is not True and constraint(-f, True, set()) is not True:
+            exhausted = False  # a factor such as mu - lam: zero on a set we do not enumerate
+    return roots, exhausted
+
+
 def branch_cases(A: Spec, B: Spec) -> list:
     """[(substitution, B rebuilt for it)]: the generic case first, then each value of one of B's
     own symbols at which one of B's hyperparameters is 0 and torch takes another branch."""
@@ -124,18 +161,8 @@ def branch_cases(A: Spec, B: Spec) -> list:
     base = signature(B)
     subs = []
     for value in B.hyper().values():
-        if not value.has(*unknowns):
-            continue
-        try:
-            factors = sp.factor_list(sp.numer(sp.together(value)))[1]
-        except sp.PolynomialError:
-            continue
-        for f, _ in factors:
-            own = [u for u in Y.by_name(unknowns) if f.has(u)]
-            if len(own) == 1 and sp.degree(f, own[0]) == 1:
-                root = sp.cancel(-f.coeff(own[0], 0) / f.coeff(own[0], 1))
-                if {own[0]: root} not in subs:
-                    subs.append({own[0]: root})
+        if value.has(*unknowns):
+            subs += [r for r in zero_roots(value, unknowns)[0] if r not in subs]
     # each branch value alone and together (momentum and weight_decay both 0), unknowns distinct
     combos = [dict(c) for n in range(1, min(len(subs), 3) + 1) for group in
               itertools.combinations(subs, n)
@@ -263,7 +290,8 @@ def _run_case(A, B, steps, start, schedule, bend, covered=()) -> CaseResult:
                 continue
             eqs, raw = equations(d_k, free, rest, rng)
             found = solve_step(eqs, raw, rest, rng,
-                               same_position(A, B, rest, schedule, k), betas, d_k)
+                               same_position(A, B, rest, schedule, k), betas, d_k,
+                               lambda point: _a_valid_at(A, point))
             if found is None:
                 return CaseResult(UNDECIDED, k, trail=trail, reason=(
                     f"step {k}: the equations for B's symbols {', '.join(map(str, rest))} "
@@ -287,7 +315,7 @@ def _run_case(A, B, steps, start, schedule, bend, covered=()) -> CaseResult:
                 # step fixed (m2 > 0 from e2 -> eta*mu/m2) is decided now
                 extended.append(Partial(merged, conds))
             if rejected and not extended:
-                nosol.append(_rejected(rejected, eqs, rest, rng, p.mapping))
+                nosol.append(_rejected(A, rejected, eqs, rest, rng, p.mapping))
         trail.append(StepRecord(k, d, [p.mapping for p in extended]))
         if not extended:
             if not complete:
@@ -314,12 +342,22 @@ def _run_case(A, B, steps, start, schedule, bend, covered=()) -> CaseResult:
         "no divergence up to --steps and no proof for every step (raise --steps)"))
 
 
-def _rejected(rejected, eqs, rest, rng, prefix) -> NoSolution:
-    """The certificate when every solution leaves torch's domain or switches a branch."""
+def _a_valid_at(A: Spec, point: dict) -> bool:
+    """A at a point of its symbols (others, such as gradients, ignored) is an optimizer."""
+    own = {s: v for s, v in point.items() if s in A.symbols()}
+    return admissibility(A, own, A).ok
+
+
+def _rejected(A, rejected, eqs, rest, rng, prefix) -> NoSolution:
+    """The certificate when every solution leaves torch's domain or switches a branch: the
+    equations at a point where A is admissible, and the solutions with why each is refused."""
     shown = "; ".join(", ".join(f"{u} -> {v}" for u, v in sol.items()) +
                       (" (switches a torch branch: decided as a case of its own)" if switch
                        else " (not an optimizer torch would build)") for sol, switch in rejected)
-    return NoSolution({}, rest, eqs, f"every solution is inadmissible: {shown}", prefix)
+    others = set().union(*(e.free_symbols for e in eqs)) - set(rest) if eqs else set()
+    point = admissible_point(others, rng, lambda q: _a_valid_at(A, q))
+    return NoSolution(point, rest, [sp.expand(e.xreplace(point)) for e in eqs],
+                      f"every solution is inadmissible: {shown}", prefix)
 
 
 # -- combining the cases ------------------------------------------------------------------------
@@ -341,6 +379,16 @@ def compare(a, b, steps: int = DEFAULT_STEPS, start: str = "start", schedule=(),
                          f"{result.steps_checked}; the engine does not guess")
         result.notes.append(result.reason)
         return result
+    except (ArithmeticError, NotImplementedError, TypeError, ValueError, RecursionError,
+            sp.PolynomialError) as error:
+        if isinstance(error, UserError):
+            raise
+        # SymPy could not carry out a step (a Poly of exp(e2), a comparison of a non-real):
+        # what was not established is undecided, never a verdict (exit 3, not 1)
+        return Comparison(A, B, None, UNDECIDED, schedule=result.schedule, start=start,
+                          reason=f"SymPy could not carry out a step ({type(error).__name__}: "
+                                 f"{' '.join(str(error).split())[:200]}); the engine does not "
+                                 "guess")
 
 
 def _compare(A, B, result, steps, start, want_conditions, want_witness, transform):
@@ -359,7 +407,7 @@ def _compare(A, B, result, steps, start, want_conditions, want_witness, transfor
             break
     proven = [o for o in outcomes if o[2].verdict == PROVEN]
     if proven:
-        return _proven(A, result, *min(proven, key=lambda o: len(o[2].valid_when)), steps, start)
+        return _proven(A, B, result, *min(proven, key=lambda o: len(o[2].valid_when)), steps, start)
     open_ = [o for o in outcomes if o[2].verdict in (UNDECIDED, SUPPORTED)]
     if open_:
         sub, case_b, outcome = open_[0]
@@ -378,12 +426,14 @@ def _case_text(sub: dict) -> str:
     return f" (in the case {', '.join(f'{u} = {v}' for u, v in sub.items())})" if sub else ""
 
 
-def _proven(A, result, sub, case_b, outcome, steps, start):
+def _proven(A, B, result, sub, case_b, outcome, steps, start):
     result.verdict, result.equivalent = PROVEN, True
     result.mapping = {**sub, **outcome.mapping}
     result.induction, result.trail, result.case = outcome.proof, outcome.trail, sub
     result.valid_when = list(outcome.valid_when)
-    result.valid_when += _a_branch_conditions(A, case_b, outcome.mapping, result, steps, start)
+    result.valid_when = tightest(result.valid_when + [
+        c for c in _a_branch_conditions(A, B, case_b, outcome.mapping, result, steps, start)
+        if c not in result.valid_when])
     proof = outcome.proof
     result.certificate = {
         "kind": "induction",
@@ -393,32 +443,73 @@ def _proven(A, result, sub, case_b, outcome, steps, start):
         "checks": [{"what": w, "difference": "0" if v == PROVEN else str(d), "verdict": v}
                    for w, d, v in proof.checks],
         "valid_when": [str(c) for c in result.valid_when],
+        # A's branch values, each compared as a case of its own (with its own mapping)
+        "branches": result.branches,
     }
     return result
 
 
-def _a_branch_conditions(A, case_b, mapping, result, steps, start) -> list:
-    """A's own branch values (a symbol of A at 0 where torch switches a feature off): the
-    mapping is proven for the generic branch, so each such value is compared on its own."""
-    if result.schedule or any(u not in case_b.symbols() for u in mapping):
-        return []  # per-step mappings: the generic-branch proof is what is claimed
-    mapped = case_b.substitute(mapping)
+def _branch_values(spec: Spec) -> list:
+    """Symbolic hyperparameter values of `spec` at whose 0 torch takes another branch."""
     out = []
-    for s in Y.by_name(A.symbols()):
-        zero = {s: sp.Integer(0)}
+    for key, value in spec.given.items():
+        if not isinstance(value, sp.Expr) or value.is_number:
+            continue
         try:
-            a0, b0 = A.substitute(zero), mapped.substitute(zero)
+            if signature(with_changes(spec, **{key: sp.Integer(0)})) != signature(spec):
+                out.append(value)
         except ValueError:
-            continue
-        if signature(a0) == signature(A) and signature(b0) == signature(mapped):
-            continue
-        sub = compare(a0, b0, steps=steps, start=start, want_conditions=False,
-                      want_witness=False, seconds=BRANCH_SECONDS)
-        if sub.verdict != PROVEN:
-            out.append(sp.StrictGreaterThan(s, 0))
-            result.notes.append(f"at {s} = 0 torch takes another branch, where the mapping "
-                                f"does not hold ({sub.verdict})")
+            continue  # 0 is not a value torch accepts there (nesterov's momentum)
     return out
+
+
+def _a_branch_conditions(A, B, case_b, mapping, result, steps, start) -> list:
+    """A's own branch values (momentum (mu - 1/2)**2 is 0 at mu = 1/2, where torch has no
+    buffer): the mapping is proven on the generic branch, so each zero of a branch value of A,
+    or of B under the mapping, is compared as a case of its own, with a mapping searched anew
+    (at mu = 0, e2 -> eta, m2 -> 0 may work where the generic mapping does not). What cannot be
+    shown to coincide there, or whose zeros cannot be enumerated, becomes a condition."""
+    plain = {u: v for u, v in mapping.items() if u in case_b.symbols()}
+    try:
+        mapped = case_b.substitute(plain)
+    except ValueError:
+        return []
+    betas = beta_symbols(A)
+    conditions, branches = [], []
+    values = []
+    for value in _branch_values(A) + _branch_values(mapped):
+        if value not in values:
+            values.append(value)
+    for value in values:
+        if value.free_symbols - A.symbols() or value.has(*[Y.stepped(s, "t") for s in
+                                                           result.schedule]):
+            continue
+        positive = constraint(value, True, betas)
+        if positive is True:
+            continue  # never 0 where A is an optimizer
+        roots, exhausted = zero_roots(value, A.symbols(), result.valid_when)
+        for root in roots:
+            if not admissibility(A, root, A).ok:
+                continue
+            try:
+                a0 = A.substitute(root)
+            except ValueError:
+                continue
+            sub = compare(a0, B.substitute(root), steps=steps, start=start,
+                          schedule=result.schedule, want_conditions=False, want_witness=False,
+                          seconds=BRANCH_SECONDS)
+            branches.append({"case": strs(root), "verdict": sub.verdict,
+                             "mapping": strs(sub.mapping or {})})
+            if sub.verdict != PROVEN or sub.valid_when:
+                exhausted = False
+                at = ", ".join(f"{u} = {v}" for u, v in root.items())
+                result.notes.append(f"at {at} torch takes another branch, where the two are "
+                                    f"{sub.verdict}" + (" only when " + " and ".join(
+                                        map(str, sub.valid_when)) if sub.valid_when else ""))
+        if not exhausted and positive is not False and positive not in conditions:
+            conditions.append(positive)
+    result.branches = branches
+    return conditions
 
 
 def _refuted(A, B, result, outcomes, steps, start, want_conditions, want_witness, transform,

@@ -57,7 +57,7 @@ def conditions(compare, A, B, steps, start, schedule, difference, free, base_unk
         result = compare(sub_a, sub_b, steps=steps, start=start, schedule=schedule,
                          want_conditions=False, want_witness=False, transform=transform,
                          seconds=CANDIDATE_SECONDS)
-        if result.equivalent:
+        if result.equivalent and not result.valid_when:  # a condition of its own: not claimed
             found.append(cand)
     for s in schedule:
         if s in A.symbols():

@@ -100,7 +100,7 @@ def constraint(value: sp.Expr, strict: bool, betas: set):
     undetermined, negative = [], const < 0
     for f, e in factors:
         s = sign_of(f, betas)
-        if e % 2 == 0 and s != "zero":
+        if e % 2 == 0 and (s in ("pos", "neg") or not strict or e < 0):
             continue  # an even power is nonnegative (and positive where defined in a denominator)
         if s == "pos" or (s == "nonneg" and e > 0 and not strict):
             continue
@@ -110,7 +110,7 @@ def constraint(value: sp.Expr, strict: bool, betas: set):
         undetermined.append((f, e))
     if not undetermined:
         return not negative
-    product = sp.Mul(*[f for f, _ in undetermined])
+    product = sp.Mul(*[f ** abs(e) if e % 2 == 0 else f for f, e in undetermined])
     if negative:
         product = -product
     # a denominator factor must be non-zero, so its condition is strict
@@ -136,16 +136,22 @@ def admissibility(B: Spec, sigma: dict, a_spec: Spec) -> Admissibility:
         return Admissibility(False)
     betas = beta_symbols(a_spec) | beta_symbols(B)
     conditions = []
-    for value, strict in _constraints(mapped, mapped.hyper()):
+    pairs = _constraints(mapped, mapped.hyper())
+    # B's identifiers are nonnegative reals (derive.symbols): m2 -> -sqrt(mu) is no value of m2
+    pairs += [(v, False) for v in sigma.values() if isinstance(v, sp.Expr)]
+    # a square root of a negative number is no real hyperparameter
+    pairs += [(p.base, False) for v in mapped.hyper().values() for p in v.atoms(sp.Pow)
+              if not p.exp.is_integer]
+    for value, strict in pairs:
         verdict = constraint(value, strict, betas)
         if verdict is False:
             return Admissibility(False)
         if verdict is not True and verdict not in conditions:
             conditions.append(verdict)
-    return Admissibility(True, _tightest(conditions))
+    return Admissibility(True, tightest(conditions))
 
 
-def _tightest(conditions: list) -> list:
+def tightest(conditions: list) -> list:
     """Drop x <= y where x < y is also required."""
     strict = {(c.lhs, c.rhs) for c in conditions if isinstance(c, sp.StrictLessThan)}
     strict |= {(c.rhs, c.lhs) for c in conditions if isinstance(c, sp.StrictGreaterThan)}

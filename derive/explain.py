@@ -133,7 +133,8 @@ def compare_text(c: Comparison) -> str:
             lines.append("  they coincide (proven, every step) when: " + "; ".join(
                 ", ".join(f"{k} = {v}" for k, v in cond.items()) for cond in c.conditions))
         else:
-            lines.append("  no single restriction of A's hyperparameters makes them coincide")
+            lines.append("  none of the restrictions tried (a symbol of A at 0, a root of the "
+                         "difference's factors, a constant schedule) makes them coincide")
         if c.counterexample:
             ce = c.counterexample
             hyper = ", ".join(f"{k} = {v}" for k, v in ce["hyperparameters"].items())

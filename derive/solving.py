@@ -25,6 +25,7 @@ from .identity import PROVEN, REFUTED, nonzero_number, random_point
 from .regions import coincide
 
 SOLVESET_SECONDS = 2.0
+DOMAIN = "no root in the admissible interval"
 
 
 @dataclass
@@ -101,12 +102,25 @@ def _roots_at(eqs: list, raw: list, u: sp.Symbol, point: dict, domain: sp.Interv
     return None
 
 
+def admissible_point(symbols, rng: random.Random, valid) -> dict:
+    """A random rational point where A is an optimizer torch would build (momentum mu**2 - 2
+    needs mu >= sqrt 2): a certificate at a point outside A's domain would prove nothing."""
+    point = random_point(symbols, rng)
+    for scale in (1, 2, 4, 10, 100):
+        for _ in range(8):
+            if valid(point):
+                return point
+            point = {s: v * scale if not s.is_integer else v
+                     for s, v in random_point(symbols, rng).items()}
+    return point
+
+
 def solve_step(eqs: list, raw: list, unknowns: list, rng: random.Random, candidates: list,
-               betas: set, whole: sp.Expr):
+               betas: set, whole: sp.Expr, valid=lambda point: True):
     """See the module docstring. `candidates`: mappings to try first (B's symbol equated with
     A's value in the same position); `betas`: symbols that lie in [0, 1); `whole`: the step's
     difference itself, against which every candidate is verified (identically, not at the
-    sampled points the equations came from)."""
+    sampled points the equations came from); `valid(point)`: whether A is admissible there."""
     if not eqs:
         return Solutions([{}])
     present = [u for u in unknowns if any(e.has(u) for e in eqs)]
@@ -118,15 +132,20 @@ def solve_step(eqs: list, raw: list, unknowns: list, rng: random.Random, candida
                                   "an equation that involves no symbol of B is non-zero here")
         return Solutions([{}]) if all(coincide(e).verdict == PROVEN for e in eqs) else None
     others = set().union(*(e.free_symbols for e in eqs)) - set(present)
-    point = random_point(others, rng)
+    point = admissible_point(others, rng, valid)
     at = [sp.expand(e.xreplace(point)) for e in eqs]
     cands = [{u: v for u, v in c.items() if u in present} for c in candidates]
     cands = [c for c in cands if c]
     if all(e.is_polynomial(*present) for e in eqs):
         refuted = _refute_polynomial(at, present, point, betas)
-        if refuted:
+        if refuted and not refuted.why.startswith(DOMAIN):
             return refuted
+        # roots outside the domain at this point may be inside it elsewhere (e2*(1 - e2) = eta
+        # has a root in [0, 1/2] for eta <= 1/4): the symbolic solutions decide, with
+        # admissibility stating where they hold
         found = _solve_polynomial(eqs, present, point)
+        if refuted and not found:
+            return refuted
         if found is None:
             good = [c for c in cands if _vanishes(eqs, c) == PROVEN]
             return Solutions(good, complete=False) if good else None
@@ -147,8 +166,13 @@ def solve_step(eqs: list, raw: list, unknowns: list, rng: random.Random, candida
         good = [c for c in cands if _vanishes([whole], c) == PROVEN]
         return Solutions(good, complete=False) if good else None
     if not roots:
-        return NoSolution(point, [u], at, f"no root in the admissible interval "
-                          f"{_domain(u, betas)} (0/0 points excluded)")
+        # as above: exp(e2) = eta has its root log(eta) in [0, oo) only for eta >= 1
+        symbolic = attempt(SOLVESET_SECONDS, lambda: sp.solve(eqs[0], u), fallback=None) or []
+        good = [{u: r} for r in symbolic if _vanishes([whole], {u: r}) == PROVEN]
+        if good:
+            return Solutions(good, complete=False)
+        return NoSolution(point, [u], at, f"{DOMAIN} {_domain(u, betas)} at this point "
+                          f"(0/0 points excluded)")
     # each root at the point must be a mapping: a candidate that evaluates to it, or a constant
     other = random_point(others, rng)
     other_roots = _roots_at(eqs, raw, u, other, _domain(u, betas)) or []
@@ -263,8 +287,7 @@ def _no_common_root(at: list, u: sp.Symbol, domain: sp.Interval) -> str | None:
             return "the equations' polynomials in the unknown have no common factor (exact gcd 1)"
         inside = [r for r in sp.Poly(g, u).real_roots() if r in domain]
         if not inside:
-            return (f"the common factor {g.as_expr()} has no real root in the admissible "
-                    f"interval {domain}")
+            return f"{DOMAIN} {domain}: the common factor {g.as_expr()} has none there"
         return None
     with mpmath.workdps(80):
         numeric = [[mpmath.mpf(sp.N(c, 90)) for c in p.all_coeffs()] for p in polys]

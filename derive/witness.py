@@ -59,20 +59,26 @@ def counterexample(A, B, ra, rb, ha, hb, sigma, base_unknowns, schedule, k, star
     B's symbols that the branch case set (m2 = 0), named in the counterexample too."""
     rng = random.Random(1)
     a_symbols = sorted(A.symbols(), key=lambda s: s.name)
-    typical_trials = 2 * len(LOSSES)  # typical values (readable), each loss from two theta_0
+    # typical values (readable), each loss from two theta_0; then three with an lr just below 1
+    # on (theta - 1)**2/2 from theta_0 = 2, which makes g_2 tiny against g_1 (where AMSGrad's
+    # max switches)
+    typical_trials = 2 * len(LOSSES) + 3
     for trial in range(typical_trials + RANDOM_TRIALS):
         typical = trial < typical_trials
         # every other random trial: far from the minimum, with large steps; gradient ascent
         # (maximize) only lets a decoupled decay outrun it, and AMSGrad's max only switch, there
         large = not typical and trial % 2 == 1
+        steep = typical and trial >= 2 * len(LOSSES)
         point = {}
         for s in a_symbols:
             copies = [Y.stepped(s, i) for i in range(1, k + 1)] if s in schedule else [s]
             for i, c in enumerate(copies):
                 # a schedule that varies: the i-th step's copy gets the typical value / (i + 1)
                 point[c] = _typical_value(A, s) / (i + 1) if typical else sample(c, rng)
-                if large and _scalable(A, s):
+                if _scalable(A, s) and large:
                     point[c] *= 8
+                if _scalable(A, s) and steep:
+                    point[c] = 1 - sp.Rational(1, 10 ** (trial - 2 * len(LOSSES) + 1))
         b_values = {}  # B's free symbols first: the prefix mapping may be written in them
         for u in base_unknowns:
             copies = [Y.stepped(u, i) for i in range(1, k + 1)] if u in schedule else [u]
@@ -91,8 +97,9 @@ def counterexample(A, B, ra, rb, ha, hb, sigma, base_unknowns, schedule, k, star
             # both sides of 1: a scale below 1 can flip sign(c*g + lam*theta), one above not
             full[c] = (sp.Integer(2) if trial % 2 == 0 else sp.Rational(1, 10)) if typical \
                 else sample(c, rng)
-        loss, gradient = LOSSES[trial % len(LOSSES)]
-        theta0 = (sp.Integer(1), sp.Integer(2), sp.Rational(-1, 2))[(trial // len(LOSSES)) % 3]
+        loss, gradient = LOSSES[1 if steep else trial % len(LOSSES)]
+        theta0 = sp.Integer(2) if steep else \
+            (sp.Integer(1), sp.Integer(2), sp.Rational(-1, 2))[(trial // len(LOSSES)) % 3]
         if large:
             theta0 = theta0 * 20
         state0 = {}
