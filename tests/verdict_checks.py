@@ -1,0 +1,328 @@
+"""Checks of one compare() result against the exact simulator (tests/exact_torch.py).
+
+Each check is a plain function returning a list of problems (empty: the result passed), so the
+negative controls can run it on hand-made results. Nothing here uses derive's rules: the engine's
+answer is replayed on torch's algorithm as the simulator implements it.
+
+  check_proven        the mapping, substituted into B (a 0 switches B's branch, as in torch),
+                      leaves B an optimizer torch builds and gives exactly A's theta at every step,
+                      at random admissible values of A's symbols (within `valid_when`), random
+                      rational gradients and random initial states;
+  check_counterexample  the refutation's closed-loop counterexample replays: theta_A_k != theta_B_k
+                      and both equal the reported values;
+  check_prefix        the certificate's prefix mapping makes steps 1..k-1 coincide;
+  check_no_mapping    at a rational point of A's symbols, no admissible value of B's own symbols
+                      makes steps 1..k coincide: exact equations from the simulator at a few
+                      random gradient sequences, solved by a Groebner basis, every branch case
+                      (B's momentum or weight decay set to 0) separately.
+"""
+from __future__ import annotations
+
+import itertools
+import random
+import signal
+from contextlib import contextmanager
+
+import sympy as sp
+
+import exact_torch as X
+from strategies_specs import (BRANCH_KEYS, H, parse, positions, random_grads, random_point,
+                              random_state, substitute, symbols_of)
+
+LOSSES = {  # the closed-loop losses the contract names, as gradient functions of theta
+    "theta**2/2": lambda th: th,
+    "(theta - 1)**2/2": lambda th: th - 1,
+    "theta**4/4": lambda th: th ** 3,
+    "(theta - 3)**2/2": lambda th: th - 3,
+}
+REPLAY_STEPS = 6
+
+
+def view(result) -> dict:
+    """The contract's fields, tolerant of an engine that lacks some of them yet."""
+    names = ("verdict", "equivalent", "mapping", "valid_when", "first_divergent_step",
+             "counterexample", "certificate", "reason")
+    out = {n: getattr(result, n, None) for n in names}
+    out["valid_when"] = out["valid_when"] or []
+    return out
+
+
+@contextmanager
+def time_limit(seconds: float):
+    """A wall-clock limit for sympy's Groebner and solve (which cannot be told one)."""
+    def expire(signum, frame):
+        raise TimeoutError(f"over {seconds} s")
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _holds(condition: str, point: dict) -> bool:
+    value = parse(condition).xreplace(point)
+    if value not in (sp.true, sp.false):
+        raise ValueError(f"valid_when {condition!r} is not decided at {point}")
+    return value == sp.true
+
+
+def _mapping(raw) -> dict:
+    return {(k if isinstance(k, sp.Symbol) else H(str(k))): parse(v) for k, v in (raw or {}).items()}
+
+
+def admissible_point(A, where, rng, valid_when=(), tries=60):
+    """Random rational values of A's symbols at which torch builds A and valid_when holds."""
+    for _ in range(tries):
+        point = random_point(symbols_of(A), where, rng)
+        if X.torch_refusal(substitute(A, point)) is None and all(_holds(c, point) for c in valid_when):
+            return point
+    return None
+
+
+def replay(A, B, mapping, start, rng, steps, points=4, sequences=3, valid_when=()) -> list:
+    """B under `mapping` must equal A exactly at steps 1..steps (see check_proven)."""
+    problems = []
+    if steps < 1:
+        return problems
+    where_a, where_b = positions(A), positions(B)
+    free_b = symbols_of(B) - symbols_of(A) - set(mapping)
+    ops = X.ops_for(A, B)
+    for _ in range(points):
+        point = admissible_point(A, where_a, rng, valid_when)
+        if point is None:
+            return problems + [f"no admissible point of A's symbols satisfies {valid_when}"]
+        b_point = {**point, **random_point(free_b, where_b, rng)}
+        a_num = substitute(A, point)
+        b_num = substitute(substitute(B, mapping), b_point)
+        refusal = X.torch_refusal(b_num)
+        if refusal:
+            return problems + [f"at {point}, B under the mapping is not an optimizer torch builds: "
+                               f"{refusal}"]
+        for _ in range(sequences):
+            theta0, grads = random_grads(1, rng)[0], random_grads(steps, rng)
+            state0 = random_state(rng) if start == "state" else None
+            try:
+                ta = X.run(a_num, theta0, grads, state0=state0, ops=ops).theta
+                tb = X.run(b_num, theta0, grads, state0=state0, ops=ops).theta
+            except ZeroDivisionError:
+                continue
+            for k in range(1, steps + 1):
+                if not X.same(ta[k], tb[k], ops):
+                    return problems + [
+                        f"replay differs at step {k}: point {point}, B values {b_point}, theta_0 "
+                        f"{theta0}, g {grads}, state_0 {state0}: A {ta[k]}, B {tb[k]}"]
+    return problems
+
+
+def check_proven(A, B, result, start, rng) -> list:
+    r = view(result)
+    if r["equivalent"] is not True:
+        return [f"verdict proven with equivalent={r['equivalent']!r}"]
+    if r["mapping"] is None:
+        return ["proven without a mapping"]
+    try:
+        return replay(A, B, _mapping(r["mapping"]), start, rng, REPLAY_STEPS,
+                      valid_when=r["valid_when"])
+    except ValueError as err:
+        return [str(err)]
+
+
+def check_counterexample(A, B, result) -> list:
+    r = view(result)
+    cx = r["counterexample"]
+    if not cx:
+        return ["refuted without a counterexample"]
+    k = int(cx.get("step", -1))
+    problems = [] if k == r["first_divergent_step"] else [
+        f"counterexample at step {k}, first_divergent_step {r['first_divergent_step']}"]
+    if cx.get("loss") not in LOSSES:
+        return problems + [f"counterexample loss {cx.get('loss')!r} is not one of {list(LOSSES)}"]
+    point = {H(n): parse(v) for n, v in cx.get("hyperparameters", {}).items()}
+    unset = (symbols_of(A) | symbols_of(B)) - set(point)
+    if unset:
+        return problems + [f"counterexample leaves {sorted(map(str, unset))} unset"]
+    a_num, b_num = substitute(A, point), substitute(B, point)
+    for name, c in (("A", a_num), ("B", b_num)):
+        if X.torch_refusal(c):
+            problems.append(f"counterexample's {name} is not an optimizer torch builds: "
+                            f"{X.torch_refusal(c)}")
+    state0 = cx.get("state_0")
+    if state0 is not None:
+        state0 = {n: (int(parse(v)) if n.startswith("t_") else parse(v)) for n, v in state0.items()}
+    ops = X.ops_for(A, B)
+    grad = LOSSES[cx["loss"]]
+    theta0 = parse(cx["theta_0"])
+    ta = X.run(a_num, theta0, grad, steps=k, state0=state0, ops=ops).theta[k]
+    tb = X.run(b_num, theta0, grad, steps=k, state0=state0, ops=ops).theta[k]
+    if X.same(ta, tb, ops):
+        problems.append(f"counterexample does not separate: theta_A_{k} = theta_B_{k} = {ta}")
+    for name, mine in (("theta_A", ta), ("theta_B", tb)):
+        if name in cx and not X.same(ops.num(parse(cx[name])), mine, ops):
+            problems.append(f"counterexample's {name} = {cx[name]}, simulator {mine}")
+    return problems
+
+
+def check_prefix(A, B, result, start, rng) -> list:
+    """Steps 1..k-1 coincide under the certificate's prefix mapping (B without own symbols: the
+    empty mapping, no certificate needed)."""
+    r = view(result)
+    k = r["first_divergent_step"]
+    own = symbols_of(B) - symbols_of(A)
+    cert = r["certificate"] or {}
+    if own and "prefix_mapping" not in cert:
+        return ["refutation without a certificate's prefix_mapping"]
+    return replay(A, B, _mapping(cert.get("prefix_mapping")), start, rng, k - 1)
+
+
+# -- no mapping through step k ------------------------------------------------------------------
+
+class _Poly:
+    """Arithmetic for exact equations: every square root becomes a new symbol s with s**2 = x
+    (s >= 0 is left to the verification by simulation), so the equations are polynomials over
+    the rationals; a max of two values that are not both numbers cannot be split here."""
+
+    def __init__(self):
+        self.roots, self.equations = {}, []
+
+    def sqrt(self, x):
+        x = sp.cancel(sp.sympify(x))
+        if x.is_Rational and sp.sqrt(x).is_Rational:
+            return sp.sqrt(x)
+        if x not in self.roots:
+            s = sp.Symbol(f"_s{len(self.roots)}", real=True)
+            self.roots[x] = s
+            num, den = sp.fraction(x)
+            self.equations.append(sp.expand(s ** 2 * den - num))
+        return self.roots[x]
+
+    def max(self, a, b):
+        d = sp.sympify(a - b)
+        if d.is_number and not d.free_symbols:
+            return a if d >= 0 else b
+        raise NotImplementedError("max of unknown values")
+
+    def ops(self) -> X.Ops:
+        return X.Ops("poly", X._sympy, self.sqrt, self.max, X._sympy_zero)
+
+
+def _candidates(equations, unknowns, seconds):
+    """Solutions of the polynomial system (dicts over unknowns and root symbols) or [] when a
+    Groebner basis is {1}; raises when it cannot decide."""
+    variables = sorted(set().union(*(e.free_symbols for e in equations)), key=str)
+    if not variables:  # numbers only: consistent exactly when all vanish
+        return [] if any(e != 0 for e in equations) else [{}]
+    with time_limit(seconds):
+        basis = sp.groebner(equations, *variables, order="grevlex")
+        if list(basis.exprs) == [1]:
+            return []
+        return sp.solve(list(basis.exprs), variables, dict=True)
+
+
+def _verify(A_num, B_case, values, sequences, k, ops) -> bool:
+    b_num = substitute(B_case, values)
+    if X.torch_refusal(b_num) or any(v.free_symbols for v in values.values()):
+        return False
+    if any(not v.is_real for v in values.values()):
+        return False
+    for theta0, grads, state0 in sequences:
+        try:
+            ta = X.run(A_num, theta0, grads, state0=state0, ops=ops).theta
+            tb = X.run(b_num, theta0, grads, state0=state0, ops=ops).theta
+        except (ZeroDivisionError, TypeError):
+            return False
+        if not all(X.same(ta[j], tb[j], ops) for j in range(1, k + 1)):
+            return False
+    return True
+
+
+def no_mapping_at(A, B, point, unknowns, k, start, rng, n_sequences=3, seconds=8.0):
+    """('none', why) when no admissible values of `unknowns` make steps 1..k of B equal A's at
+    this point of A's symbols; ('found', values) with values that do; ('unknown', why)."""
+    where = positions(B)
+    A_num, B = substitute(A, point), substitute(B, point)
+    branch = [u for u in unknowns if where.get(u, set()) & set(BRANCH_KEYS)]
+    sequences = [(random_grads(1, rng)[0], random_grads(k, rng),
+                  random_state(rng) if start == "state" else None) for _ in range(n_sequences)]
+    ops = X.ops_for(A_num, B)
+    why = []
+    for r in range(len(branch) + 1):
+        for zeros in itertools.combinations(branch, r):
+            B_case = substitute(B, {z: sp.Integer(0) for z in zeros})
+            rest = sorted(set(unknowns) - set(zeros), key=str)
+            poly = _Poly()
+            equations = []
+            try:
+                for theta0, grads, state0 in sequences:
+                    ta = X.run(A_num, theta0, grads, state0=state0, ops=poly.ops()).theta
+                    tb = X.run(B_case, theta0, grads, state0=state0, ops=poly.ops()).theta
+                    for j in range(1, k + 1):
+                        num = sp.expand(sp.numer(sp.together(tb[j] - ta[j])))
+                        if num != 0:
+                            equations.append(num)
+                equations += poly.equations
+                found = _candidates(equations, rest, seconds) if equations else [{}]
+            except (NotImplementedError, TimeoutError, sp.PolynomialError) as err:
+                return "unknown", f"case {dict.fromkeys(zeros, 0)}: {err}"
+            if not found:
+                why.append(f"case {dict.fromkeys(map(str, zeros), 0)}: Groebner basis is [1]")
+                continue
+            for sol in found:
+                free = [u for u in rest if u not in sol]
+                for _ in range(4 if free else 1):
+                    values = {u: sp.nsimplify(sol[u]) if sol[u].is_Float else sol[u]
+                              for u in rest if u in sol}
+                    values.update(random_point(free, where, rng))
+                    if _verify(A_num, B_case, {**values, **dict.fromkeys(zeros, sp.Integer(0))},
+                               sequences, k, ops):
+                        return "found", {**values, **dict.fromkeys(zeros, sp.Integer(0))}
+                if free:
+                    return "unknown", f"case {zeros}: a family of solutions {sol}"
+            why.append(f"case {dict.fromkeys(map(str, zeros), 0)}: its solutions {found} are "
+                       "not admissible or fail the exact replay")
+    return "none", "; ".join(why)
+
+
+def check_no_mapping(A, B, result, start, rng) -> tuple:
+    """(problems, status): status 'none' confirmed, 'found' contradicted, 'unknown', or 'n/a'
+    when B has no symbols of its own (the counterexample is then the whole proof)."""
+    r = view(result)
+    k = r["first_divergent_step"]
+    unknowns = symbols_of(B) - symbols_of(A)
+    if not unknowns:
+        return [], "n/a"
+    cert = r["certificate"] or {}
+    problems = []
+    if "point" not in cert:
+        problems.append("refutation without a certificate's point")
+    given = {H(n): parse(v) for n, v in cert.get("point", {}).items()}
+    # symbols the certificate leaves out (its equations hold for all of them): any value will do
+    point = {**(admissible_point(A, positions(A), rng) or {}), **given}
+    if X.torch_refusal(substitute(A, point)):
+        problems.append(f"certificate's point {cert.get('point')} is not admissible for A")
+    status, detail = no_mapping_at(A, B, point, sorted(unknowns, key=str), k, start, rng)
+    if status == "found":
+        problems.append(f"at {point}, B's {detail} make steps 1..{k} coincide: not refuted at "
+                        f"step {k}")
+    return problems, status
+
+
+def check_result(A, B, result, start, steps, seed=0) -> tuple:
+    """(problems, status) for one compare() result; status is the verdict, or 'unresolved'
+    when check_no_mapping could not decide."""
+    rng = random.Random(seed)
+    r = view(result)
+    verdict = r["verdict"]
+    if verdict == "proven":
+        return check_proven(A, B, result, start, rng), verdict
+    if verdict == "refuted":
+        k = r["first_divergent_step"]
+        if r["equivalent"] is not False or not isinstance(k, int) or not 1 <= k <= steps:
+            return [f"refuted with equivalent={r['equivalent']!r}, step {k!r}"], verdict
+        problems = check_counterexample(A, B, result) + check_prefix(A, B, result, start, rng)
+        more, status = check_no_mapping(A, B, result, start, rng)
+        return problems + more, "unresolved" if status == "unknown" else verdict
+    if verdict in ("undecided", "supported"):
+        return ([] if r["reason"] else [f"{verdict} without a reason"]), verdict
+    return [f"unknown verdict {verdict!r}"], verdict
