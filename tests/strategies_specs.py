@@ -89,6 +89,8 @@ def random_value(keys: set, rng: random.Random) -> sp.Rational:
     d = rng.choice((7, 10, 11, 13))
     if keys & {"beta1", "beta2", "dampening"}:
         return sp.Rational(rng.randint(1, d - 1), d)
+    if rng.random() < 0.3:  # sometimes large: a mapping may confine a free symbol (e2 >= eta)
+        return sp.Rational(rng.randint(2 * d, 20 * d), d)
     return sp.Rational(rng.randint(1, 2 * d - 1), d)
 
 
@@ -200,36 +202,54 @@ def spec_pairs(draw):
     for key in _keys(family) + (("beta1", "beta2") if family != "sgd" else ()):
         if key in values:
             continue
-        symbolic = key in ("lr",) or draw(st.booleans())
+        symbolic = key == "lr" or draw(st.integers(0, 2)) == 0
         values[key] = H(A_NAMES[key]) if symbolic else draw(st.sampled_from(NUMBERS[key]))
     a_flags = draw(flags(family))
     A = _build(family, values, a_flags)
-    b_family = family if draw(st.integers(0, 5)) else draw(st.sampled_from(["sgd", "adam", "adamw"]))
+    b_family = family if draw(st.integers(0, 9)) < 9 else draw(st.sampled_from(["sgd", "adam", "adamw"]))
     b_values = dict(values)
     if b_family != family:
         for key in _keys(b_family) + (("beta1", "beta2") if b_family != "sgd" else ()):
             b_values.setdefault(key, draw(st.sampled_from(NUMBERS[key])))
     b_flags = dict(a_flags) if b_family == family else draw(flags(b_family))
-    own = 0
-    for key in draw(st.lists(st.sampled_from(_keys(b_family)), max_size=2, unique=True)):
-        if key == "beta1" and draw(st.booleans()):
-            key = "beta2"
-        how = draw(st.sampled_from(["own", "own", "number", "expr"]))
-        if how == "own" and own < 2:
+    # one or two changes, from templates that each exercise a class of the engine's decisions:
+    # a B-only symbol for a key (renaming), a flag flipped with B's lr free, a feature switched
+    # on with a free coefficient (momentum=m2 where A has none), another decay convention with a
+    # free weight decay, a rescaled lr, a number for a symbol
+    own = set()
+
+    def free(key):
+        if len(own) < 2 or key in own:
+            own.add(key)
             b_values[key] = H(B_NAMES[key])
-            own += 1
-        elif how == "expr" and key in ("lr", "weight_decay") and values["lr"].free_symbols:
-            b_values[key] = 2 * H(A_NAMES["lr"]) if key == "lr" else H(A_NAMES["lr"]) * R(Fraction(1, 2))
+
+    for how in draw(st.lists(st.sampled_from(["rename", "flip", "switch", "convention", "scale",
+                                              "number"]), min_size=1, max_size=2)):
+        key = draw(st.sampled_from(_keys(b_family)))
+        if how == "rename":
+            free(key)
+        elif how == "flip" and b_family == family:
+            flag = draw(st.sampled_from(sorted(k for k, v in b_flags.items() if isinstance(v, bool))
+                                        + (["buffer"] if b_family == "sgd" else [])))
+            b_flags[flag] = ({"torch": "zero", "zero": "torch"}[b_flags[flag]] if flag == "buffer"
+                             else not b_flags[flag])
+            if draw(st.booleans()):
+                free("lr")
+        elif how == "switch":
+            if b_family == "sgd":
+                free("momentum")
+                b_values["dampening"] = draw(st.sampled_from(NUMBERS["dampening"]))
+                b_flags["buffer"] = draw(st.sampled_from(["torch", "zero"]))
+            else:
+                free("weight_decay")
+        elif how == "convention" and b_family == family:
+            b_flags["decay"] = draw(flags(b_family))["decay"]
+            free("weight_decay")
+        elif how == "scale" and values["lr"].free_symbols:
+            b_values["lr"] = draw(st.sampled_from([2 * H(A_NAMES["lr"]), H(A_NAMES["lr"]) / 2]))
         else:
             b_values[key] = draw(st.sampled_from(NUMBERS[key]))
-    if b_family == family and draw(st.booleans()):
-        flag = draw(st.sampled_from(sorted(b_flags)))
-        current = b_flags[flag]
-        if isinstance(current, bool):
-            b_flags[flag] = not current
-        else:
-            b_flags[flag] = draw(flags(b_family))[flag]
     B = _build(b_family, b_values, b_flags)
     start = draw(st.sampled_from(["start", "start", "state"]))
-    steps = draw(st.sampled_from([2, 3]))
+    steps = draw(st.sampled_from([2, 3, 3]))
     return A, B, start, steps

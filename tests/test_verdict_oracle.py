@@ -23,7 +23,8 @@ from verdict_checks import (check_counterexample, check_no_mapping, check_prefix
                             check_result, no_mapping_at, replay)
 
 SECONDS = 10  # the engine's own budget per comparison, where its API takes one
-UNDECIDED_FRACTION = 0.15
+UNDECIDED_FRACTION = 0.15  # of drawn pairs the engine may leave undecided (with a reason)
+UNRESOLVED_FRACTION = 0.25  # of drawn pairs where this oracle's own solver may not decide
 
 eta, e2, m2, mu, tau, lam, w, w2 = map(H, ("eta", "e2", "m2", "mu", "tau", "lam", "w", "w2"))
 a, b1, b2, c2, e = map(H, ("a", "b1", "b2", "c2", "e"))
@@ -258,6 +259,8 @@ def test_drawn_verdicts_agree_with_simulator():
     def run(pair):
         A, B, start, steps = pair
         a_text, b_text = render(A), render(B)
+        if (a_text, b_text, start, steps) in {r[:4] for r in records}:
+            return  # hypothesis repeats examples: each pair is judged once
         try:
             result = engine(a_text, b_text, steps, start)
             problems, status = check_result(A, B, result, start, steps)
@@ -266,9 +269,15 @@ def test_drawn_verdicts_agree_with_simulator():
         records.append((a_text, b_text, start, steps, status, problems))
 
     run()
+    counts = {}
+    for record in records:
+        counts[record[4]] = counts.get(record[4], 0) + 1
+    print(f"drawn pairs: {len(records)}, by status: {counts}")  # shown with -s
     lines = [f"{a} vs {b} from {start}, steps {k}: {status}: " + "; ".join(p)
              for a, b, start, k, status, p in records if p]
-    undecided = [r for r in records if r[4] in ("undecided", "supported", "unresolved")]
     assert not lines, f"{len(lines)} of {len(records)} drawn pairs fail:\n" + "\n".join(lines)
-    assert len(undecided) <= UNDECIDED_FRACTION * len(records), "undecided:\n" + "\n".join(
-        f"{a} vs {b} from {s}, steps {k}: {status}" for a, b, s, k, status, _ in undecided)
+    for kinds, bound, who in ((("undecided", "supported"), UNDECIDED_FRACTION, "the engine"),
+                              (("unresolved",), UNRESOLVED_FRACTION, "check_no_mapping")):
+        left = [r for r in records if r[4] in kinds]
+        assert len(left) <= bound * len(records), f"{who} left {len(left)} undecided:\n" + \
+            "\n".join(f"{a} vs {b} from {s}, steps {k}: {st}" for a, b, s, k, st, _ in left)

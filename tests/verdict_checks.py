@@ -93,10 +93,15 @@ def replay(A, B, mapping, start, rng, steps, points=4, sequences=3, valid_when=(
         point = admissible_point(A, where_a, rng, valid_when)
         if point is None:
             return problems + [f"no admissible point of A's symbols satisfies {valid_when}"]
-        b_point = {**point, **random_point(free_b, where_b, rng)}
         a_num = substitute(A, point)
-        b_num = substitute(substitute(B, mapping), b_point)
-        refusal = X.torch_refusal(b_num)
+        # B's symbols the mapping leaves free (or expresses others by): some admissible choice
+        # must exist; a mapping may confine them, as b -> (e2 - eta)/e2 needs e2 >= eta
+        for _ in range(1 if not free_b else 30):
+            b_point = {**point, **random_point(free_b, where_b, rng)}
+            b_num = substitute(substitute(B, mapping), b_point)
+            refusal = X.torch_refusal(b_num)
+            if not refusal:
+                break
         if refusal:
             return problems + [f"at {point}, B under the mapping is not an optimizer torch builds: "
                                f"{refusal}"]
@@ -180,8 +185,8 @@ def check_prefix(A, B, result, start, rng) -> list:
 
 class _Poly:
     """Arithmetic for exact equations: every square root becomes a new symbol s with s**2 = x
-    (s >= 0 is left to the verification by simulation), so the equations are polynomials over
-    the rationals; a max of two values that are not both numbers cannot be split here."""
+    (s >= 0 is left to the verification by simulation), and so does a max of values that are not
+    both numbers, so the equations are polynomials over the rationals."""
 
     def __init__(self):
         self.roots, self.equations = {}, []
@@ -201,7 +206,11 @@ class _Poly:
         d = sp.sympify(a - b)
         if d.is_number and not d.free_symbols:
             return a if d >= 0 else b
-        raise NotImplementedError("max of unknown values")
+        # z is one of the two, (z - a)(z - b) = 0: solutions of this relaxation include every
+        # true one, and z >= a, b is left to the verification by simulation
+        z = sp.Symbol(f"_z{len(self.equations)}", real=True)
+        self.equations.append(sp.expand(sp.numer(sp.together((z - a) * (z - b)))))
+        return z
 
     def ops(self) -> X.Ops:
         return X.Ops("poly", X._sympy, self.sqrt, self.max, X._sympy_zero)
@@ -237,11 +246,13 @@ def _verify(A_num, B_case, values, sequences, k, ops) -> bool:
     return True
 
 
-def no_mapping_at(A, B, point, unknowns, k, start, rng, n_sequences=3, seconds=8.0):
+def no_mapping_at(A, B, point, unknowns, k, start, rng, n_sequences=None, seconds=8.0):
     """('none', why) when no admissible values of `unknowns` make steps 1..k of B equal A's at
     this point of A's symbols; ('found', values) with values that do; ('unknown', why)."""
     where = positions(B)
     A_num, B = substitute(A, point), substitute(B, point)
+    # Adam's square roots add a symbol each: two sequences keep the Groebner basis affordable
+    n_sequences = n_sequences or (2 if X.needs_sqrt(A) or X.needs_sqrt(B) else 3)
     branch = [u for u in unknowns if where.get(u, set()) & set(BRANCH_KEYS)]
     sequences = [(random_grads(1, rng)[0], random_grads(k, rng),
                   random_state(rng) if start == "state" else None) for _ in range(n_sequences)]
@@ -270,10 +281,11 @@ def no_mapping_at(A, B, point, unknowns, k, start, rng, n_sequences=3, seconds=8
                 continue
             for sol in found:
                 free = [u for u in rest if u not in sol]
-                for _ in range(4 if free else 1):
-                    values = {u: sp.nsimplify(sol[u]) if sol[u].is_Float else sol[u]
+                for _ in range(20 if free else 1):
+                    chosen = random_point(free, where, rng)
+                    values = {u: sp.nsimplify(sol[u]) if sol[u].is_Float else sol[u].xreplace(chosen)
                               for u in rest if u in sol}
-                    values.update(random_point(free, where, rng))
+                    values.update(chosen)
                     if _verify(A_num, B_case, {**values, **dict.fromkeys(zeros, sp.Integer(0))},
                                sequences, k, ops):
                         return "found", {**values, **dict.fromkeys(zeros, sp.Integer(0))}
