@@ -98,11 +98,11 @@ def random_point(symbols, where: dict, rng: random.Random) -> dict:
     return {s: random_value(where.get(s, set()), rng) for s in sorted(symbols, key=str)}
 
 
-def random_grads(n: int, rng: random.Random) -> list:
+def random_grads(n: int, rng: random.Random, shape: str | None = None) -> list:
     """Nonzero rationals up to 3 in size, spread over four decades: AMSGrad's max switches only
     where a gradient is much smaller than an earlier one (|g2| < |g1|/10 with beta2 = 0.99), a
     region that gradients of one scale rarely reach. (0 would leave Adam's v = 0 with eps = 0.)"""
-    shape = rng.choice(("mixed", "falling", "rising"))
+    shape = shape or rng.choice(("mixed", "falling", "rising"))
     scale = {"mixed": lambda j: rng.choice((0, 0, 1, 2, 3)), "falling": lambda j: 2 * j,
              "rising": lambda j: 2 * (n - 1 - j)}[shape]
     return [sp.Rational(rng.choice((-1, 1)) * rng.randint(1, 30),

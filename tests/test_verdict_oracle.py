@@ -193,6 +193,72 @@ def test_engine_ema_refuted_with_certificate():
     assert_checks(A, B, result)
 
 
+# -- found by drawn pairs: each answer established here, then the engine's checked -------------
+
+LOST_BRANCH = ({"family": "sgd", "lr": eta, "momentum": R(Fraction(9, 10))},
+               {"family": "sgd", "lr": eta, "momentum": m2, "dampening": R(Fraction(1, 2)),
+                "buffer": "zero"})
+DAMPENING_2 = ({"family": "sgd", "lr": eta, "momentum": R(Fraction(1, 2)), "dampening": tau,
+                "maximize": True},
+               {"family": "sgd", "lr": e2, "momentum": R(Fraction(1, 2)), "dampening": H("d2")})
+ASCENT = ({"family": "adam", "lr": eta, "betas": (R(Fraction(1, 2)), R(Fraction(1, 2))),
+           "eps": R(Fraction(1, 10)), "weight_decay": R(Fraction(1, 10)), "maximize": True,
+           "decay": "decoupled"},)
+ASCENT += (dict(ASCENT[0], weight_decay=w2, amsgrad=True),)
+
+
+def test_my_answer_lost_branch():
+    """Step 1: torch's momentum 9/10 copies g_1; B's zero buffer gives g_1/2 for every m2 != 0,
+    so only m2 = 0 (plain SGD) matches; step 2 then misses eta*9/10*g_1. Refuted at step 2, and
+    the prefix mapping is m2 -> 0."""
+    A, B = LOST_BRANCH
+    at = {eta: R(Fraction(1, 10))}
+    assert no_mapping_at(A, B, at, [m2], 1, "start", rng()) == ("found", {m2: 0})
+    assert no_mapping_at(A, B, at, [m2], 2, "start", rng())[0] == "none"
+    assert replay(A, B, {m2: 0}, "start", rng(), 1) == []
+
+
+def test_engine_lost_branch_prefix_mapping():
+    A, B = LOST_BRANCH
+    result = engine(render(A), render(B), 3)
+    assert result.verdict == "refuted" and result.first_divergent_step == 2
+    assert_checks(A, B, result)
+
+
+def test_my_answer_dampening_beyond_one():
+    """From a mid-run state, buf_1 = buf_0/2 - (1 - tau)*g_1 (maximize) against
+    buf_0/2 + (1 - d2)*g_1: d2 = 2 - tau, outside optequiv's dampening range [0, 1] unless
+    tau = 1. Refuted at step 1 for tau < 1 (torch itself does not check dampening; the project
+    takes it in [0, 1], derive/symbols.py)."""
+    A, B = DAMPENING_2
+    at = {eta: R(Fraction(1, 10)), tau: R(Fraction(1, 2))}
+    assert no_mapping_at(A, B, at, [e2, H("d2")], 1, "state", rng())[0] == "none"
+
+
+def test_engine_dampening_beyond_one():
+    A, B = DAMPENING_2
+    result = engine(render(A), render(B), 3, "state")
+    assert_checks(A, B, result, "state")
+
+
+def test_my_answer_ascent_counterexample():
+    """Gradient ascent moves away from every minimum of the four losses, so |g| grows and
+    AMSGrad's max stays put, unless the decoupled decay pulls theta in faster: theta**2/2 from
+    theta_0 = 20 with lr 8 (w2 = 1/10, A's value) gives |g_2| < |g_1|/sqrt(2), v_2 < v_1."""
+    A, B = ASCENT
+    point = {eta: R(8), w2: R(Fraction(1, 10))}
+    ta, tb = (X.run(substitute(c, point), 20, lambda th: th, steps=2, ops=X.MP).theta
+              for c in (A, B))
+    assert X.same(ta[1], tb[1]) and not X.same(ta[2], tb[2])
+
+
+def test_engine_ascent_refutation_has_counterexample():
+    A, B = ASCENT
+    result = engine(render(A), render(B), 2)
+    assert result.verdict == "refuted" and result.first_divergent_step == 2
+    assert_checks(A, B, result, steps=2)
+
+
 # -- negative controls: the checks fail on planted errors ----------------------------------------
 
 L2_VS_DECOUPLED = ({"family": "sgd", "lr": eta, "weight_decay": lam},

@@ -246,6 +246,16 @@ def _verify(A_num, B_case, values, sequences, k, ops) -> bool:
     return True
 
 
+SHAPES = ("falling", "rising", "mixed")
+
+
+def _sequences(n, k, start, rng):
+    """(theta_0, g_1..g_k, state_0) triples, their gradient shapes in turn: a falling sequence
+    reaches AMSGrad's switch (v_2 < v_1), a rising one the other side."""
+    return [(random_grads(1, rng)[0], random_grads(k, rng, SHAPES[i % 3]),
+             random_state(rng) if start == "state" else None) for i in range(n)]
+
+
 def no_mapping_at(A, B, point, unknowns, k, start, rng, n_sequences=None, seconds=8.0):
     """('none', why) when no admissible values of `unknowns` make steps 1..k of B equal A's at
     this point of A's symbols; ('found', values) with values that do; ('unknown', why)."""
@@ -254,8 +264,10 @@ def no_mapping_at(A, B, point, unknowns, k, start, rng, n_sequences=None, second
     # Adam's square roots add a symbol each: two sequences keep the Groebner basis affordable
     n_sequences = n_sequences or (2 if X.needs_sqrt(A) or X.needs_sqrt(B) else 3)
     branch = [u for u in unknowns if where.get(u, set()) & set(BRANCH_KEYS)]
-    sequences = [(random_grads(1, rng)[0], random_grads(k, rng),
-                  random_state(rng) if start == "state" else None) for _ in range(n_sequences)]
+    sequences = _sequences(n_sequences, k, start, rng)
+    # a candidate that solves the equations must also survive many more sequences, of every
+    # shape, before it counts as a mapping (the equations see only where their sequences go)
+    battery = sequences + _sequences(24, k, start, rng)
     ops = X.ops_for(A_num, B)
     why = []
     for r in range(len(branch) + 1):
@@ -287,7 +299,7 @@ def no_mapping_at(A, B, point, unknowns, k, start, rng, n_sequences=None, second
                               for u in rest if u in sol}
                     values.update(chosen)
                     if _verify(A_num, B_case, {**values, **dict.fromkeys(zeros, sp.Integer(0))},
-                               sequences, k, ops):
+                               battery, k, ops):
                         return "found", {**values, **dict.fromkeys(zeros, sp.Integer(0))}
                 if free:
                     return "unknown", f"case {zeros}: a family of solutions {sol}"
