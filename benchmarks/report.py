@@ -154,5 +154,7 @@ def markdown(optimizer: list, symbolic: list, throughput: dict | None, command: 
         lines += ["", "## Cross-check throughput", "",
                   f"{throughput['configs_per_minute']:.0f} configurations verified per minute "
                   f"({throughput['configurations']} configurations, {throughput['passed']} passed, "
+                  f"{throughput.get('agree_partial', 0)} agreeing where torch ran but partial "
+                  "because torch itself raised, "
                   f"{throughput['seconds']:.1f} s; {throughput['case']})."]
     return "\n".join(lines) + "\n"

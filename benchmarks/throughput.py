@@ -20,12 +20,16 @@ def throughput_row(quick: bool = False) -> dict:
     torch.set_num_threads(1)  # the harness's problems are tiny: one thread is faster (see numeric)
     try:
         start = time.perf_counter()
-        passed = sum(crosscheck(s, steps=steps, dtype=dtype).passed
-                     for s in specs for dtype in (torch.float32, torch.float64))
+        reports = [crosscheck(s, steps=steps, dtype=dtype)
+                   for s in specs for dtype in (torch.float32, torch.float64)]
         seconds = time.perf_counter() - start
     finally:
         torch.set_num_threads(threads)
     configurations = 2 * len(specs)
     return {"case": f"crosscheck throughput ({steps} steps, loop+foreach+fused)",
-            "seconds": seconds, "configurations": configurations, "passed": passed,
+            "seconds": seconds, "configurations": configurations,
+            "passed": sum(r.passed for r in reports),
+            # torch's fused SGD raises on a parameter whose first gradient is None (a torch bug):
+            # those configurations agree on every step compared but are not complete
+            "agree_partial": sum(r.agree and not r.complete for r in reports),
             "configs_per_minute": 60 * configurations / seconds}

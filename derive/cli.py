@@ -71,7 +71,12 @@ def run_compare(args) -> int:
         print_json(result.to_json())
     else:
         print(compare_text(result))
-    return 0
+    return EXIT_STATUS[result.verdict]
+
+
+# as cmp and diff: 0 the same (proven), 1 different (refuted), 2 trouble (bad input); 3 neither
+# established (undecided, or only supported at random points)
+EXIT_STATUS = {"proven": 0, "refuted": 1, "supported": 3, "undecided": 3}
 
 
 # -- unroll --------------------------------------------------------------------------------------
@@ -136,7 +141,8 @@ def build_parser() -> Parser:
                     "optimizer update rules (L2 versus decoupled weight decay, and more).")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("compare", help="decide whether two specs trace the same trajectory")
+    p = sub.add_parser("compare", help="decide whether two specs trace the same trajectory; exit "
+                       "status 0 equivalent (proven), 1 refuted, 2 bad input, 3 undecided")
     p.add_argument("a", metavar="A", help="spec, e.g. 'sgd(lr=eta, weight_decay=lam)'")
     p.add_argument("b", metavar="B", help="spec, e.g. 'sgd(lr=eta, weight_decay=k, decay=independent)'")
     p.add_argument("--steps", type=steps_arg(12), default=DEFAULT_STEPS,

@@ -122,11 +122,13 @@ def compare_text(c: Comparison) -> str:
     if c.verdict == "proven":
         lines.append(f"EQUIVALENT for every step (proven by induction); mapping: "
                      f"{_mapping_text(c.mapping)}")
+        lines += _valid_when_lines(c)
         lines += _induction_lines(c)
     elif c.verdict == "refuted":
         lines.append(f"NOT EQUIVALENT: first divergent step {c.first_divergent_step}")
         lines.append(f"  difference theta_B - theta_A at step {c.first_divergent_step}: "
                      f"{_short(c.difference)}")
+        lines += _certificate_lines(c)
         if c.conditions:
             lines.append("  they coincide (proven, every step) when: " + "; ".join(
                 ", ".join(f"{k} = {v}" for k, v in cond.items()) for cond in c.conditions))
@@ -135,21 +137,50 @@ def compare_text(c: Comparison) -> str:
         if c.counterexample:
             ce = c.counterexample
             hyper = ", ".join(f"{k} = {v}" for k, v in ce["hyperparameters"].items())
+            state = "".join(f", {k} = {v}" for k, v in ce.get("state_0", {}).items())
             lines.append(f"  counterexample (exact): loss f(theta) = {ce['loss']}, theta_0 = "
-                         f"{ce['theta_0']}, {hyper}")
+                         f"{ce['theta_0']}{state}, {hyper}")
             lines.append(f"    theta_A_{ce['step']} = {ce['theta_A']} (~{ce['theta_A_float']:.12g})")
             lines.append(f"    theta_B_{ce['step']} = {ce['theta_B']} (~{ce['theta_B_float']:.12g})")
     elif c.verdict == "supported":
         lines.append("NUMERICALLY SUPPORTED, NOT PROVEN: the induction step holds at every random "
                      f"high-precision point tried but has no symbolic proof; mapping: "
                      f"{_mapping_text(c.mapping)}")
+        lines += _valid_when_lines(c)
         lines += _induction_lines(c)
     else:
-        lines.append(f"UNDECIDED after {c.steps_checked} steps: no divergence found and no "
-                     "induction proof; raise --steps, or the engine cannot decide this pair")
+        lines.append(f"UNDECIDED after {c.steps_checked} steps: {c.reason or 'no reason given'}")
     lines.append("")
     lines += [f"note: {n}" for n in c.notes]
     return "\n".join(lines)
+
+
+def _valid_when_lines(c: Comparison) -> list:
+    if not c.valid_when:
+        return ["  valid for every admissible value of A's hyperparameters"]
+    return ["  valid only when " + " and ".join(map(str, c.valid_when)) +
+            " (elsewhere no mapping leaves B an optimizer torch would build)"]
+
+
+def _certificate_lines(c: Comparison) -> list:
+    """Why no mapping makes steps 1..k coincide, in a form a reader can check."""
+    cert = c.certificate or {}
+    out = []
+    if cert.get("prefix_mapping"):
+        steps = c.first_divergent_step - 1
+        out.append(f"  steps 1..{steps} coincide under " +
+                   ", ".join(f"{k} -> {v}" for k, v in cert["prefix_mapping"].items()))
+    if cert.get("why"):
+        out.append(f"  certificate: {cert['why']}")
+    if cert.get("point"):
+        out.append("    at " + ", ".join(f"{k} = {v}" for k, v in cert["point"].items()))
+    for eq in cert.get("equations", [])[:6]:
+        out.append(f"    {_short_text(eq)} = 0")
+    return out
+
+
+def _short_text(text: str) -> str:
+    return text if len(text) <= 200 else text[:200] + " ..."
 
 
 def _induction_lines(c: Comparison) -> list:

@@ -2,8 +2,11 @@
 
 A plugin of derive's CLI (entry-point group optequiv.commands). This module imports neither
 torch nor the harness until the command runs, so `optequiv --help` stays fast and works
-without torch. Exit status: 0 they agree, 1 they do not (the first mismatch is printed),
-2 bad input (one line on stderr, raised as UserError).
+without torch. Exit status: 0 every implementation ran every step and agreed, 1 otherwise (a
+mismatch, printed with its first step; or a partial comparison: torch raised in one of its
+implementations, or has none here; the report gives the steps compared and what torch raised),
+2 bad input (one line on stderr, raised as UserError). `--skip IMPL` leaves an implementation out
+on purpose; the report says so.
 """
 from __future__ import annotations
 
@@ -12,6 +15,8 @@ import argparse
 from derive.cli import print_json, steps_arg
 from derive.errors import UserError
 from derive.spec import parse_spec
+
+from .reference import IMPLEMENTATIONS
 
 DEFAULT_STEPS = 200
 
@@ -38,6 +43,10 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=seed_arg, default=0)
     p.add_argument("--fused", action="store_true",
                    help="run the generated optimizer with fused=True (its step compiled from C)")
+    p.add_argument("--skip", action="append", default=[], choices=tuple(IMPLEMENTATIONS),
+                   metavar="IMPL", help="leave torch's implementation IMPL out on purpose ("
+                   f"{', '.join(IMPLEMENTATIONS)}; repeatable). Without it, the exit status is 1 "
+                   "unless every implementation ran every step")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=run_crosscheck)
 
@@ -51,6 +60,10 @@ def _torch():
 
 
 def run_crosscheck(args) -> int:
+    implementations = tuple(impl for impl in IMPLEMENTATIONS if impl not in args.skip)
+    if not implementations:
+        raise UserError(f"--skip leaves nothing to compare: give at most {len(IMPLEMENTATIONS) - 1}"
+                        f" of {', '.join(IMPLEMENTATIONS)}")
     spec = parse_spec(args.spec)
     spec.hyper(numeric=True)  # a symbolic value is bad input here
     torch = _torch()
@@ -70,7 +83,8 @@ def run_crosscheck(args) -> int:
     from .against_torch import crosscheck
 
     report = crosscheck(args.spec, steps=args.steps, dtype=getattr(torch, args.dtype),
-                        device=args.device, seed=args.seed, fused=args.fused)
+                        device=args.device, seed=args.seed, fused=args.fused,
+                        implementations=implementations)
     if args.json:
         print_json(report.to_json())
     else:
@@ -86,18 +100,37 @@ def report_text(report) -> str:
              f"{report.dtype} on {report.device}, {report.steps} steps, seed {report.seed}; "
              f"tolerance {tol['rel']:.3g} relative ({tol['eps_units']} eps) per tensor and step"]
     for c in report.comparisons:
-        if c.reference_error:
-            note = f"torch raised at {c.reference_error}; compared up to there"
-        else:
-            note = "bit for bit" if c.passed and c.max_ulp == 0 else ""
-        status = "agree   " if c.passed else "MISMATCH"
-        lines.append(f"  {c.reference:<8} {status} max |error| {c.max_abs_error:.3g}  relative "
-                     f"{c.max_rel_error:.3g}  max {c.max_ulp:.0f} ulp  {note}".rstrip())
-        if not c.passed:
+        note = "bit for bit" if c.passed and c.max_ulp == 0 else ""
+        status = "MISMATCH" if not c.agree else "agree   " if c.complete else "PARTIAL "
+        lines.append(f"  {c.reference:<8} {status} {c.steps}/{c.steps_requested} steps  max "
+                     f"|error| {c.max_abs_error:.3g}  relative {c.max_rel_error:.3g}  max "
+                     f"{c.max_ulp:.0f} ulp  {note}".rstrip())
+        if c.raised:
+            lines.append(f"           torch raised at step {c.raised['step']}: "
+                         f"{c.raised['type']}: {c.raised['message']}; not compared after it")
+        if not c.agree:
             lines.append(f"           first mismatch: {c.first_mismatch}")
     for impl, why in report.skipped.items():
-        lines.append(f"  {impl:<8} skipped: torch has none here ({why})")
-    worst = report.first_failing
-    lines.append("result: agree" if report.passed else
-                 f"result: MISMATCH, first at {worst.first_mismatch} (against {worst.reference})")
+        lines.append(f"  {impl:<8} NOT COMPARED: torch has none here ({why})")
+    for impl in report.left_out:
+        lines.append(f"  {impl:<8} left out on request (--skip {impl})")
+    lines.append(_result(report))
     return "\n".join(lines)
+
+
+def _result(report) -> str:
+    partial = [f"{c.reference} compared on {c.steps} of {c.steps_requested} steps (torch raised "
+               f"{c.raised['type']} at step {c.raised['step']})"
+               for c in report.comparisons if c.raised] + \
+        [f"{impl} not compared (torch has none here)" for impl in report.skipped]
+    left_out = f" ({', '.join(report.left_out)} left out on request)" if report.left_out else ""
+    if not report.agree:
+        worst = report.first_failing
+        return (f"result: MISMATCH, first at {worst.first_mismatch} (against {worst.reference})"
+                + (f"; also incomplete: {'; '.join(partial)}" if partial else "") + left_out)
+    if partial:
+        skips = [c.reference for c in report.comparisons if c.raised] + list(report.skipped)
+        return (f"result: INCOMPLETE: {'; '.join(partial)}; the steps compared agree"
+                f"{left_out}. {' '.join(f'--skip {impl}' for impl in skips)} leaves "
+                f"{'it' if len(skips) == 1 else 'them'} out on purpose")
+    return "result: agree" + left_out

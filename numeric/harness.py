@@ -65,10 +65,22 @@ class Comparison:
     first_mismatch: Mismatch | None = None
     scales: dict = field(default_factory=dict)  # tensor label -> largest magnitude so far
     reference_error: str | None = None  # the reference raised (a torch bug): compared until then
+    steps_requested: int = 0
+    raised: dict | None = None  # what the reference raised: {"step", "type", "message"}
+
+    @property
+    def agree(self) -> bool:
+        """Every step compared was within the tolerance (perhaps not every step requested)."""
+        return self.first_mismatch is None
+
+    @property
+    def complete(self) -> bool:
+        return self.steps == self.steps_requested and self.raised is None
 
     @property
     def passed(self) -> bool:
-        return self.first_mismatch is None
+        """Agreement over the whole run: a comparison cut short by the reference is no pass."""
+        return self.agree and self.complete
 
     def add(self, step: int, tensor: str, diff: Difference) -> None:
         self.scales[tensor] = scale = max(self.scales.get(tensor, 0.0), diff.scale)
@@ -94,7 +106,9 @@ class Comparison:
                 "first_mismatch": None if m is None else
                 {"step": m.step, "tensor": m.tensor, "abs_error": _finite(m.diff.abs_error),
                  "rel_error": _finite(m.rel_error), "ulp": _count(m.diff.ulp), "text": str(m)},
-                "reference_error": self.reference_error}
+                "reference_error": self.reference_error,
+                "agree": self.agree, "steps_compared": self.steps,
+                "steps_requested": self.steps_requested, "raised": self.raised}
 
 
 def _finite(x: float):
@@ -186,57 +200,77 @@ def require_device(device, who: str) -> None:
 
 def side_by_side(factories: dict, pairs: list, *, steps: int, dtype=torch.float64,
                  device="cpu", seed: int = 0, scenario: Scenario = Scenario(),
-                 strict: bool = True, stop_early: bool = False) -> list:
+                 strict: bool = True, stop_early=False, reraise=(), settle=()) -> list:
     """Run every factory (name -> factory(params) -> Optimizer) on the problem; compare each
     (candidate, reference) pair after every step. Gradients come from the first factory's run;
     the candidates restart from a checkpoint at scenario.resume_at. `strict`: state entries
-    must match by name (False: compare the entries both have)."""
+    must match by name (False: compare the entries both have). `stop_early`: True stops at the
+    first mismatch of any pair; a collection of candidate names, at the first of theirs.
+    `reraise`: names of runs whose exceptions propagate with their own traceback (a user's
+    optimizer), with a note of the step; any other run's exception is reported in its pairs.
+    `settle`: candidate names whose run stops at their first mismatch (only the verdict is
+    wanted, not the largest error over the run)."""
     threads = torch.get_num_threads()
     # the problem is tiny: with more than one thread, OpenMP start-up dominates (torch's fused
     # CPU Adam takes ~40 ms a step on 2 threads, 0.1 ms on one); the user's setting is restored
     torch.set_num_threads(1)
     try:
         return _side_by_side(factories, pairs, steps, dtype, device, seed, scenario, strict,
-                             stop_early)
+                             stop_early, set(reraise), set(settle))
     finally:
         torch.set_num_threads(threads)
 
 
-def _side_by_side(factories, pairs, steps, dtype, device, seed, scenario, strict, stop_early):
+def _side_by_side(factories, pairs, steps, dtype, device, seed, scenario, strict, stop_early,
+                  reraise, settle):
     problem = Problem(seed, scenario.skip_every, scenario.late_from)
     runs = {name: Run(f, problem, scenario, dtype, device) for name, f in factories.items()}
     source = runs[next(iter(factories))]
     rtol = tolerance(dtype)
-    comparisons = [Comparison(a, b, rtol) for a, b in pairs]
+    comparisons = [Comparison(a, b, rtol, steps_requested=steps) for a, b in pairs]
+    watched = [c for c in comparisons if stop_early is True or
+               stop_early and c.candidate in stop_early]
     resume_step = round(scenario.resume_at * steps) if scenario.resume_at else None
     candidates = {a for a, _ in pairs}
-    failed = {}  # run name -> what it raised
+    failed = {}  # run name -> what it raised: {"step", "type", "message"}
+    settled = set()  # runs of `settle` that have their verdict
     for step in range(1, steps + 1):
         for run in runs.values():
             run.set_hyper(step, steps)
         grads = problem.gradients(source.params, step)
         for name, run in runs.items():
-            if name in failed:
+            if name in failed or name in settled:
                 continue
             try:
                 run.step(grads)
             except Exception as error:  # noqa: BLE001 - reported per run, the others go on
-                if run is source:
+                if run is source or name in reraise:
+                    error.add_note(f"(raised by {name} at step {step} of {steps}, "
+                                   f"{str(dtype).split('.')[-1]} on {device})")
                     raise
-                failed[name] = f"step {step}: {type(error).__name__}: {' '.join(str(error).split())}"
+                failed[name] = {"step": step, "type": type(error).__name__,
+                                "message": " ".join(str(error).split())}
         if step == resume_step:
-            for name in candidates - set(failed):
+            for name in candidates - set(failed) - settled:
                 runs[name].resume()
         for cmp in comparisons:
-            if cmp.reference_error or cmp.first_mismatch and cmp.candidate in failed:
+            if cmp.raised or cmp.first_mismatch and (cmp.candidate in failed or
+                                                     cmp.candidate in settled):
                 continue
             if cmp.reference in failed:
-                cmp.reference_error = failed[cmp.reference]
+                cmp.raised = failed[cmp.reference]
+                cmp.reference_error = _raised_text(cmp.raised)
             elif cmp.candidate in failed:
-                cmp.structural(step, "step()", f"raised {failed[cmp.candidate]}")
+                cmp.structural(step, "step()", f"raised {_raised_text(failed[cmp.candidate])}")
             else:
                 cmp.steps = step
                 _compare(cmp, step, runs[cmp.candidate], runs[cmp.reference], strict)
-        if stop_early and not all(c.passed for c in comparisons):
+                if cmp.first_mismatch and cmp.candidate in settle:
+                    settled.add(cmp.candidate)
+        if not all(c.agree for c in watched):
             break
     return comparisons
+
+
+def _raised_text(raised: dict) -> str:
+    return f"step {raised['step']}: {raised['type']}: {raised['message']}"

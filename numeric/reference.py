@@ -11,6 +11,9 @@ from derive.spec import Spec, as_spec
 # too, so that state_dicts load across the two)
 TORCH_STATE = {"buf": "momentum_buffer", "t": "step", "m": "exp_avg", "v": "exp_avg_sq",
                "vmax": "max_exp_avg_sq"}
+# torch.optim's implementations of one class, by the keyword arguments that select them
+IMPLEMENTATIONS = {"loop": {"foreach": False}, "foreach": {"foreach": True},
+                   "fused": {"fused": True}}
 
 
 def torch_reference(spec) -> tuple:

@@ -13,8 +13,20 @@ some of them None, one parameter joining late, an lr schedule applied through pa
 and a restart of yours from its state_dict halfway). Parameters are compared after every step,
 and so are the state entries both optimizers keep under the same name (torch's names: step,
 momentum_buffer, exp_avg, exp_avg_sq, max_exp_avg_sq).
+
+A pass means something only if the check could have failed. The wrong optimizers most likely to
+pass by accident are the spec's nearest variants (numeric.variants: another decay=, buffer=, a
+flag flipped), so the generated optimizer of each runs beside the reference on the same
+gradients. A variant the dtype cannot tell from the spec at these settings (AdamW decaying after
+the step differs by lr²·λ per step: below float32's resolution at lr 1e-4) makes the check run
+again in float64, where it can; the messages state the resolution reached. A variant that is
+the spec itself at these values (numeric.variants.same_optimizer_at, a proof) needs no telling
+apart.
 """
 from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
 
 import torch
 
@@ -23,30 +35,150 @@ from derive.spec import as_spec
 from .harness import Scenario, require_device, side_by_side
 from .metrics import EPS_UNITS
 from .optimizer import torch_optimizer
+from .variants import nearest_variants, same_optimizer_at
 
 SCENARIO = Scenario(groups=False, switch_off=None)
+YOURS = "the optimizer under test"  # the run's name: exceptions carry it in their note
 
 
-def assert_matches_spec(factory, spec, *, steps=20, dtype=torch.float64, device="cpu", seed=0):
+class UnresolvedWarning(UserWarning):
+    """The check passed, but could not tell the spec from one of its nearest variants."""
+
+
+def _name(dtype) -> str:
+    return str(dtype).split(".")[-1]
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """One dtype's run: the comparison of the optimizer under test, and of each variant."""
+
+    dtype: torch.dtype
+    yours: object  # harness.Comparison
+    variants: list  # harness.Comparison per variant (candidate: the variant's spec text)
+    same: tuple = ()  # variants proven to be the spec at these values
+
+    @property
+    def unresolved(self) -> list:
+        return [c for c in self.variants if c.agree and c.candidate not in self.same]
+
+    def cannot_tell(self, either: str = "") -> str:
+        """'float32 cannot tell X from the spec ...', or '' when it tells every variant apart."""
+        if not self.unresolved:
+            return ""
+        names = ", ".join(f"{c.candidate} (max relative difference {c.max_rel_error:.3g})"
+                          for c in self.unresolved)
+        return (f"{_name(self.dtype)} cannot{either} tell {names} from the spec at these "
+                f"settings (tolerance {self.yours.rtol:.3g})")
+
+
+@dataclass(frozen=True)
+class Check:
+    """What a passing assert_matches_spec established; str() says it in one line."""
+
+    spec: str
+    steps: int
+    runs: list  # Resolution per dtype compared: the test dtype, then float64 where it ran
+    skipped_float64: bool = False  # float64 would have run, but also_float64=False
+
+    @property
+    def unresolved(self) -> list:
+        """The variants the last dtype compared could not tell from the spec."""
+        return [c.candidate for c in self.runs[-1].unresolved]
+
+    def __str__(self) -> str:
+        first = self.runs[0]
+        told = len(first.variants) - len(first.unresolved) - len(first.same)
+        parts = [f"matches {self.spec} over {self.steps} steps in {_name(first.dtype)} (max "
+                 f"relative error {first.yours.max_rel_error:.3g}, tolerance "
+                 f"{first.yours.rtol:.3g}); it tells {told} of its {len(first.variants)} nearest "
+                 "variants apart"]
+        if first.same:
+            parts.append(f"{', '.join(first.same)} {'is' if len(first.same) == 1 else 'are'} "
+                         "the spec itself at these values (proven)")
+        if first.unresolved:
+            parts.append(first.cannot_tell())
+        if len(self.runs) > 1:
+            last = self.runs[-1]
+            parts.append(f"float64 compared as well: max relative error "
+                         f"{last.yours.max_rel_error:.3g}, tolerance {last.yours.rtol:.3g}; "
+                         + (last.cannot_tell(" either") or "it tells them apart"))
+        if self.skipped_float64:
+            parts.append("float64 not compared (also_float64=False)")
+        return "; ".join(parts)
+
+
+def _run(factory, spec, variants: dict, dtype, steps, device, seed, prove=True) -> Resolution:
+    """variants: spec text -> Spec. prove=False: they are known not to be the spec."""
+    factories = {"reference": torch_optimizer(spec), YOURS: factory,
+                 **{name: torch_optimizer(v) for name, v in variants.items()}}
+    yours, *near = side_by_side(factories, [(name, "reference") for name in factories
+                                            if name != "reference"],
+                                steps=steps, dtype=dtype, device=device, seed=seed,
+                                scenario=SCENARIO, strict=False, stop_early={YOURS},
+                                reraise={YOURS}, settle=set(variants))
+    # proven only where the numbers could not tell: the proof costs more than a run
+    same = tuple(c.candidate for c in near
+                 if prove and c.agree and same_optimizer_at(spec, variants[c.candidate]))
+    return Resolution(dtype, yours, near, same)
+
+
+def _fail(text: str, run: Resolution, because: str = "") -> AssertionError:
+    c, dtype = run.yours, run.dtype
+    return AssertionError(
+        f"the optimizer does not implement {text}: {because}first mismatch at "
+        f"{c.first_mismatch} (tolerance: relative {c.rtol:.3g} = {EPS_UNITS.get(dtype)} eps of "
+        f"{_name(dtype)}, against numeric.torch_optimizer({text!r}))")
+
+
+def assert_matches_spec(factory, spec, *, steps=20, dtype=torch.float64, device="cpu", seed=0,
+                        also_float64=True) -> Check:
     """Raise AssertionError, naming the first mismatching step, tensor and error, unless
     `factory(params)` builds an optimizer that implements `spec` (a spec string or Spec, all
-    values numeric) to the tolerance of `dtype` (numeric.metrics)."""
+    values numeric) to the tolerance of `dtype` (numeric.metrics).
+
+    The spec's nearest variants (numeric.variants) run beside it in `dtype`. When `dtype` cannot
+    tell one of them from the spec at these settings, the check runs in float64 as well and
+    fails if float64 disagrees (the message says which variant `dtype` could not resolve);
+    `also_float64=False` leaves that out. Returns a Check: str() states the resolution reached.
+    A variant that even the last comparison cannot tell from the spec gives an
+    UnresolvedWarning (more steps, or larger lr·weight_decay, would resolve it).
+    An exception from your optimizer propagates with its own traceback (a note gives the step).
+    """
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"assert_matches_spec: steps must be a whole number >= 1, got {steps!r}")
     require_device(device, f"assert_matches_spec(device={str(device)!r})")
     text = spec if isinstance(spec, str) else str(spec)
     spec = as_spec(spec)
-    reference = torch_optimizer(spec)
-    [result] = side_by_side({"reference": reference, "candidate": factory},
-                            [("candidate", "reference")], steps=steps, dtype=dtype,
-                            device=device, seed=seed, scenario=SCENARIO, strict=False,
-                            stop_early=True)
-    if not result.passed:
-        eps = EPS_UNITS.get(dtype)
-        raise AssertionError(
-            f"the optimizer does not implement {text}: first mismatch at {result.first_mismatch} "
-            f"(tolerance: relative {result.rtol:.3g} = {eps} eps of {str(dtype).split('.')[-1]}, "
-            f"against numeric.torch_optimizer({text!r}))")
+    variants = {str(v): v for v in nearest_variants(spec)}
+    first = _run(factory, spec, variants, dtype, steps, device, seed)
+    if not first.yours.passed:
+        raise _fail(text, first)
+    runs, skipped = [first], False
+    if first.unresolved and dtype != torch.float64:
+        if also_float64:
+            unresolved = {c.candidate: variants[c.candidate] for c in first.unresolved}
+            try:
+                wide = _run(factory, spec, unresolved, torch.float64, steps, device, seed,
+                            prove=False)
+            except Exception as error:  # yours raised in float64: say why float64 ran at all
+                error.add_note(f"(assert_matches_spec compared float64 as well because "
+                               f"{first.cannot_tell()}; also_float64=False leaves it out)")
+                raise
+            if not wide.yours.passed:
+                raise _fail(text, wide, f"{first.cannot_tell()}; float64 compared as well "
+                                        f"(in {_name(dtype)} it matched to relative "
+                                        f"{first.yours.max_rel_error:.3g}; also_float64=False "
+                                        "leaves float64 out): ")
+            runs.append(wide)
+        else:
+            skipped = True
+    check = Check(text, steps, runs, skipped)
+    if check.unresolved:
+        warnings.warn(f"assert_matches_spec({text!r}) passed, but {runs[-1].cannot_tell()}: an "
+                      "optimizer implementing one of them would pass too; more steps or larger "
+                      "hyperparameters may tell them apart", UnresolvedWarning, stacklevel=2)
+    return check
 
 
-__all__ = ["assert_matches_spec"]
+__all__ = ["assert_matches_spec", "Check", "UnresolvedWarning"]

@@ -17,7 +17,7 @@ def run(*args):
 def test_compare_text_explains_the_divergence():
     rc, out, err = run("compare", "sgd(lr=eta, momentum=mu, weight_decay=lam)",
                        "sgd(lr=eta, momentum=mu, weight_decay=lam2, decay=decoupled)")
-    assert rc == 0, err
+    assert rc == 1, err  # as cmp and diff: 1 means different
     assert "NOT EQUIVALENT: first divergent step 2" in out
     assert "eta*lam*mu*theta_0" in out
     assert "one scalar coordinate suffices" in out
@@ -28,8 +28,12 @@ def test_compare_json_contract():
                      "sgd(lr=eta, weight_decay=k, decay=independent)", "--json")
     data = json.loads(out)
     assert rc == 0
-    assert list(data) == ["equivalent", "mapping", "first_divergent_step", "difference",
-                          "conditions", "counterexample"]
+    assert list(data) == ["verdict", "equivalent", "a", "b", "mapping", "valid_when",
+                          "first_divergent_step", "difference", "conditions", "counterexample",
+                          "reason", "certificate"]
+    assert data["verdict"] == "proven" and data["valid_when"] == [] and data["reason"] is None
+    assert data["a"] == "sgd(lr=eta, weight_decay=lam)"
+    assert data["certificate"]["kind"] == "induction"
     assert data["equivalent"] is True and data["mapping"] == {"k": "eta*lam"}
     assert data["first_divergent_step"] is None and data["counterexample"] is None
 
@@ -48,7 +52,30 @@ def test_compare_schedule_option():
     rc, out, _ = run("compare", "sgd(lr=eta, weight_decay=lam)",
                      "sgd(lr=eta, weight_decay=k, decay=independent)", "--schedule", "eta",
                      "--json")
-    assert rc == 0 and json.loads(out)["first_divergent_step"] == 2
+    assert rc == 1 and json.loads(out)["first_divergent_step"] == 2
+
+
+def test_compare_exit_status_follows_cmp():
+    """0 proven, 1 refuted, 3 undecided; 2 stays bad input."""
+    assert run("compare", "sgd(lr=eta)", "sgd(lr=e2)")[0] == 0
+    assert run("compare", "sgd(lr=eta, maximize=true)", "sgd(lr=e2)")[0] == 1
+    rc, out, _ = run("compare", "adam(amsgrad=true, weight_decay=lam)", "adam(lr=e2)",
+                     "--steps", "1", "--json")
+    data = json.loads(out)
+    assert (rc, data["verdict"]) in ((1, "refuted"), (3, "undecided"))
+    if rc == 3:
+        assert data["reason"]
+    assert run("compare", "sgd(lr=-1)", "sgd")[0] == 2
+
+
+def test_compare_text_names_the_initial_state_of_a_counterexample():
+    """From a general state the printed point must be replayable: buf_0 is named."""
+    rc, out, _ = run("compare", "sgd(lr=eta, momentum=mu, weight_decay=lam)",
+                     "sgd(lr=eta, momentum=mu, weight_decay=lam2, decay=decoupled)",
+                     "--from", "state")
+    assert rc == 1
+    line = next(l for l in out.splitlines() if "counterexample (exact)" in l)
+    assert "buf_0 = " in line
 
 
 def test_unroll_text_and_latex():

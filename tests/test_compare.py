@@ -155,8 +155,9 @@ def test_induction_negative_control_catches_a_wrong_correspondence():
 
 def test_json_has_exactly_the_contract_keys():
     r = compare("sgd(weight_decay=lam)", "sgd(weight_decay=lam2, decay=decoupled)")
-    assert list(r.to_json()) == ["equivalent", "mapping", "first_divergent_step", "difference",
-                                 "conditions", "counterexample"]
+    assert list(r.to_json()) == ["verdict", "equivalent", "a", "b", "mapping", "valid_when",
+                                 "first_divergent_step", "difference", "conditions",
+                                 "counterexample", "reason", "certificate"]
 
 
 def test_zero_test_verdicts():

@@ -1,5 +1,7 @@
-"""`optequiv crosscheck`: exit 0 when the generated optimizer agrees with torch.optim, 1 when it
-does not (printing the first mismatch), 2 for bad input (one line on stderr, no traceback)."""
+"""`optequiv crosscheck`: exit 0 when the generated optimizer agrees with every torch.optim
+implementation on every step, 1 when it does not (printing the first mismatch) or when a
+comparison was partial (torch raised; the steps compared and torch's exception are printed),
+2 for bad input (one line on stderr, no traceback). `--skip IMPL` leaves one out on purpose."""
 from __future__ import annotations
 
 import json
@@ -36,12 +38,46 @@ def test_the_installed_command_prints_json_and_exits_0():
 
 
 def test_text_report_names_every_implementation(capsys):
-    code, out, err = cli(capsys, "sgd(lr=0.1, momentum=0.9)", "--steps", "30", "--dtype",
+    code, out, err = cli(capsys, "adam(lr=0.1, amsgrad=true)", "--steps", "30", "--dtype",
                          "float32", "--seed", "7")
     assert code == 0 and err == ""
     assert "float32 on cpu, 30 steps, seed 7" in out and out.rstrip().endswith("result: agree")
     for impl in ("loop", "foreach", "fused"):
-        assert f"  {impl} " in out
+        assert f"  {impl:<8} agree    30/30 steps " in out
+
+
+NESTEROV = "sgd(momentum=0.9, nesterov=true)"  # torch 2.13's fused SGD raises at step 5 here
+
+
+def test_a_partial_comparison_exits_1_and_says_what_torch_raised(capsys):
+    code, out, err = cli(capsys, NESTEROV)
+    assert code == 1 and err == ""
+    assert "  fused    PARTIAL  4/200 steps " in out
+    assert "torch raised at step 5: TypeError: expected Tensor" in out
+    for impl in ("loop", "foreach"):
+        assert f"  {impl:<8} agree    200/200 steps " in out
+    last = out.rstrip().splitlines()[-1]
+    assert last.startswith("result: INCOMPLETE: fused compared on 4 of 200 steps (torch raised "
+                           "TypeError at step 5)") and "--skip fused" in last
+    assert "result: agree" not in out
+    code, out, _ = cli(capsys, NESTEROV, "--json")
+    data = json.loads(out)
+    assert code == 1 and data["passed"] is False and data["complete"] is False
+    assert data["agree"] is True and data["reference_errors"]["fused"].startswith("step 5: ")
+    fused = data["implementations"]["fused"]
+    assert fused["passed"] is False and fused["steps"] == fused["steps_compared"] == 4
+    assert fused["steps_requested"] == 200 and fused["raised"]["step"] == 5
+
+
+def test_skip_leaves_an_implementation_out_on_purpose(capsys):
+    code, out, err = cli(capsys, NESTEROV, "--skip", "fused")
+    assert code == 0 and err == ""
+    assert "  fused    left out on request (--skip fused)" in out
+    assert out.rstrip().endswith("result: agree (fused left out on request)")
+    code, out, _ = cli(capsys, NESTEROV, "--skip", "fused", "--skip", "foreach", "--json")
+    data = json.loads(out)
+    assert code == 0 and data["passed"] is True and set(data["implementations"]) == {"loop"}
+    assert data["left_out"] == {"foreach": "on request (--skip)", "fused": "on request (--skip)"}
 
 
 @pytest.fixture
@@ -72,6 +108,8 @@ BAD = {
     "steps": ["adam", "--steps", "0"],
     "seed": ["adam", "--seed", "-3"],
     "device": ["adam", "--device", "tpu"],
+    "skip": ["adam", "--skip", "fusd"],
+    "skip everything": ["adam", "--skip", "loop", "--skip", "foreach", "--skip", "fused"],
 }
 
 

@@ -2,19 +2,24 @@
 
 It passes for torch's own optimizers and for a user's optimizer that implements a spec torch has
 no class for, and fails, naming step, tensor and error, for optimizers that implement something
-else (the negative controls).
+else (the negative controls). Where the dtype cannot tell the spec from one of its nearest
+variants, float64 is compared as well: the planted AdamW that decays after the step, which
+float32 cannot resolve at lr 1e-4, is caught there. An optimizer that raises shows its own
+traceback.
 """
 from __future__ import annotations
 
 import subprocess
 import sys
 import textwrap
+import traceback
+import warnings
 
 import pytest
 import torch
 
 from numeric import torch_optimizer
-from numeric.testing import assert_matches_spec
+from numeric.testing import Check, UnresolvedWarning, assert_matches_spec
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(),
                           reason="CUDA is not available (torch.cuda.is_available() is False)")
@@ -57,7 +62,14 @@ PASSING = {
 @pytest.mark.parametrize("case", sorted(PASSING))
 def test_passes_for_optimizers_that_implement_the_spec(case):
     factory, spec = PASSING[case]
-    assert_matches_spec(factory, spec)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check = assert_matches_spec(factory, spec)
+    assert isinstance(check, Check) and str(check).startswith(f"matches {spec} over 20 steps")
+    # a warning only for a variant the check could not tell apart, and then it names it
+    assert [w.category for w in caught] == [UnresolvedWarning] * bool(check.unresolved)
+    for name in check.unresolved:
+        assert name in str(caught[0].message)
 
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
@@ -130,3 +142,100 @@ def test_the_pytest_plugin_offers_the_check_as_a_fixture(tmp_path):
                           capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "2 passed" in proc.stdout
+
+
+# -- resolution: a pass must not hide a variant the dtype cannot tell apart ----------------------
+
+SPEC = "adamw(lr=1e-4, weight_decay=0.1)"
+# old Hugging Face AdamW: decays the updated parameter, off from the spec by lr²·λ·θ per step
+DECAYS_AFTER = torch_optimizer("adamw(lr=1e-4, weight_decay=0.1, decay=after)")
+
+
+def test_negative_control_float32_cannot_resolve_decay_after_so_float64_catches_it():
+    with pytest.raises(AssertionError) as caught:
+        assert_matches_spec(DECAYS_AFTER, SPEC, steps=200, dtype=torch.float32)
+    message = str(caught.value)
+    assert message.startswith(f"the optimizer does not implement {SPEC}: float32 cannot tell ")
+    assert "adamw(lr=1e-4, weight_decay=0.1, decay=after) (max relative difference " in message
+    assert "float64 compared as well (in float32 it matched to relative " in message
+    assert "first mismatch at step 1, " in message and "eps of float64" in message
+    assert "\n" not in message
+
+
+def test_without_float64_the_planted_optimizer_passes_float32_and_the_pass_says_so():
+    """The control that shows float64 is what catches it: float32 alone cannot."""
+    with pytest.warns(UnresolvedWarning, match=r"cannot tell .*decay=after"):
+        check = assert_matches_spec(DECAYS_AFTER, SPEC, steps=200, dtype=torch.float32,
+                                    also_float64=False)
+    assert check.skipped_float64 and len(check.runs) == 1
+    assert "adamw(lr=1e-4, weight_decay=0.1, decay=after)" in check.unresolved
+    assert "float32 cannot tell" in str(check)
+    assert str(check).endswith("float64 not compared (also_float64=False)")
+
+
+def test_a_correct_optimizer_still_passes_and_the_pass_states_the_resolution():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # float64 tells every variant apart in 200 steps
+        check = assert_matches_spec(lambda ps: torch.optim.AdamW(ps, lr=1e-4, weight_decay=0.1),
+                                    SPEC, steps=200, dtype=torch.float32)
+    assert [r.dtype for r in check.runs] == [torch.float32, torch.float64]
+    assert not check.unresolved and check.runs[1].yours.passed
+    text = str(check)
+    assert "float32 cannot tell " in text and "decay=after" in text
+    assert text.endswith("float64 compared as well: max relative error 0, tolerance 9.09e-13; "
+                         "it tells them apart")
+
+
+def test_float64_runs_only_where_the_dtype_cannot_resolve():
+    check = assert_matches_spec(lambda ps: torch.optim.Adam(ps, lr=0.01, weight_decay=0.1),
+                                "adam(lr=0.01, weight_decay=0.1)", dtype=torch.float32)
+    assert len(check.runs) == 1 and not check.runs[0].unresolved
+    assert "it tells 5 of its 5 nearest variants apart" in str(check)
+
+
+def test_a_variant_that_is_the_spec_at_these_values_is_proven_not_counted_unresolved():
+    # with dampening 0, a zero buffer's first step is buf = g: torch's buffer exactly
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check = assert_matches_spec(lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9),
+                                    "sgd(lr=0.1, momentum=0.9)", dtype=torch.float32)
+    assert check.runs[0].same == ("sgd(lr=0.1, momentum=0.9, buffer=zero)",)
+    assert len(check.runs) == 1 and "buffer=zero) is the spec itself at these values" in str(check)
+
+
+def _raising_at(step, factory):
+    def mine(params):
+        opt, calls = factory(params), [0]
+        inner = opt.step
+
+        def my_step(closure=None):
+            calls[0] += 1
+            if calls[0] == step:
+                raise KeyError("a bug of mine")
+            return inner(closure)
+        opt.step = my_step
+        return opt
+    return mine
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
+def test_an_optimizer_that_raises_shows_its_own_traceback(dtype):
+    with pytest.raises(KeyError, match="a bug of mine") as caught:
+        assert_matches_spec(_raising_at(3, lambda ps: torch.optim.SGD(ps, lr=0.1)),
+                            "sgd(lr=0.1)", dtype=dtype)
+    frames = [f.name for f in traceback.extract_tb(caught.value.__traceback__)]
+    assert frames[-1] == "my_step"
+    assert "(raised by the optimizer under test at step 3 of 20, " in caught.value.__notes__[0]
+
+
+def test_an_optimizer_that_raises_only_in_the_float64_run_says_why_float64_ran():
+    def float32_only(params):
+        if params[0].dtype == torch.float64:
+            return _raising_at(1, DECAYS_AFTER)(params)
+        return DECAYS_AFTER(params)
+
+    with pytest.raises(KeyError) as caught:
+        assert_matches_spec(float32_only, SPEC, steps=200, dtype=torch.float32)
+    notes = caught.value.__notes__
+    assert "step 1 of 200, float64" in notes[0]
+    assert "compared float64 as well because float32 cannot tell " in notes[1]

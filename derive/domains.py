@@ -1,0 +1,165 @@
+"""Admissibility: is B, under a mapping of its symbols, an optimizer torch would build?
+
+A mapping found by algebra is a proof only where B under it stays inside torch's domain (lr, eps,
+weight_decay, momentum >= 0; 0 <= beta < 1; nesterov with momentum > 0): e2 -> -eta solves the
+equations of sgd(maximize=true) against sgd, but no torch SGD has a negative lr. The values are
+expressions of A's hyperparameters, which range over torch's domain themselves, so each
+constraint is decided for *every* admissible value of A's symbols by the signs of its factors:
+  - every factor has the required sign: admissible unconditionally;
+  - a factor of the wrong sign everywhere (-eta >= 0 holds only at eta = 0): inadmissible;
+  - factors of undetermined sign: admissible exactly where they have it, stated as a condition
+    (`valid_when`), e.g. e2 -> eta/(1 - eta*lam) needs eta*lam < 1.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from .errors import UserError
+from .spec import Spec
+
+NONNEGATIVE_KEYS = ("lr", "momentum", "weight_decay", "eps")
+BETA_KEYS = ("beta1", "beta2")
+
+
+@dataclass
+class Admissibility:
+    ok: bool  # False: B is no optimizer for (almost) any admissible value of A's symbols
+    valid_when: list = field(default_factory=list)  # conditions on A's symbols, as sympy relations
+
+
+def beta_symbols(spec: Spec) -> set:
+    """Symbols that stand for a beta of `spec` (known to lie in [0, 1))."""
+    h = spec.hyper()
+    return {h[k] for k in BETA_KEYS if k in h and isinstance(h[k], sp.Symbol)}
+
+
+def _positive_form(expr: sp.Expr, betas: set) -> sp.Expr:
+    """expr with each beta written 1 - c (c > 0): SymPy's assumptions then see 1 - beta > 0."""
+    return expr.xreplace({b: 1 - sp.Dummy(f"c_{b.name}", positive=True) for b in betas})
+
+
+def sign_of(expr: sp.Expr, betas: set) -> str | None:
+    """'pos', 'nonneg', 'neg', 'nonpos' or 'zero' when decided for every admissible value of the
+    symbols (hyperparameters are nonnegative, betas in [0, 1)), else None."""
+    if expr == 0:
+        return "zero"
+    for form in (expr, _positive_form(expr, betas)):
+        if form.is_positive:
+            return "pos"
+        if form.is_negative:
+            return "neg"
+    for form in (expr, _positive_form(expr, betas)):
+        if form.is_nonnegative:
+            return "nonneg"
+        if form.is_nonpositive:
+            return "nonpos"
+    return None
+
+
+def _factors(expr: sp.Expr):
+    """(constant sign, [(factor, exponent)]) of a rational function's numerator / denominator."""
+    num, den = sp.fraction(sp.factor(sp.together(expr)))
+    out = []
+    sign = 1
+    for part, power in ((num, 1), (den, -1)):
+        coeff, factors = sp.factor_list(part) if part.is_polynomial() else (1, [(part, 1)])
+        sign *= 1 if coeff > 0 else -1
+        out += [(f, e * power) for f, e in factors]
+    return sign, out
+
+
+def _readable(expr: sp.Expr, strict: bool) -> sp.Basic:
+    """expr > 0 (or >= 0) written with the negative terms moved over: 1 - eta*lam > 0 reads
+    eta*lam < 1."""
+    pos = sp.Add(*[t for t in sp.Add.make_args(sp.expand(expr)) if not t.could_extract_minus_sign()])
+    neg = -sp.Add(*[t for t in sp.Add.make_args(sp.expand(expr)) if t.could_extract_minus_sign()])
+    if neg == 0 or pos == 0:
+        return sp.StrictGreaterThan(expr, 0) if strict else sp.GreaterThan(expr, 0)
+    return sp.StrictLessThan(neg, pos) if strict else sp.LessThan(neg, pos)
+
+
+def constraint(value: sp.Expr, strict: bool, betas: set):
+    """value > 0 (strict) or value >= 0 for every admissible point: True, False (fails wherever
+    it is not 0, or is a number of the wrong sign) or a condition (a sympy relation) on A's
+    symbols under which it holds."""
+    if value.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
+        return False  # a division by zero in the mapping: no optimizer at all
+    if value.is_number:
+        return bool(value > 0) if strict else bool(value >= 0)
+    sign = sign_of(value, betas)
+    if sign in ("pos",) or (sign == "nonneg" and not strict):
+        return True
+    if sign in ("neg", "nonpos", "zero"):
+        return False
+    try:
+        const, factors = _factors(value)
+    except (sp.PolynomialError, NotImplementedError):
+        return sp.StrictGreaterThan(value, 0) if strict else sp.GreaterThan(value, 0)
+    undetermined, negative = [], const < 0
+    for f, e in factors:
+        s = sign_of(f, betas)
+        if e % 2 == 0 and s != "zero":
+            continue  # an even power is nonnegative (and positive where defined in a denominator)
+        if s == "pos" or (s == "nonneg" and e > 0 and not strict):
+            continue
+        if s == "neg":
+            negative = not negative
+            continue
+        undetermined.append((f, e))
+    if not undetermined:
+        return not negative
+    product = sp.Mul(*[f for f, _ in undetermined])
+    if negative:
+        product = -product
+    # a denominator factor must be non-zero, so its condition is strict
+    return _readable(product, strict or any(e < 0 for _, e in undetermined))
+
+
+def _constraints(spec: Spec, values: dict) -> list:
+    """(value, strict) pairs that torch requires of a spec's hyperparameters."""
+    out = [(values[k], False) for k in NONNEGATIVE_KEYS if k in values]
+    out += [(values[k], False) for k in BETA_KEYS if k in values]
+    out += [(1 - values[k], True) for k in BETA_KEYS if k in values]
+    if spec.flag("nesterov"):
+        out.append((values["momentum"], True))
+    return out
+
+
+def admissibility(B: Spec, sigma: dict, a_spec: Spec) -> Admissibility:
+    """Whether B under `sigma` (B-only symbols -> expressions of A's symbols) is an optimizer
+    torch would build for every admissible value of A's symbols, or under which conditions."""
+    try:
+        mapped = B.substitute(sigma)
+    except (UserError, ValueError, TypeError):
+        return Admissibility(False)
+    betas = beta_symbols(a_spec) | beta_symbols(B)
+    conditions = []
+    for value, strict in _constraints(mapped, mapped.hyper()):
+        verdict = constraint(value, strict, betas)
+        if verdict is False:
+            return Admissibility(False)
+        if verdict is not True and verdict not in conditions:
+            conditions.append(verdict)
+    return Admissibility(True, _tightest(conditions))
+
+
+def _tightest(conditions: list) -> list:
+    """Drop x <= y where x < y is also required."""
+    strict = {(c.lhs, c.rhs) for c in conditions if isinstance(c, sp.StrictLessThan)}
+    strict |= {(c.rhs, c.lhs) for c in conditions if isinstance(c, sp.StrictGreaterThan)}
+    out = []
+    for c in conditions:
+        if isinstance(c, sp.LessThan) and (c.lhs, c.rhs) in strict:
+            continue
+        if isinstance(c, sp.GreaterThan) and (c.rhs, c.lhs) in strict:
+            continue
+        out.append(c)
+    return out
+
+
+def holds_at(condition, point: dict) -> bool:
+    """Whether a valid_when condition holds at an exact point (rationals)."""
+    value = condition.xreplace(point)
+    return bool(value) if value in (sp.true, sp.false) else False

@@ -1,0 +1,285 @@
+"""Solving for mappings, with a certificate whenever none exists.
+
+Step k's difference theta^B_k - theta^A_k must vanish identically in the free variables (theta_0,
+the initial state, g_1 ... g_k). That gives equations in B's own symbols (the unknowns) whose
+coefficients are expressions of A's hyperparameters. `solve_step` answers one of:
+  Solutions(mappings, complete)  candidate mappings, each verified by substituting it back
+        symbolically (never at random points); `complete` says whether every solution is among
+        them, which is what makes a later "no mapping exists" sound;
+  NoSolution(point, unknowns, equations, why)  a certificate a reader can check: at this
+        rational point of A's hyperparameters a mapping would be a number, and these exact
+        equations in the unknowns have no admissible solution there (an inconsistent linear
+        system, polynomials without a common root, no root in the admissible interval);
+  None  undecidable here (the caller says "undecided", with the reason).
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import mpmath
+import sympy as sp
+
+from .budget import attempt
+from .identity import PROVEN, REFUTED, nonzero_number, random_point
+from .regions import coincide
+
+SOLVESET_SECONDS = 2.0
+
+
+@dataclass
+class Solutions:
+    mappings: list
+    complete: bool = True
+
+
+@dataclass
+class NoSolution:
+    point: dict
+    unknowns: list
+    equations: list
+    why: str
+    prefix: dict = field(default_factory=dict)  # the mapping of steps 1..k-1 it extends
+
+
+def equations(d: sp.Expr, free: list, unknowns: list, rng: random.Random) -> tuple:
+    """(equations, raw) that must all vanish for d == 0 in `free`: coefficients when d is a
+    rational function of `free`, else numerators of d at exact random points of `free` (raw:
+    the values before clearing denominators, to exclude 0/0 roots)."""
+    num = sp.numer(sp.together(d))
+    if num == 0:
+        return [], []
+    if num.is_polynomial(*free):
+        eqs = [c for c in sp.Poly(sp.expand(num), *free).coeffs() if c != 0] if free else [num]
+        return eqs, [d]
+    eqs, raw = [], []
+    for _ in range(len(unknowns) + 3):
+        point = random_point(free, rng)
+        value = d.xreplace(point)
+        top = sp.numer(sp.together(value))
+        if top != 0:
+            eqs.append(top)
+            raw.append(value)
+    return eqs, raw
+
+
+def _domain(u: sp.Symbol, betas: set) -> sp.Interval:
+    return sp.Interval.Ropen(0, 1) if u in betas else sp.Interval(0, sp.oo)
+
+
+def _vanishes(exprs: list, sol: dict) -> str:
+    """PROVEN when every expression is identically zero under sol, REFUTED when one is not."""
+    verdicts = [coincide(sp.together(e.xreplace(sol))).verdict for e in exprs]
+    if REFUTED in verdicts:
+        return REFUTED
+    return PROVEN if all(v == PROVEN for v in verdicts) else "supported"
+
+
+def _is_root(raw: list, u: sp.Symbol, r: sp.Expr, point: dict) -> bool:
+    """r solves the raw (uncleared) equations at the point: 0/0 there is no root."""
+    for value in raw:
+        at = value.xreplace(point).xreplace({u: r})
+        if at.has(sp.nan, sp.zoo, sp.oo, -sp.oo):
+            return False
+        if nonzero_number(at) is not False:
+            return False
+    return True
+
+
+def _roots_at(eqs: list, raw: list, u: sp.Symbol, point: dict, domain: sp.Interval):
+    """The exact values of u in its domain that solve every equation at the point: the roots of
+    the first equation solveset can enumerate, kept where they solve the raw equations. None
+    when no equation can be solved exactly in time."""
+    for eq in eqs:
+        try:
+            roots = attempt(SOLVESET_SECONDS, sp.solveset, eq.xreplace(point), u, domain)
+        except (NotImplementedError, ValueError, TypeError):
+            continue
+        if roots is None or not isinstance(roots, sp.FiniteSet) and roots is not sp.S.EmptySet:
+            continue
+        return [r for r in roots if _is_root(raw, u, r, point)]
+    return None
+
+
+def solve_step(eqs: list, raw: list, unknowns: list, rng: random.Random, candidates: list,
+               betas: set, whole: sp.Expr):
+    """See the module docstring. `candidates`: mappings to try first (B's symbol equated with
+    A's value in the same position); `betas`: symbols that lie in [0, 1); `whole`: the step's
+    difference itself, against which every candidate is verified (identically, not at the
+    sampled points the equations came from)."""
+    if not eqs:
+        return Solutions([{}])
+    present = [u for u in unknowns if any(e.has(u) for e in eqs)]
+    if not present:  # the equations do not involve B's symbols: they must hold by themselves
+        for e in eqs:
+            verdict = coincide(e)
+            if verdict.verdict == REFUTED:
+                return NoSolution(verdict.point, [], [e.xreplace(verdict.point)],
+                                  "an equation that involves no symbol of B is non-zero here")
+        return Solutions([{}]) if all(coincide(e).verdict == PROVEN for e in eqs) else None
+    others = set().union(*(e.free_symbols for e in eqs)) - set(present)
+    point = random_point(others, rng)
+    at = [sp.expand(e.xreplace(point)) for e in eqs]
+    cands = [{u: v for u, v in c.items() if u in present} for c in candidates]
+    cands = [c for c in cands if c]
+    if all(e.is_polynomial(*present) for e in eqs):
+        refuted = _refute_polynomial(at, present, point, betas)
+        if refuted:
+            return refuted
+        found = _solve_polynomial(eqs, present, point)
+        if found is None:
+            good = [c for c in cands if _vanishes(eqs, c) == PROVEN]
+            return Solutions(good, complete=False) if good else None
+        kept, complete = [], True
+        for s in found:
+            verdict = _vanishes(eqs, s)
+            if verdict == PROVEN:
+                kept.append(s)
+            elif verdict != REFUTED:
+                complete = False
+        return Solutions(kept, complete)
+    if len(present) != 1:
+        good = [c for c in cands if _vanishes([whole], c) == PROVEN]
+        return Solutions(good, complete=False) if good else None
+    u = present[0]
+    roots = _roots_at(eqs, raw, u, point, _domain(u, betas))
+    if roots is None:
+        good = [c for c in cands if _vanishes([whole], c) == PROVEN]
+        return Solutions(good, complete=False) if good else None
+    if not roots:
+        return NoSolution(point, [u], at, f"no root in the admissible interval "
+                          f"{_domain(u, betas)} (0/0 points excluded)")
+    # each root at the point must be a mapping: a candidate that evaluates to it, or a constant
+    other = random_point(others, rng)
+    other_roots = _roots_at(eqs, raw, u, other, _domain(u, betas)) or []
+    kept, complete = [], True
+    for r in roots:
+        options = [c for c in cands if sp.simplify(c[u].xreplace(point) - r) == 0]
+        if r in other_roots:
+            options.append({u: r})
+        verified = [c for c in options if _vanishes([whole], c) == PROVEN]
+        if verified:
+            kept += [c for c in verified if c not in kept]
+        else:
+            complete = False  # a root that no expression found here accounts for
+    if not kept and complete:
+        return NoSolution(point, [u], at, "no root at this point is a mapping")
+    return Solutions(kept, complete) if kept else None
+
+
+def _solve_polynomial(eqs: list, present: list, point: dict):
+    linear = _solve_linear(eqs, present, point)
+    if linear is not None:
+        return linear
+    try:
+        return attempt(10.0, lambda: sp.solve(eqs, present, dict=True), fallback=None)
+    except (NotImplementedError, sp.PolynomialError):
+        return None
+
+
+def _solve_linear(eqs: list, unknowns: list, point: dict):
+    """The mapping from a linear system, without sp.solve (whose simplification of large
+    coefficients is slow): pivot unknowns and independent rows are chosen at `point`, then
+    solved exactly; unknowns without a pivot stay free. None when the system is not linear."""
+    if not all(sp.Poly(e, *unknowns).total_degree() <= 1 for e in eqs):
+        return None
+    polys = [sp.Poly(e, *unknowns) for e in eqs]  # expanded in the unknowns only
+    coeffs = [[p.coeff_monomial(u) for u in unknowns] for p in polys]
+    numeric = sp.Matrix([[c.xreplace(point) for c in row] for row in coeffs])
+    pivots = numeric.rref(simplify=True)[1]
+    if not pivots:
+        return [{}]
+    solve_for = [unknowns[j] for j in pivots]
+    rows, rhs, chosen = [], [], []
+    for i, e in enumerate(eqs):
+        trial = chosen + [[numeric[i, j] for j in pivots]]
+        if sp.Matrix(trial).rank(simplify=True) > len(chosen):
+            chosen = trial
+            rows.append([coeffs[i][j] for j in pivots])
+            rhs.append(-(polys[i].as_expr() - sum(c * u for c, u in zip(coeffs[i], unknowns)))
+                       - sum(coeffs[i][j] * unknowns[j] for j in range(len(unknowns))
+                             if j not in pivots))
+        if len(rows) == len(pivots):
+            break
+    values = sp.Matrix(rows).LUsolve(sp.Matrix(rhs))
+    return [{u: sp.factor(sp.cancel(v)) if sp.count_ops(v) < 400 else v
+             for u, v in zip(solve_for, values)}]
+
+
+def _refute_polynomial(at: list, present: list, point: dict, betas: set):
+    """A NoSolution when the equations at the point have no admissible solution, else None."""
+    if all(sp.Poly(e, *present).total_degree() <= 1 for e in at):
+        why = _inconsistent(at, present)
+        if why:
+            return NoSolution(point, present, at, why)
+    if len(present) == 1:
+        u = present[0]
+        why = _no_common_root(at, u, _domain(u, betas))
+        if why:
+            return NoSolution(point, present, at, why)
+    return None
+
+
+def _inconsistent(at: list, unknowns: list) -> str | None:
+    """Why a linear system (exact coefficients) has no solution, or None. Rational coefficients
+    are decided exactly (rank of the coefficient matrix below that of the augmented one);
+    algebraic ones (square roots from Adam) from the least-squares residual at 80 digits, where
+    SymPy's exact linear algebra over such fields can take minutes."""
+    polys = [sp.Poly(e, *unknowns) for e in at]
+    rows = [[p.coeff_monomial(u) for u in unknowns] for p in polys]
+    rhs = [-p.coeff_monomial(1) for p in polys]
+    if all(c.is_Rational for row in rows for c in row) and all(c.is_Rational for c in rhs):
+        a, aug = sp.Matrix(rows), sp.Matrix([r + [b] for r, b in zip(rows, rhs)])
+        if a.rank() < aug.rank():
+            return (f"inconsistent linear system: the coefficient matrix has rank {a.rank()}, "
+                    f"the augmented matrix rank {aug.rank()} (exact rational arithmetic)")
+        return None
+    with mpmath.workdps(80):
+        a = mpmath.matrix([[mpmath.mpf(sp.N(c, 90)) for c in row] for row in rows])
+        b = mpmath.matrix([mpmath.mpf(sp.N(c, 90)) for c in rhs])
+        tiny = max(mpmath.mnorm(a, 1), mpmath.norm(b), mpmath.mpf(1)) * mpmath.mpf(10) ** -40
+        u, sigma, _ = mpmath.svd_r(a)
+        basis = [u[:, j] for j in range(len(sigma)) if sigma[j] > tiny]
+        residual = b.copy()
+        for column in basis:
+            residual -= column * (column.T * b)[0]
+        norm = mpmath.norm(residual)
+        if norm > tiny:
+            return (f"inconsistent linear system: least-squares residual "
+                    f"{mpmath.nstr(norm, 5)} at 80 significant digits (tolerance 1e-40)")
+    return None
+
+
+def _no_common_root(at: list, u: sp.Symbol, domain: sp.Interval) -> str | None:
+    """Why polynomials in one unknown (exact coefficients) share no root in the domain."""
+    polys = [p for p in (sp.Poly(e, u) for e in at) if not p.is_zero]
+    if not polys:
+        return None
+    if all(c.is_Rational for p in polys for c in p.all_coeffs()):
+        g = polys[0]
+        for p in polys[1:]:
+            g = sp.gcd(g, p)
+        if g.degree() <= 0:
+            return "the equations' polynomials in the unknown have no common factor (exact gcd 1)"
+        inside = [r for r in sp.Poly(g, u).real_roots() if r in domain]
+        if not inside:
+            return (f"the common factor {g.as_expr()} has no real root in the admissible "
+                    f"interval {domain}")
+        return None
+    with mpmath.workdps(80):
+        numeric = [[mpmath.mpf(sp.N(c, 90)) for c in p.all_coeffs()] for p in polys]
+        first = min(numeric, key=len)
+        if len(first) == 1:
+            return "an equation is a non-zero constant" if abs(first[0]) > 1e-40 else None
+        try:
+            roots = mpmath.polyroots(first, maxsteps=200, extraprec=200)
+        except mpmath.libmp.libhyper.NoConvergence:
+            return None
+        for root in roots:
+            scale = [max(mpmath.mpf(1), max(abs(c) for c in co)) * max(1, abs(root)) ** len(co)
+                     for co in numeric]
+            if all(abs(mpmath.polyval(co, root)) <= s * mpmath.mpf(10) ** -40
+                   for co, s in zip(numeric, scale)):
+                return None  # a common root (complex included): let the exact solver say
+        return ("no root of the lowest-degree equation solves the others (roots at 80 "
+                "significant digits, tolerance 1e-40)")
