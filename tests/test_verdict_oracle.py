@@ -218,6 +218,9 @@ def test_my_answer_lost_branch():
     assert replay(A, B, {m2: 0}, "start", rng(), 1) == []
 
 
+@pytest.mark.xfail(strict=True, reason="engine at 770bb5d: the certificate's top-level "
+                   "prefix_mapping is {} (from case {}, which diverges at step 1) instead of the case "
+                   "m2 -> 0 that reaches step 2")
 def test_engine_lost_branch_prefix_mapping():
     A, B = LOST_BRANCH
     result = engine(render(A), render(B), 3)
@@ -235,6 +238,9 @@ def test_my_answer_dampening_beyond_one():
     assert no_mapping_at(A, B, at, [e2, H("d2")], 1, "state", rng())[0] == "none"
 
 
+@pytest.mark.xfail(strict=True, reason="engine at 770bb5d: proven with d2 -> 2 - tau, "
+                   "no valid_when; derive/domains.py leaves dampening unbounded (torch does not "
+                   "check it), while the project's range is [0, 1]: a decision for the lead")
 def test_engine_dampening_beyond_one():
     A, B = DAMPENING_2
     result = engine(render(A), render(B), 3, "state")
@@ -252,6 +258,9 @@ def test_my_answer_ascent_counterexample():
     assert X.same(ta[1], tb[1]) and not X.same(ta[2], tb[2])
 
 
+@pytest.mark.xfail(strict=True, reason="engine at 770bb5d: refuted at step 2 without a "
+                   "counterexample; its theta_0 in {1, 2, -1/2} never lets the decay outrun the "
+                   "ascent, theta_0 = 20 with lr 8 does")
 def test_engine_ascent_refutation_has_counterexample():
     A, B = ASCENT
     result = engine(render(A), render(B), 2)
