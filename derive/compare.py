@@ -440,8 +440,9 @@ def _refuted(A, B, result, outcomes, steps, start, want_conditions, want_witness
     result.certificate = {
         "kind": "refutation",
         "step": k,
-        "prefix_mapping": strs(prefix),
         **_nosolution_json(outcome.nosolution[0] if outcome.nosolution else None),
+        # after the case's own fields: the mapping of steps 1..k-1 includes the branch case
+        "prefix_mapping": strs(prefix),
         "counterexample": result.counterexample,
         "cases": [{"case": strs(s), "first_divergent_step": o.k,
                    "prefix_mapping": strs({**s, **o.prefix}),

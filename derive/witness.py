@@ -36,6 +36,12 @@ def initial_free(rule_a, rule_b, start: str) -> set:
     return {Y.state(n, 0) for n in set(rule_a.state_names) | set(rule_b.state_names)}
 
 
+def _scalable(spec: Spec, symbol) -> bool:
+    """Whether a symbol of A is its learning rate (which may exceed 1, unlike a beta)."""
+    lr = spec.hyper().get("lr")
+    return lr is not None and symbol in lr.free_symbols
+
+
 def _valid(spec: Spec, values: dict) -> bool:
     return admissibility(spec, values, spec).ok
 
@@ -56,12 +62,17 @@ def counterexample(A, B, ra, rb, ha, hb, sigma, base_unknowns, schedule, k, star
     typical_trials = 2 * len(LOSSES)  # typical values (readable), each loss from two theta_0
     for trial in range(typical_trials + RANDOM_TRIALS):
         typical = trial < typical_trials
+        # every other random trial: far from the minimum, with large steps; gradient ascent
+        # (maximize) only lets a decoupled decay outrun it, and AMSGrad's max only switch, there
+        large = not typical and trial % 2 == 1
         point = {}
         for s in a_symbols:
             copies = [Y.stepped(s, i) for i in range(1, k + 1)] if s in schedule else [s]
             for i, c in enumerate(copies):
                 # a schedule that varies: the i-th step's copy gets the typical value / (i + 1)
                 point[c] = _typical_value(A, s) / (i + 1) if typical else sample(c, rng)
+                if large and _scalable(A, s):
+                    point[c] *= 8
         b_values = {}  # B's free symbols first: the prefix mapping may be written in them
         for u in base_unknowns:
             copies = [Y.stepped(u, i) for i in range(1, k + 1)] if u in schedule else [u]
@@ -82,6 +93,8 @@ def counterexample(A, B, ra, rb, ha, hb, sigma, base_unknowns, schedule, k, star
                 else sample(c, rng)
         loss, gradient = LOSSES[trial % len(LOSSES)]
         theta0 = (sp.Integer(1), sp.Integer(2), sp.Rational(-1, 2))[(trial // len(LOSSES)) % 3]
+        if large:
+            theta0 = theta0 * 20
         state0 = {}
         if start == "state":
             state0 = random_point(initial_free(ra, rb, start), rng)
