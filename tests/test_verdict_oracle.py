@@ -218,9 +218,6 @@ def test_my_answer_lost_branch():
     assert replay(A, B, {m2: 0}, "start", rng(), 1) == []
 
 
-@pytest.mark.xfail(strict=True, reason="engine at 770bb5d: the certificate's top-level "
-                   "prefix_mapping is {} (from case {}, which diverges at step 1) instead of the case "
-                   "m2 -> 0 that reaches step 2")
 def test_engine_lost_branch_prefix_mapping():
     A, B = LOST_BRANCH
     result = engine(render(A), render(B), 3)
@@ -258,9 +255,6 @@ def test_my_answer_ascent_counterexample():
     assert X.same(ta[1], tb[1]) and not X.same(ta[2], tb[2])
 
 
-@pytest.mark.xfail(strict=True, reason="engine at 770bb5d: refuted at step 2 without a "
-                   "counterexample; its theta_0 in {1, 2, -1/2} never lets the decay outrun the "
-                   "ascent, theta_0 = 20 with lr 8 does")
 def test_engine_ascent_refutation_has_counterexample():
     A, B = ASCENT
     result = engine(render(A), render(B), 2)
