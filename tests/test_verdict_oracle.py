@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 import exact_torch as X
 from strategies_specs import H, R, render, spec_pairs, substitute
 from verdict_checks import (check_counterexample, check_no_mapping, check_prefix, check_proven,
-                            check_result, no_mapping_at, replay)
+                            check_result, gradient_of, no_mapping_at, replay)
 
 SECONDS = 10  # the engine's own budget per comparison, where its API takes one
 UNDECIDED_FRACTION = 0.15  # of drawn pairs the engine may leave undecided (with a reason)
@@ -262,6 +262,36 @@ def test_engine_ascent_refutation_has_counterexample():
     assert_checks(A, B, result, steps=2)
 
 
+ASCENT_NO_DECAY = ({"family": "adamw", "lr": eta, "betas": (R(Fraction(1, 2)), b2),
+                    "eps": R(Fraction(1, 10**8)), "weight_decay": R(0), "maximize": True},)
+ASCENT_NO_DECAY += (dict(ASCENT_NO_DECAY[0], lr=e2, amsgrad=True),)
+
+
+def test_my_answer_ascent_needs_a_concave_loss():
+    """Without decay, ascent on the contract's four convex losses only grows |g| (v_2 > v_1: no
+    closed-loop counterexample among them, from any theta_0), yet the pair diverges at step 2 (open loop, v_2 < v_1)
+    and a concave loss realises it: -(theta - 3)**2/2 from theta_0 = 1, lr 3/2, climbs to 3."""
+    A, B = ASCENT_NO_DECAY
+    point = {eta: R(Fraction(3, 2)), e2: R(Fraction(3, 2)), b2: R(Fraction(1, 2))}
+    grad = gradient_of("-(theta - 3)**2/2")
+    ta, tb = (X.run(substitute(c, point), 1, grad, steps=2, ops=X.MP).theta for c in (A, B))
+    assert X.same(ta[1], tb[1]) and not X.same(ta[2], tb[2])
+    for loss in ("theta**2/2", "(theta - 1)**2/2", "theta**4/4", "(theta - 3)**2/2"):
+        for theta0 in (1, 2, Fraction(-1, 2), 20):
+            run = X.run(substitute(B, point), theta0, gradient_of(loss), steps=2, ops=X.MP)
+            assert run.states[2]["v"] >= run.states[1]["v"]  # the max never switches
+
+
+@pytest.mark.xfail(strict=True, reason="engine at d7151e5: refuted at step 2 without a "
+                   "counterexample; none exists among its four convex losses (ascent grows |g|), "
+                   "a concave one such as -(theta - 3)**2/2 gives one")
+def test_engine_ascent_without_decay_has_counterexample():
+    A, B = ASCENT_NO_DECAY
+    result = engine(render(A), render(B), 2)
+    assert result.verdict == "refuted" and result.first_divergent_step == 2
+    assert_checks(A, B, result, steps=2)
+
+
 # -- negative controls: the checks fail on planted errors ----------------------------------------
 
 L2_VS_DECOUPLED = ({"family": "sgd", "lr": eta, "weight_decay": lam},
@@ -293,6 +323,19 @@ def test_control_right_refutation_passes():
     A, B = SWITCH_OFF
     problems, status = check_result(A, B, _switch_off_refutation(2, {}), "start", 3)
     assert problems == [] and status == "refuted"
+
+
+def test_control_planted_counterexample_values_are_caught():
+    """A misreported theta_B is caught; so is a counterexample that does not separate (the loss
+    (theta - 1)**2/2 from its minimum theta_0 = 1 moves neither run)."""
+    A, B = SWITCH_OFF
+    result = _switch_off_refutation(2, {})
+    result.counterexample = dict(result.counterexample, theta_B="1/3")
+    assert check_counterexample(A, B, result) != []
+    result = _switch_off_refutation(2, {})
+    result.counterexample = dict(result.counterexample, loss="(theta - 1)**2/2", theta_0="1",
+                                 theta_A="1", theta_B="1")
+    assert any("does not separate" in p for p in check_counterexample(A, B, result))
 
 
 def test_control_planted_late_step_is_caught_by_prefix():

@@ -8,8 +8,9 @@ answer is replayed on torch's algorithm as the simulator implements it.
                       leaves B an optimizer torch builds and gives exactly A's theta at every step,
                       at random admissible values of A's symbols (within `valid_when`), random
                       rational gradients and random initial states;
-  check_counterexample  the refutation's closed-loop counterexample replays: theta_A_k != theta_B_k
-                      and both equal the reported values;
+  check_counterexample  the refutation's closed-loop counterexample replays (its loss, any
+                      polynomial in theta, differentiated here): theta_A_k != theta_B_k and both
+                      equal the reported values;
   check_prefix        the certificate's prefix mapping makes steps 1..k-1 coincide;
   check_no_mapping    at a rational point of A's symbols, no admissible value of B's own symbols
                       makes steps 1..k coincide: exact equations from the simulator at a few
@@ -22,6 +23,7 @@ import itertools
 import random
 import signal
 from contextlib import contextmanager
+from fractions import Fraction
 
 import sympy as sp
 
@@ -29,12 +31,36 @@ import exact_torch as X
 from strategies_specs import (BRANCH_KEYS, H, parse, positions, random_grads, random_point,
                               random_state, substitute, symbols_of)
 
-LOSSES = {  # the closed-loop losses the contract names, as gradient functions of theta
-    "theta**2/2": lambda th: th,
-    "(theta - 1)**2/2": lambda th: th - 1,
-    "theta**4/4": lambda th: th ** 3,
-    "(theta - 3)**2/2": lambda th: th - 3,
-}
+THETA = sp.Symbol("theta", real=True)
+
+
+def gradient_of(loss: str):
+    """The gradient of the counterexample's loss (the engine's text, e.g. "theta**4/4") as a
+    function of theta in any of the simulator's arithmetics: a polynomial loss is evaluated by
+    Horner's rule on its exact coefficients, so Fractions stay exact. None for another loss."""
+    try:
+        expr = parse(loss).xreplace({sp.Symbol("theta"): THETA, H("theta"): THETA})
+        coeffs = sp.Poly(sp.diff(expr, THETA), THETA).all_coeffs()
+    except (sp.PolynomialError, SyntaxError, TypeError, ValueError):
+        return None
+    if any(not c.is_Rational for c in coeffs):
+        return None
+
+    def grad(theta):
+        out = 0
+        for c in coeffs:
+            out = out * theta + (c if isinstance(theta, sp.Basic) else _like(c, theta))
+        return out
+    return grad
+
+
+def _like(c: sp.Rational, value):
+    """c in the arithmetic of `value` (Fraction, mpmath or float)."""
+    if isinstance(value, Fraction):
+        return Fraction(int(c.p), int(c.q))
+    return X.MP.num(c) if not isinstance(value, float) else float(c)
+
+
 REPLAY_STEPS = 6
 
 
@@ -144,8 +170,9 @@ def check_counterexample(A, B, result) -> list:
     k = int(cx.get("step", -1))
     problems = [] if k == r["first_divergent_step"] else [
         f"counterexample at step {k}, first_divergent_step {r['first_divergent_step']}"]
-    if cx.get("loss") not in LOSSES:
-        return problems + [f"counterexample loss {cx.get('loss')!r} is not one of {list(LOSSES)}"]
+    grad = gradient_of(str(cx.get("loss")))
+    if grad is None:
+        return problems + [f"counterexample loss {cx.get('loss')!r} is not a polynomial in theta"]
     point = {H(n): parse(v) for n, v in cx.get("hyperparameters", {}).items()}
     unset = (symbols_of(A) | symbols_of(B)) - set(point)
     if unset:
@@ -159,7 +186,6 @@ def check_counterexample(A, B, result) -> list:
     if state0 is not None:
         state0 = {n: (int(parse(v)) if n.startswith("t_") else parse(v)) for n, v in state0.items()}
     ops = X.ops_for(A, B)
-    grad = LOSSES[cx["loss"]]
     theta0 = parse(cx["theta_0"])
     ta = X.run(a_num, theta0, grad, steps=k, state0=state0, ops=ops).theta[k]
     tb = X.run(b_num, theta0, grad, steps=k, state0=state0, ops=ops).theta[k]
