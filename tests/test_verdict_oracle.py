@@ -193,6 +193,27 @@ def test_engine_ema_refuted_with_certificate():
     assert_checks(A, B, result)
 
 
+CONDITIONAL = ({"family": "sgd", "lr": eta, "weight_decay": lam},
+               {"family": "sgd", "lr": e2, "weight_decay": H("k"), "decay": "after"})
+
+
+def test_my_answer_conditional_mapping():
+    """theta(1 - eta*lam) - eta*g against (theta - e2*g)(1 - e2*k): e2*k = eta*lam and
+    e2 = eta/(1 - eta*lam), a valid lr only for eta*lam < 1; k = 0 (no decay) cannot shrink theta."""
+    A, B = CONDITIONAL
+    mapping = {e2: eta / (1 - eta * lam), H("k"): lam * (1 - eta * lam)}
+    assert replay(A, B, mapping, "state", rng(), 6, valid_when=["eta*lam < 1"]) == []
+    beyond = {eta: R(2), lam: R(1)}
+    assert no_mapping_at(A, B, beyond, [e2, H("k")], 1, "start", rng())[0] == "none"
+
+
+def test_engine_conditional_mapping_valid_when():
+    A, B = CONDITIONAL
+    result = engine(render(A), render(B), 3)
+    assert result.verdict == "proven" and result.valid_when
+    assert_checks(A, B, result)
+
+
 # -- found by drawn pairs: each answer established here, then the engine's checked -------------
 
 LOST_BRANCH = ({"family": "sgd", "lr": eta, "momentum": R(Fraction(9, 10))},

@@ -246,7 +246,9 @@ class _Poly:
 
 def _candidates(equations, unknowns, seconds):
     """Solutions of the polynomial system (dicts over unknowns and root symbols) or [] when a
-    Groebner basis is {1}; raises when it cannot decide."""
+    Groebner basis is {1}; raises when it cannot decide. `solve` on the basis is trusted to list
+    every solution of the small systems met here (degree <= steps in B's unknowns); a solution it
+    leaves in terms of other variables is a family, which the caller does not decide."""
     variables = sorted(set().union(*(e.free_symbols for e in equations)), key=str)
     if not variables:  # numbers only: consistent exactly when all vanish
         return [] if any(e != 0 for e in equations) else [{}]
@@ -321,6 +323,8 @@ def no_mapping_at(A, B, point, unknowns, k, start, rng, n_sequences=None, second
                 continue
             for sol in found:
                 free = [u for u in rest if u not in sol]
+                if any(sol[u].free_symbols - set(free) for u in rest if u in sol):
+                    return "unknown", f"case {zeros}: a solution in terms of root symbols {sol}"
                 for _ in range(20 if free else 1):
                     chosen = random_point(free, where, rng)
                     values = {u: sp.nsimplify(sol[u]) if sol[u].is_Float else sol[u].xreplace(chosen)
