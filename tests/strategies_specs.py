@@ -113,7 +113,8 @@ def random_grads(n: int, rng: random.Random, shape: str | None = None) -> list:
 def random_state(rng: random.Random) -> dict:
     """A mid-run state torch can reach: vmax_0 >= v_0 >= 0, t_0 a small integer."""
     v0 = sp.Rational(rng.randint(0, 20), 10)
-    return {"buf_0": sp.Rational(rng.randint(-20, 20), 10), "m_0": sp.Rational(rng.randint(-20, 20), 10),
+    return {"buf_0": sp.Rational(rng.randint(-20, 20), 10),
+            "m_0": sp.Rational(rng.randint(-20, 20), 10),
             "v_0": v0, "vmax_0": v0 + sp.Rational(rng.randint(0, 10), 10), "t_0": rng.randint(0, 4)}
 
 
@@ -206,7 +207,8 @@ def spec_pairs(draw):
         values[key] = H(A_NAMES[key]) if symbolic else draw(st.sampled_from(NUMBERS[key]))
     a_flags = draw(flags(family))
     A = _build(family, values, a_flags)
-    b_family = family if draw(st.integers(0, 9)) < 9 else draw(st.sampled_from(["sgd", "adam", "adamw"]))
+    b_family = family if draw(st.integers(0, 9)) < 9 \
+        else draw(st.sampled_from(["sgd", "adam", "adamw"]))
     b_values = dict(values)
     if b_family != family:
         for key in _keys(b_family) + (("beta1", "beta2") if b_family != "sgd" else ()):

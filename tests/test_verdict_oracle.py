@@ -48,7 +48,7 @@ def assert_checks(A, B, result, start="start", steps=3):
 
 
 def cx_for(A, B, point, k, loss="theta**2/2", theta0=1):
-    """A counterexample in the contract's form, computed by the simulator (for hand-made results)."""
+    """A counterexample in the contract's form, computed by the simulator (hand-made results)."""
     ops = X.ops_for(A, B)
     grad = {"theta**2/2": lambda th: th}[loss]
     ta = X.run(substitute(A, point), theta0, grad, steps=k, ops=ops).theta[k]
@@ -84,7 +84,8 @@ SWITCH_ON = ({"family": "sgd", "lr": eta},
               "buffer": "zero"})
 RENAME_BETA2 = ({"family": "adam", "lr": a, "betas": (b1, b2), "eps": e},
                 {"family": "adam", "lr": a, "betas": (b1, c2), "eps": e})
-ADAM_DEFAULTS = {"family": "adam", "lr": H("lr"), "betas": (H("beta1"), H("beta2")), "eps": H("eps")}
+ADAM_DEFAULTS = {"family": "adam", "lr": H("lr"), "betas": (H("beta1"), H("beta2")),
+                 "eps": H("eps")}
 RENAME_WD = (dict(ADAM_DEFAULTS, weight_decay=w), dict(ADAM_DEFAULTS, weight_decay=w2))
 DEAD_BUFFER = ({"family": "sgd", "lr": H("lr"), "momentum": mu, "dampening": R(1),
                 "buffer": "zero"}, {"family": "sgd", "lr": e2})
@@ -131,7 +132,8 @@ def test_my_answers_amsgrad(beta2):
     one = [X.run(c, sp.Symbol("theta_0", real=True), [g1], ops=X.SYMPY).theta[1] for c in (A, B)]
     assert sp.simplify(one[0] - one[1]) == 0
     point = {H("lr"): R(Fraction(1, 10)), H("eps"): R(Fraction(1, 10**8))}
-    ta, tb = (X.run(substitute(c, point), 1, [1, Fraction(1, 1000)], ops=X.MP).theta for c in (A, B))
+    ta, tb = (X.run(substitute(c, point), 1, [1, Fraction(1, 1000)], ops=X.MP).theta
+              for c in (A, B))
     assert X.same(ta[1], tb[1]) and not X.same(ta[2], tb[2])
 
 
@@ -162,7 +164,8 @@ def test_engine_switch_off_refuted_at_step_2():
     assert_checks(A, B, result)
 
 
-@pytest.mark.parametrize("pair", [SWITCH_ON, RENAME_BETA2, DEAD_BUFFER], ids=["switch-on", "beta2", "dead-buffer"])
+@pytest.mark.parametrize("pair", [SWITCH_ON, RENAME_BETA2, DEAD_BUFFER],
+                         ids=["switch-on", "beta2", "dead-buffer"])
 def test_engine_proves(pair):
     A, B = pair
     result = engine(render(A), render(B), 3)
@@ -199,7 +202,8 @@ CONDITIONAL = ({"family": "sgd", "lr": eta, "weight_decay": lam},
 
 def test_my_answer_conditional_mapping():
     """theta(1 - eta*lam) - eta*g against (theta - e2*g)(1 - e2*k): e2*k = eta*lam and
-    e2 = eta/(1 - eta*lam), a valid lr only for eta*lam < 1; k = 0 (no decay) cannot shrink theta."""
+    e2 = eta/(1 - eta*lam), a valid lr only for eta*lam < 1; k = 0 (no decay) cannot shrink
+    theta."""
     A, B = CONDITIONAL
     mapping = {e2: eta / (1 - eta * lam), H("k"): lam * (1 - eta * lam)}
     assert replay(A, B, mapping, "state", rng(), 6, valid_when=["eta*lam < 1"]) == []
@@ -289,9 +293,10 @@ ASCENT_NO_DECAY += (dict(ASCENT_NO_DECAY[0], lr=e2, amsgrad=True),)
 
 
 def test_my_answer_ascent_needs_a_concave_loss():
-    """Without decay, ascent on the contract's four convex losses only grows |g| (v_2 > v_1: no
-    closed-loop counterexample among them, from any theta_0), yet the pair diverges at step 2 (open loop, v_2 < v_1)
-    and a concave loss realises it: -(theta - 3)**2/2 from theta_0 = 1, lr 3/2, climbs to 3."""
+    """Without decay, ascent on the contract's four convex losses only grows |g| (v_2 >= v_1: no
+    closed-loop counterexample among them, from any theta_0), yet the pair diverges at step 2
+    (open loop, v_2 < v_1), and a concave loss realises it: -(theta - 3)**2/2 from theta_0 = 1
+    with lr 3/2 climbs towards 3."""
     A, B = ASCENT_NO_DECAY
     point = {eta: R(Fraction(3, 2)), e2: R(Fraction(3, 2)), b2: R(Fraction(1, 2))}
     grad = gradient_of("-(theta - 3)**2/2")

@@ -95,14 +95,16 @@ def _holds(condition: str, point: dict) -> bool:
 
 
 def _mapping(raw) -> dict:
-    return {(k if isinstance(k, sp.Symbol) else H(str(k))): parse(v) for k, v in (raw or {}).items()}
+    return {(k if isinstance(k, sp.Symbol) else H(str(k))): parse(v)
+            for k, v in (raw or {}).items()}
 
 
 def admissible_point(A, where, rng, valid_when=(), tries=60):
     """Random rational values of A's symbols at which torch builds A and valid_when holds."""
     for _ in range(tries):
         point = random_point(symbols_of(A), where, rng)
-        if X.torch_refusal(substitute(A, point)) is None and all(_holds(c, point) for c in valid_when):
+        if X.torch_refusal(substitute(A, point)) is None \
+                and all(_holds(c, point) for c in valid_when):
             return point
     return None
 
@@ -327,8 +329,8 @@ def no_mapping_at(A, B, point, unknowns, k, start, rng, n_sequences=None, second
                     return "unknown", f"case {zeros}: a solution in terms of root symbols {sol}"
                 for _ in range(20 if free else 1):
                     chosen = random_point(free, where, rng)
-                    values = {u: sp.nsimplify(sol[u]) if sol[u].is_Float else sol[u].xreplace(chosen)
-                              for u in rest if u in sol}
+                    values = {u: sp.nsimplify(sol[u]) if sol[u].is_Float
+                              else sol[u].xreplace(chosen) for u in rest if u in sol}
                     values.update(chosen)
                     if _verify(A_num, B_case, {**values, **dict.fromkeys(zeros, sp.Integer(0))},
                                battery, k, ops):
