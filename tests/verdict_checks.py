@@ -1,0 +1,386 @@
+"""Checks of one compare() result against the exact simulator (tests/exact_torch.py).
+
+Each check is a plain function returning a list of problems (empty: the result passed), so the
+negative controls can run it on hand-made results. Nothing here uses derive's rules: the engine's
+answer is replayed on torch's algorithm as the simulator implements it.
+
+  check_proven        the mapping, substituted into B (a 0 switches B's branch, as in torch),
+                      leaves B an optimizer torch builds and gives exactly A's theta at every step,
+                      at random admissible values of A's symbols (within `valid_when`), random
+                      rational gradients and random initial states;
+  check_counterexample  the refutation's closed-loop counterexample replays (its loss, any
+                      polynomial in theta, differentiated here): theta_A_k != theta_B_k and both
+                      equal the reported values;
+  check_prefix        the certificate's prefix mapping makes steps 1..k-1 coincide;
+  check_no_mapping    at a rational point of A's symbols, no admissible value of B's own symbols
+                      makes steps 1..k coincide: exact equations from the simulator at a few
+                      random gradient sequences, solved by a Groebner basis, every branch case
+                      (B's momentum or weight decay set to 0) separately.
+"""
+from __future__ import annotations
+
+import itertools
+import random
+import signal
+from contextlib import contextmanager
+from fractions import Fraction
+
+import sympy as sp
+
+import exact_torch as X
+from strategies_specs import (BRANCH_KEYS, H, parse, positions, random_grads, random_point,
+                              random_state, substitute, symbols_of)
+
+THETA = sp.Symbol("theta", real=True)
+
+
+def gradient_of(loss: str):
+    """The gradient of the counterexample's loss (the engine's text, e.g. "theta**4/4") as a
+    function of theta in any of the simulator's arithmetics: a polynomial loss is evaluated by
+    Horner's rule on its exact coefficients, so Fractions stay exact. None for another loss."""
+    try:
+        expr = parse(loss).xreplace({sp.Symbol("theta"): THETA, H("theta"): THETA})
+        coeffs = sp.Poly(sp.diff(expr, THETA), THETA).all_coeffs()
+    except (sp.PolynomialError, SyntaxError, TypeError, ValueError):
+        return None
+    if any(not c.is_Rational for c in coeffs):
+        return None
+
+    def grad(theta):
+        out = 0
+        for c in coeffs:
+            out = out * theta + (c if isinstance(theta, sp.Basic) else _like(c, theta))
+        return out
+    return grad
+
+
+def _like(c: sp.Rational, value):
+    """c in the arithmetic of `value` (Fraction, mpmath or float)."""
+    if isinstance(value, Fraction):
+        return Fraction(int(c.p), int(c.q))
+    return X.MP.num(c) if not isinstance(value, float) else float(c)
+
+
+REPLAY_STEPS = 6
+
+
+def view(result) -> dict:
+    """The contract's fields, tolerant of an engine that lacks some of them yet."""
+    names = ("verdict", "equivalent", "mapping", "valid_when", "first_divergent_step",
+             "counterexample", "certificate", "reason")
+    out = {n: getattr(result, n, None) for n in names}
+    out["valid_when"] = out["valid_when"] or []
+    return out
+
+
+@contextmanager
+def time_limit(seconds: float):
+    """A wall-clock limit for sympy's Groebner and solve (which cannot be told one)."""
+    def expire(signum, frame):
+        raise TimeoutError(f"over {seconds} s")
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _holds(condition: str, point: dict) -> bool:
+    value = parse(condition).xreplace(point)
+    if value not in (sp.true, sp.false):
+        raise ValueError(f"valid_when {condition!r} is not decided at {point}")
+    return value == sp.true
+
+
+def _mapping(raw) -> dict:
+    return {(k if isinstance(k, sp.Symbol) else H(str(k))): parse(v)
+            for k, v in (raw or {}).items()}
+
+
+def admissible_point(A, where, rng, valid_when=(), tries=60):
+    """Random rational values of A's symbols at which torch builds A and valid_when holds."""
+    for _ in range(tries):
+        point = random_point(symbols_of(A), where, rng)
+        if X.torch_refusal(substitute(A, point)) is None \
+                and all(_holds(c, point) for c in valid_when):
+            return point
+    return None
+
+
+def replay(A, B, mapping, start, rng, steps, points=4, sequences=3, valid_when=()) -> list:
+    """B under `mapping` must equal A exactly at steps 1..steps (see check_proven)."""
+    problems = []
+    if steps < 1:
+        return problems
+    where_a, where_b = positions(A), positions(B)
+    free_b = symbols_of(B) - symbols_of(A) - set(mapping)
+    ops = X.ops_for(A, B)
+    ran = 0
+    for _ in range(points):
+        point = admissible_point(A, where_a, rng, valid_when)
+        if point is None:
+            return problems + [f"no admissible point of A's symbols satisfies {valid_when}"]
+        a_num = substitute(A, point)
+        # B's symbols the mapping leaves free (or expresses others by): some admissible choice
+        # must exist; a mapping may confine them, as b -> (e2 - eta)/e2 needs e2 >= eta
+        for _ in range(1 if not free_b else 30):
+            b_point = {**point, **random_point(free_b, where_b, rng)}
+            b_num = substitute(substitute(B, mapping), b_point)
+            refusal = X.torch_refusal(b_num)
+            if not refusal:
+                break
+        if refusal:
+            return problems + [f"at {point}, B under the mapping is not an optimizer torch builds: "
+                               f"{refusal}"]
+        for _ in range(sequences):
+            theta0, grads = random_grads(1, rng)[0], random_grads(steps, rng)
+            state0 = random_state(rng) if start == "state" else None
+            try:
+                ta = X.run(a_num, theta0, grads, state0=state0, ops=ops).theta
+                tb = X.run(b_num, theta0, grads, state0=state0, ops=ops).theta
+            except ZeroDivisionError:  # eps = 0 with v = 0: torch's NaN, not a comparison
+                continue
+            ran += 1
+            for k in range(1, steps + 1):
+                if not X.same(ta[k], tb[k], ops):
+                    return problems + [
+                        f"replay differs at step {k}: point {point}, B values {b_point}, theta_0 "
+                        f"{theta0}, g {grads}, state_0 {state0}: A {ta[k]}, B {tb[k]}"]
+    return problems if ran else problems + ["every replay divided by zero: nothing compared"]
+
+
+def check_proven(A, B, result, start, rng) -> list:
+    r = view(result)
+    if r["equivalent"] is not True:
+        return [f"verdict proven with equivalent={r['equivalent']!r}"]
+    if r["mapping"] is None:
+        return ["proven without a mapping"]
+    try:
+        return replay(A, B, _mapping(r["mapping"]), start, rng, REPLAY_STEPS,
+                      valid_when=r["valid_when"])
+    except ValueError as err:
+        return [str(err)]
+
+
+def check_counterexample(A, B, result) -> list:
+    r = view(result)
+    cx = r["counterexample"]
+    if not cx:
+        return ["refuted without a counterexample"]
+    k = int(cx.get("step", -1))
+    problems = [] if k == r["first_divergent_step"] else [
+        f"counterexample at step {k}, first_divergent_step {r['first_divergent_step']}"]
+    grad = gradient_of(str(cx.get("loss")))
+    if grad is None:
+        return problems + [f"counterexample loss {cx.get('loss')!r} is not a polynomial in theta"]
+    point = {H(n): parse(v) for n, v in cx.get("hyperparameters", {}).items()}
+    unset = (symbols_of(A) | symbols_of(B)) - set(point)
+    if unset:
+        return problems + [f"counterexample leaves {sorted(map(str, unset))} unset"]
+    a_num, b_num = substitute(A, point), substitute(B, point)
+    for name, c in (("A", a_num), ("B", b_num)):
+        if X.torch_refusal(c):
+            problems.append(f"counterexample's {name} is not an optimizer torch builds: "
+                            f"{X.torch_refusal(c)}")
+    state0 = cx.get("state_0")
+    if state0 is not None:
+        state0 = {n: (int(parse(v)) if n.startswith("t_") else parse(v)) for n, v in state0.items()}
+    ops = X.ops_for(A, B)
+    theta0 = parse(cx["theta_0"])
+    ta = X.run(a_num, theta0, grad, steps=k, state0=state0, ops=ops).theta[k]
+    tb = X.run(b_num, theta0, grad, steps=k, state0=state0, ops=ops).theta[k]
+    if X.same(ta, tb, ops):
+        problems.append(f"counterexample does not separate: theta_A_{k} = theta_B_{k} = {ta}")
+    for name, mine in (("theta_A", ta), ("theta_B", tb)):
+        if name in cx and not X.same(ops.num(parse(cx[name])), mine, ops):
+            problems.append(f"counterexample's {name} = {cx[name]}, simulator {mine}")
+    return problems
+
+
+def check_prefix(A, B, result, start, rng) -> list:
+    """Steps 1..k-1 coincide under the certificate's prefix mapping (B without own symbols: the
+    empty mapping, no certificate needed)."""
+    r = view(result)
+    k = r["first_divergent_step"]
+    own = symbols_of(B) - symbols_of(A)
+    cert = r["certificate"] or {}
+    if own and "prefix_mapping" not in cert:
+        return ["refutation without a certificate's prefix_mapping"]
+    return replay(A, B, _mapping(cert.get("prefix_mapping")), start, rng, k - 1)
+
+
+# -- no mapping through step k ------------------------------------------------------------------
+
+class _Poly:
+    """Arithmetic for exact equations: every square root becomes a new symbol s with s**2 = x
+    (s >= 0 is left to the verification by simulation), and so does a max of values that are not
+    both numbers, so the equations are polynomials over the rationals."""
+
+    def __init__(self):
+        self.roots, self.equations = {}, []
+
+    def sqrt(self, x):
+        x = sp.cancel(sp.sympify(x))
+        if x.is_Rational and sp.sqrt(x).is_Rational:
+            return sp.sqrt(x)
+        if x not in self.roots:
+            s = sp.Symbol(f"_s{len(self.roots)}", real=True)
+            self.roots[x] = s
+            num, den = sp.fraction(x)
+            self.equations.append(sp.expand(s ** 2 * den - num))
+        return self.roots[x]
+
+    def max(self, a, b):
+        d = sp.sympify(a - b)
+        if d.is_number and not d.free_symbols:
+            return a if d >= 0 else b
+        # z is one of the two, (z - a)(z - b) = 0: solutions of this relaxation include every
+        # true one, and z >= a, b is left to the verification by simulation
+        z = sp.Symbol(f"_z{len(self.equations)}", real=True)
+        self.equations.append(sp.expand(sp.numer(sp.together((z - a) * (z - b)))))
+        return z
+
+    def ops(self) -> X.Ops:
+        return X.Ops("poly", X._sympy, self.sqrt, self.max, X._sympy_zero)
+
+
+def _candidates(equations, unknowns, seconds):
+    """Solutions of the polynomial system (dicts over unknowns and root symbols) or [] when a
+    Groebner basis is {1}; raises when it cannot decide. `solve` on the basis is trusted to list
+    every solution of the small systems met here (degree <= steps in B's unknowns); a solution it
+    leaves in terms of other variables is a family, which the caller does not decide."""
+    variables = sorted(set().union(*(e.free_symbols for e in equations)), key=str)
+    if not variables:  # numbers only: consistent exactly when all vanish
+        return [] if any(e != 0 for e in equations) else [{}]
+    with time_limit(seconds):
+        basis = sp.groebner(equations, *variables, order="grevlex")
+        if list(basis.exprs) == [1]:
+            return []
+        return sp.solve(list(basis.exprs), variables, dict=True)
+
+
+def _verify(A_num, B_case, values, sequences, k, ops) -> bool:
+    b_num = substitute(B_case, values)
+    if X.torch_refusal(b_num) or any(v.free_symbols for v in values.values()):
+        return False
+    if any(not v.is_real for v in values.values()):
+        return False
+    for theta0, grads, state0 in sequences:
+        try:
+            ta = X.run(A_num, theta0, grads, state0=state0, ops=ops).theta
+            tb = X.run(b_num, theta0, grads, state0=state0, ops=ops).theta
+        except (ZeroDivisionError, TypeError):
+            return False
+        if not all(X.same(ta[j], tb[j], ops) for j in range(1, k + 1)):
+            return False
+    return True
+
+
+SHAPES = ("falling", "rising", "mixed")
+
+
+def _sequences(n, k, start, rng):
+    """(theta_0, g_1..g_k, state_0) triples, their gradient shapes in turn: a falling sequence
+    reaches AMSGrad's switch (v_2 < v_1), a rising one the other side."""
+    return [(random_grads(1, rng)[0], random_grads(k, rng, SHAPES[i % 3]),
+             random_state(rng) if start == "state" else None) for i in range(n)]
+
+
+def no_mapping_at(A, B, point, unknowns, k, start, rng, n_sequences=None, seconds=8.0):
+    """('none', why) when no admissible values of `unknowns` make steps 1..k of B equal A's at
+    this point of A's symbols; ('found', values) with values that do; ('unknown', why)."""
+    where = positions(B)
+    A_num, B = substitute(A, point), substitute(B, point)
+    # Adam's square roots add a symbol each: two sequences keep the Groebner basis affordable
+    n_sequences = n_sequences or (2 if X.needs_sqrt(A) or X.needs_sqrt(B) else 3)
+    branch = [u for u in unknowns if where.get(u, set()) & set(BRANCH_KEYS)]
+    sequences = _sequences(n_sequences, k, start, rng)
+    # a candidate that solves the equations must also survive many more sequences, of every
+    # shape, before it counts as a mapping (the equations see only where their sequences go)
+    battery = sequences + _sequences(24, k, start, rng)
+    ops = X.ops_for(A_num, B)
+    why = []
+    for r in range(len(branch) + 1):
+        for zeros in itertools.combinations(branch, r):
+            B_case = substitute(B, {z: sp.Integer(0) for z in zeros})
+            rest = sorted(set(unknowns) - set(zeros), key=str)
+            poly = _Poly()
+            equations = []
+            try:
+                for theta0, grads, state0 in sequences:
+                    ta = X.run(A_num, theta0, grads, state0=state0, ops=poly.ops()).theta
+                    tb = X.run(B_case, theta0, grads, state0=state0, ops=poly.ops()).theta
+                    for j in range(1, k + 1):
+                        num = sp.expand(sp.numer(sp.together(tb[j] - ta[j])))
+                        if num != 0:
+                            equations.append(num)
+                equations += poly.equations
+                found = _candidates(equations, rest, seconds) if equations else [{}]
+            except (NotImplementedError, TimeoutError, sp.PolynomialError) as err:
+                return "unknown", f"case {dict.fromkeys(zeros, 0)}: {err}"
+            if not found:
+                why.append(f"case {dict.fromkeys(map(str, zeros), 0)}: Groebner basis is [1]")
+                continue
+            for sol in found:
+                free = [u for u in rest if u not in sol]
+                if any(sol[u].free_symbols - set(free) for u in rest if u in sol):
+                    return "unknown", f"case {zeros}: a solution in terms of root symbols {sol}"
+                for _ in range(20 if free else 1):
+                    chosen = random_point(free, where, rng)
+                    values = {u: sp.nsimplify(sol[u]) if sol[u].is_Float
+                              else sol[u].xreplace(chosen) for u in rest if u in sol}
+                    values.update(chosen)
+                    if _verify(A_num, B_case, {**values, **dict.fromkeys(zeros, sp.Integer(0))},
+                               battery, k, ops):
+                        return "found", {**values, **dict.fromkeys(zeros, sp.Integer(0))}
+                if free:
+                    return "unknown", f"case {zeros}: a family of solutions {sol}"
+            why.append(f"case {dict.fromkeys(map(str, zeros), 0)}: its solutions {found} are "
+                       "not admissible or fail the exact replay")
+    return "none", "; ".join(why)
+
+
+def check_no_mapping(A, B, result, start, rng) -> tuple:
+    """(problems, status): status 'none' confirmed, 'found' contradicted, 'unknown', or 'n/a'
+    when B has no symbols of its own (the counterexample is then the whole proof)."""
+    r = view(result)
+    k = r["first_divergent_step"]
+    unknowns = symbols_of(B) - symbols_of(A)
+    if not unknowns:
+        return [], "n/a"
+    cert = r["certificate"] or {}
+    problems = []
+    if "point" not in cert:
+        problems.append("refutation without a certificate's point")
+    given = {H(n): parse(v) for n, v in cert.get("point", {}).items()}
+    # symbols the certificate leaves out (its equations hold for all of them): any value will do
+    point = {**(admissible_point(A, positions(A), rng) or {}), **given}
+    if X.torch_refusal(substitute(A, point)):
+        problems.append(f"certificate's point {cert.get('point')} is not admissible for A")
+    status, detail = no_mapping_at(A, B, point, sorted(unknowns, key=str), k, start, rng)
+    if status == "found":
+        problems.append(f"at {point}, B's {detail} make steps 1..{k} coincide: not refuted at "
+                        f"step {k}")
+    return problems, status
+
+
+def check_result(A, B, result, start, steps, seed=0) -> tuple:
+    """(problems, status) for one compare() result; status is the verdict, or 'unresolved'
+    when check_no_mapping could not decide."""
+    rng = random.Random(seed)
+    r = view(result)
+    verdict = r["verdict"]
+    if verdict == "proven":
+        return check_proven(A, B, result, start, rng), verdict
+    if verdict == "refuted":
+        k = r["first_divergent_step"]
+        if r["equivalent"] is not False or not isinstance(k, int) or not 1 <= k <= steps:
+            return [f"refuted with equivalent={r['equivalent']!r}, step {k!r}"], verdict
+        problems = check_counterexample(A, B, result) + check_prefix(A, B, result, start, rng)
+        more, status = check_no_mapping(A, B, result, start, rng)
+        return problems + more, "unresolved" if status == "unknown" else verdict
+    if verdict in ("undecided", "supported"):
+        return ([] if r["reason"] else [f"{verdict} without a reason"]), verdict
+    return [f"unknown verdict {verdict!r}"], verdict
