@@ -51,6 +51,7 @@ KEYWORD = {"sgd": ("maximize", "foreach", "differentiable", "fused"),
 CLASS_NAMES = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW"}
 
 
+@torch.compiler.disable  # building (SymPy, exec) runs once per program, never inside a graph
 @lru_cache(maxsize=None)
 def _kernel(key, absent, rule_for):
     return compile_torch(cached_program(key, absent, rule_for))
@@ -119,15 +120,17 @@ class GeneratedOptimizer(torch.optim.Optimizer):
     # -- which program a group runs now ----------------------------------------------------------
     @classmethod
     def _hyper(cls, group) -> dict:
-        """The group's values under the programs' canonical names, as Python floats."""
-        h = {k: float(group[k]) for k in NUMBERS if k in group}
+        """The group's values under the programs' canonical names, as Python floats (a tensor
+        stays a tensor under torch.compile: see _number)."""
+        h = {k: _number(group[k]) for k in NUMBERS if k in group}
         if "betas" in group:
-            h["beta1"], h["beta2"] = (float(b) for b in group["betas"])
+            h["beta1"], h["beta2"] = (_number(b) for b in group["betas"])
         if cls.spec.family == "adam":
             h.pop("momentum", None), h.pop("dampening", None)
         return h
 
     @classmethod
+    @torch.compiler.disable  # SymPy, once per structure: never inside a graph
     def _key(cls, group, h: dict):
         return structure_key(cls.spec, momentum_on=h.get("momentum", 0) != 0,
                              decay_on=h["weight_decay"] != 0,
@@ -233,6 +236,15 @@ class GeneratedOptimizer(torch.optim.Optimizer):
 _NONE = frozenset()
 
 
+def _number(value):
+    """float(value), except a tensor (torch's tensor lr) under torch.compile: there float() is
+    an .item(), a graph break and a recompilation whenever a scheduler changes the value; the
+    generated step takes the 0-d tensor, as torch's loop does."""
+    if isinstance(value, torch.Tensor) and torch.compiler.is_compiling():
+        return value
+    return float(value)
+
+
 def _unpickle(text: str, rule_for):
     cls = torch_optimizer(text, rule_for=rule_for)
     return cls.__new__(cls)
@@ -244,6 +256,7 @@ class _Plan:
 
     __slots__ = ("key", "rule_for", "shape", "keys", "kernels")
 
+    @torch.compiler.disable
     def __init__(self, key, rule_for):
         self.key, self.rule_for = key, rule_for
         self.shape = cached_program(key, _NONE, rule_for)
