@@ -176,6 +176,8 @@ class GeneratedOptimizer(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
+            if torch.compiler.is_compiling():
+                self._init_group(group)
             h = self._hyper(group)
             plan = self._plan(group, h)
             params, fused, ready = group["params"], None, {}
@@ -188,6 +190,17 @@ class GeneratedOptimizer(torch.optim.Optimizer):
             for (dtype, step_dtype), batch in ready.items():
                 fused.launch(dtype, step_dtype, batch, h)
         return loss
+
+    def _init_group(self, group) -> None:
+        """torch.compile's hook: dynamo runs an optimizer's `_init_group` eagerly, outside the
+        graph, then marks every state tensor static (graph attributes, not inputs), as for
+        torch.optim's own classes. The lazy state is made here, so that the graph only reads
+        it and updates it in place. (As graph inputs, torch 2.13 loses in-place updates of 0-d
+        float64 tensors: under a float64 default dtype the step count stayed at 0.)"""
+        plan = self._plan(group, self._hyper(group))
+        for p in group["params"]:
+            if p.grad is not None and not p.grad.is_sparse and not p.is_complex():
+                self._state(p, plan.shape, plan.keys)
 
     def _step_params(self, params, plan, fused, h) -> None:
         """Lazy state, and each parameter through the eager step, or (fused) the kernel in

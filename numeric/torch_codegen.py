@@ -248,7 +248,10 @@ def torch_source(program: Program, fname: str = "step") -> str:
         [(n, e) for n, e in program.outputs if n == "theta"]
     for i, (name, expr) in enumerate(outputs):
         if name in SCALAR_STATE:
-            k.emit(f"state[{TORCH_STATE[name]!r}].fill_({k.s(expr)})")
+            # an item assignment, not fill_: under torch.compile, torch 2.13 drops in-place
+            # methods (fill_, add_, copy_) on a 0-d float64 CPU tensor from the graph (the count
+            # is one under a float64 default dtype: it stayed at 0); `[()] =` is kept
+            k.emit(f"state[{TORCH_STATE[name]!r}][()] = {k.s(expr)}")
         elif expr in bound:
             continue
         elif name != "theta" and name in program.absent:
