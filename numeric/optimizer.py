@@ -200,7 +200,12 @@ class GeneratedOptimizer(torch.optim.Optimizer):
         plan = self._plan(group, self._hyper(group))
         for p in group["params"]:
             if p.grad is not None and not p.grad.is_sparse and not p.is_complex():
-                self._state(p, plan.shape, plan.keys)
+                state, _ = self._state(p, plan.shape, plan.keys)
+                if group.get("capturable"):  # dynamo sets it for CUDA parameters, as torch
+                    for name in SCALAR_STATE:  # does: the count on the device, for CUDA graphs
+                        key = TORCH_STATE[name]
+                        if key in state and state[key].device != p.device:
+                            state[key] = state[key].to(p.device)
 
     def _step_params(self, params, plan, fused, h) -> None:
         """Lazy state, and each parameter through the eager step, or (fused) the kernel in

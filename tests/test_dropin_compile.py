@@ -41,7 +41,7 @@ def params(dtype, device="cpu"):
 
 
 def run(spec, side, dtype, backend, plant=False, tensor_lr=False, steps=STEPS,
-        resume_at=None):
+        resume_at=None, strict=False, device="cpu", mode=None):
     """One optimizer, its step compiled, `steps` steps: (tensors, unique graphs after each
     step). side: "ours" or "torch". tensor_lr: the lr is a 0-d tensor that an ExponentialLR
     changes at every step. resume_at: the optimizer is rebuilt there from its state_dict (fresh
@@ -49,22 +49,24 @@ def run(spec, side, dtype, backend, plant=False, tensor_lr=False, steps=STEPS,
     under a float64 default dtype, as a float64 training script does: torch then keeps the step
     count in float64 too. (With a float32 count, compiled torch.optim computes its bias
     corrections in float32, 3e-8 from its own eager step; ours does the same arithmetic in
-    another arrangement, 5e-11 from it.)"""
-    with default_dtype(dtype), torch._dynamo.config.patch(**STRICT):
-        return _run(spec, side, dtype, backend, plant, tensor_lr, steps, resume_at)
+    another arrangement, 5e-11 from it.) strict: dynamo as STRICT, and after WARMUP steps
+    any recompilation is an error. device, mode: where, and torch.compile's mode."""
+    with default_dtype(dtype), torch._dynamo.config.patch(**(STRICT if strict else {})):
+        return _run(spec, side, dtype, backend, plant, tensor_lr, steps, resume_at, strict,
+                    device, mode)
 
 
-def _run(spec, side, dtype, backend, plant, tensor_lr, steps, resume_at):
+def _run(spec, side, dtype, backend, plant, tensor_lr, steps, resume_at, strict, device, mode):
     torch._dynamo.reset()
     counters.clear()
     cls, kwargs, generated = optimizers(spec, plant=plant)
     if tensor_lr:
-        kwargs["lr"] = torch.tensor(kwargs["lr"])
+        kwargs["lr"] = torch.tensor(kwargs["lr"], device=device)
     make = (lambda ps: cls(ps, **kwargs)) if side == "torch" else (lambda ps: generated(ps, **kwargs))
-    ps = params(dtype)
+    ps = params(dtype, device)
     opt = make(ps)
     sched = torch.optim.lr_scheduler.ExponentialLR(opt, 0.9) if tensor_lr else None
-    step = torch.compile(opt.step, backend=backend)
+    step = torch.compile(opt.step, backend=backend, mode=mode)
     graphs = []
     for k in range(steps):
         if k == resume_at:
@@ -72,9 +74,10 @@ def _run(spec, side, dtype, backend, plant, tensor_lr, steps, resume_at):
             ps = [torch.nn.Parameter(p.detach().clone()) for p in ps]
             opt = make(ps)
             opt.load_state_dict(saved)
-            step = torch.compile(opt.step, backend=backend)
+            step = torch.compile(opt.step, backend=backend, mode=mode)
         gradients(ps, k)
-        step()
+        with torch._dynamo.config.patch(error_on_recompile=strict and k >= WARMUP):
+            step()
         if sched is not None:
             sched.step()
         graphs.append(counters["stats"]["unique_graphs"])
@@ -113,8 +116,10 @@ def test_negative_control_planted_bug_is_caught_under_compile(spec):
 def test_tensor_lr_under_a_scheduler_compiles_once(spec):
     """After warm-up, neither the lr (a tensor an ExponentialLR changes) nor the step count
     makes dynamo compile again; the numbers still match compiled torch.optim."""
-    ours, graphs = run(spec, "ours", torch.float32, "aot_eager", tensor_lr=True, steps=25)
-    theirs, _ = reference(spec, torch.float32, "aot_eager", tensor_lr=True, steps=25)
+    ours, graphs = run(spec, "ours", torch.float32, "aot_eager", tensor_lr=True, steps=25,
+                       strict=True)
+    theirs, _ = reference(spec, torch.float32, "aot_eager", tensor_lr=True, steps=25,
+                          strict=True)
     assert graphs[WARMUP:] == [graphs[WARMUP - 1]] * (25 - WARMUP), graphs
     d = compare(ours, theirs, torch.float32)
     assert d["rel"] <= RTOL[torch.float32], d
@@ -136,7 +141,11 @@ def test_negative_control_the_recompilation_check_sees_recompilation():
             opt.param_groups[0]["lr"] = 0.01 / (k + 1)
             step()
             graphs.append(counters["stats"]["unique_graphs"])
-    assert graphs[1] < graphs[2] < graphs[3], graphs  # then dynamo's recompile limit stops it
+        assert graphs[1] < graphs[2] < graphs[3], graphs  # then dynamo's recompile limit stops it
+        opt.param_groups[0]["lr"] = 0.5
+        with torch._dynamo.config.patch(error_on_recompile=True), \
+                pytest.raises(torch._dynamo.exc.RecompileError):
+            step()
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=spec_id)
