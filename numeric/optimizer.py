@@ -21,6 +21,10 @@ Implementations (torch's keywords):
     float32/float64) take the default path. Raises CompilerNotFound at construction when no C
     compiler exists. It is not the default: the default needs no compiler and no first-use
     compilation, and gives torch's loop's bits.
+  - under torch.compile (of opt.step or of a training step holding it): the default path, with
+    the step count and tensor hyperparameters kept as 0-d tensors in the graph, as torch's
+    compiled loop keeps them, so that neither a new count nor a scheduler's tensor lr compiles
+    again; the state is made in `_init_group`, which dynamo runs outside the graph.
 """
 from __future__ import annotations
 
