@@ -199,8 +199,7 @@ class GeneratedOptimizer(torch.optim.Optimizer):
         """torch.compile's hook: dynamo runs an optimizer's `_init_group` eagerly, outside the
         graph, then marks every state tensor static (graph attributes, not inputs), as for
         torch.optim's own classes. The lazy state is made here, so that the graph only reads
-        it and updates it in place. (As graph inputs, torch 2.13 loses in-place updates of 0-d
-        float64 tensors: under a float64 default dtype the step count stayed at 0.)"""
+        it and updates it in place, and CUDA graphs can replay it on the same storage."""
         plan = self._plan(group, self._hyper(group))
         for p in group["params"]:
             if p.grad is not None and not p.grad.is_sparse and not p.is_complex():

@@ -308,6 +308,7 @@ def compile_torch(program: Program):
 
     source = torch_source(program)
     filename = f"<optequiv torch {program.name} absent={sorted(program.absent)}>"
-    fn = compile_source(source, "step", filename, {"torch": torch, "math": math, "read_count": read_count})
+    fn = compile_source(source, "step", filename,
+                        {"torch": torch, "math": math, "read_count": read_count})
     fn.source = source
     return fn
