@@ -41,11 +41,11 @@ def test_bench_quick_produces_every_row(tmp_path):
     assert all({"case", "seconds", "steps", "count_ops"} <= set(r) for r in unroll)
     assert "## Targets" in proc.stdout and "| case | device | ours ms |" in proc.stdout
     compiled = [r for r in rows if "compiled_ours_ms" in r]
-    assert [r["case"] for r in compiled] == ["compiled adamw-1e5-10tensors"]
+    assert [r["case"] for r in compiled] == ["compiled adamw-1e5-2tensors"]
     for r in compiled:
         assert r["compiled_ours_ms"] > 0 and r["compiled_torch_ms"] > 0
         assert r["compile_ours_s"] > 0 and r["compile_torch_s"] > 0
-        assert r["recompiles_after_warmup"] == {"ours": 0, "torch": 0}
+        assert r["recompiles_after_warmup"] == 0
     assert "## Compiled steps" in proc.stdout
 
 
