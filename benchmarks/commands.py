@@ -13,6 +13,7 @@ from derive.errors import UserError
 def run_bench(args) -> int:
     import torch
 
+    from .compiled import compiled_rows
     from .optimizers import optimizer_rows
     from .report import markdown
     from .symbolic import symbolic_rows
@@ -23,12 +24,14 @@ def run_bench(args) -> int:
     if args.json and not Path(args.json).resolve().parent.is_dir():
         raise UserError(f"--json {args.json}: the directory does not exist")
     optimizer = optimizer_rows(quick=args.quick, device=args.device)
+    compiled = compiled_rows(quick=args.quick, device=args.device)
     symbolic = symbolic_rows(quick=args.quick)
     throughput = throughput_row(quick=args.quick)
     command = "optequiv " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else "optequiv bench"
-    print(markdown(optimizer, symbolic, throughput, command))
+    print(markdown(optimizer, symbolic, throughput, command, compiled))
     if args.json:
-        write_atomic(args.json, json.dumps(optimizer + symbolic + [throughput], indent=2))
+        write_atomic(args.json, json.dumps(optimizer + compiled + symbolic + [throughput],
+                                           indent=2))
     return 0
 
 

@@ -138,13 +138,21 @@ def targets(optimizer: list, symbolic: list) -> list:
     return out
 
 
-def markdown(optimizer: list, symbolic: list, throughput: dict | None, command: str) -> str:
+def markdown(optimizer: list, symbolic: list, throughput: dict | None, command: str,
+             compiled: list = ()) -> str:
     lines = ["# Benchmarks", "", f"Machine: {machine()}", "", f"Command: `{command}`", "",
              "Every figure below was measured by this command in one run; ratios compare ours "
              "with torch measured in the same run (median of repeated timed runs after warm-up).",
              "", "## Targets", ""] + targets(optimizer, symbolic)
     lines += ["", "## Generated optimizers against torch.optim (float32)", ""]
     lines += optimizer_table(optimizer)
+    if compiled:
+        from .compiled import compiled_table
+
+        lines += ["", "## Compiled steps: torch.compile(opt.step), inductor (float32)", "",
+                  "Step times after warm-up, and the one-off compile time of each side "
+                  "(dynamo reset, inductor's graph cache off), reported apart.", ""]
+        lines += compiled_table(compiled)
     lines += ["", "## Symbolic engine", ""] + symbolic_table(symbolic)
     lines += ["", "### Unrolling k steps, open loop", "",
               "count_ops: the recurrence form summed over the k steps (what a derivation "

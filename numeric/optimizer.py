@@ -21,6 +21,10 @@ Implementations (torch's keywords):
     float32/float64) take the default path. Raises CompilerNotFound at construction when no C
     compiler exists. It is not the default: the default needs no compiler and no first-use
     compilation, and gives torch's loop's bits.
+  - under torch.compile (of opt.step or of a training step holding it): the default path, with
+    the step count and tensor hyperparameters kept as 0-d tensors in the graph, as torch's
+    compiled loop keeps them, so that neither a new count nor a scheduler's tensor lr compiles
+    again; the state is made in `_init_group`, which dynamo runs outside the graph.
 """
 from __future__ import annotations
 
@@ -51,6 +55,7 @@ KEYWORD = {"sgd": ("maximize", "foreach", "differentiable", "fused"),
 CLASS_NAMES = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW"}
 
 
+@torch.compiler.disable  # building (SymPy, exec) runs once per program, never inside a graph
 @lru_cache(maxsize=None)
 def _kernel(key, absent, rule_for):
     return compile_torch(cached_program(key, absent, rule_for))
@@ -119,15 +124,17 @@ class GeneratedOptimizer(torch.optim.Optimizer):
     # -- which program a group runs now ----------------------------------------------------------
     @classmethod
     def _hyper(cls, group) -> dict:
-        """The group's values under the programs' canonical names, as Python floats."""
-        h = {k: float(group[k]) for k in NUMBERS if k in group}
+        """The group's values under the programs' canonical names, as Python floats (a tensor
+        stays a tensor under torch.compile: see _number)."""
+        h = {k: _number(group[k]) for k in NUMBERS if k in group}
         if "betas" in group:
-            h["beta1"], h["beta2"] = (float(b) for b in group["betas"])
+            h["beta1"], h["beta2"] = (_number(b) for b in group["betas"])
         if cls.spec.family == "adam":
             h.pop("momentum", None), h.pop("dampening", None)
         return h
 
     @classmethod
+    @torch.compiler.disable  # SymPy, once per structure: never inside a graph
     def _key(cls, group, h: dict):
         return structure_key(cls.spec, momentum_on=h.get("momentum", 0) != 0,
                              decay_on=h["weight_decay"] != 0,
@@ -173,6 +180,8 @@ class GeneratedOptimizer(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
+            if torch.compiler.is_compiling():
+                self._init_group(group)
             h = self._hyper(group)
             plan = self._plan(group, h)
             params, fused, ready = group["params"], None, {}
@@ -185,6 +194,21 @@ class GeneratedOptimizer(torch.optim.Optimizer):
             for (dtype, step_dtype), batch in ready.items():
                 fused.launch(dtype, step_dtype, batch, h)
         return loss
+
+    def _init_group(self, group) -> None:
+        """torch.compile's hook: dynamo runs an optimizer's `_init_group` eagerly, outside the
+        graph, then marks every state tensor static (graph attributes, not inputs), as for
+        torch.optim's own classes. The lazy state is made here, so that the graph only reads
+        it and updates it in place, and CUDA graphs can replay it on the same storage."""
+        plan = self._plan(group, self._hyper(group))
+        for p in group["params"]:
+            if p.grad is not None and not p.grad.is_sparse and not p.is_complex():
+                state, _ = self._state(p, plan.shape, plan.keys)
+                if group.get("capturable"):  # dynamo sets it for CUDA parameters, as torch
+                    for name in SCALAR_STATE:  # does: the count on the device, for CUDA graphs
+                        key = TORCH_STATE[name]
+                        if key in state and state[key].device != p.device:
+                            state[key] = state[key].to(p.device)
 
     def _step_params(self, params, plan, fused, h) -> None:
         """Lazy state, and each parameter through the eager step, or (fused) the kernel in
@@ -233,6 +257,15 @@ class GeneratedOptimizer(torch.optim.Optimizer):
 _NONE = frozenset()
 
 
+def _number(value):
+    """float(value), except a tensor (torch's tensor lr) under torch.compile: there float() is
+    an .item(), a graph break and a recompilation whenever a scheduler changes the value; the
+    generated step takes the 0-d tensor, as torch's loop does."""
+    if isinstance(value, torch.Tensor) and torch.compiler.is_compiling():
+        return value
+    return float(value)
+
+
 def _unpickle(text: str, rule_for):
     cls = torch_optimizer(text, rule_for=rule_for)
     return cls.__new__(cls)
@@ -244,6 +277,7 @@ class _Plan:
 
     __slots__ = ("key", "rule_for", "shape", "keys", "kernels")
 
+    @torch.compiler.disable
     def __init__(self, key, rule_for):
         self.key, self.rule_for = key, rule_for
         self.shape = cached_program(key, _NONE, rule_for)

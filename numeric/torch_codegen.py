@@ -9,7 +9,9 @@ write the step by hand, so float32 results can match torch.optim's loop bit for 
     addcmul_(Y, Z, value=k), addcdiv_(Y, Z, value=k); no temporary for X;
   - a sum starts from an unscaled term and adds the others with alpha=k;
   - a tensor times 1/d is a division by d (correctly rounded, unlike a multiply by 1/d);
-  - scalar factors are Python floats computed once (printing.ScalarTable);
+  - scalar factors are computed once (printing.ScalarTable): Python floats in eager mode, as
+    torch's loop computes them; under torch.compile the step count stays the 0-d tensor torch
+    keeps it in, so the factors that depend on it are 0-d tensors (see `read_count`);
   - a temporary that is exactly a new state entry is computed in that entry's storage when the
     old value is not read afterwards; otherwise it is computed aside and copied at the end.
 """
@@ -246,7 +248,10 @@ def torch_source(program: Program, fname: str = "step") -> str:
         [(n, e) for n, e in program.outputs if n == "theta"]
     for i, (name, expr) in enumerate(outputs):
         if name in SCALAR_STATE:
-            k.emit(f"state[{TORCH_STATE[name]!r}].fill_({k.s(expr)})")
+            # an item assignment, not fill_: under torch.compile, torch 2.13 drops in-place
+            # methods (fill_, add_, copy_) on a 0-d float64 CPU tensor from the graph (the count
+            # is one under a float64 default dtype: it stayed at 0); `[()] =` is kept
+            k.emit(f"state[{TORCH_STATE[name]!r}][()] = {k.s(expr)}")
         elif expr in bound:
             continue
         elif name != "theta" and name in program.absent:
@@ -264,7 +269,7 @@ def torch_source(program: Program, fname: str = "step") -> str:
     reads = []
     for n in program.state:
         if n in SCALAR_STATE:
-            reads.append(f"{n} = float(state[{TORCH_STATE[n]!r}])")
+            reads.append(f"{n} = read_count(state[{TORCH_STATE[n]!r}])")
         elif n not in program.absent:
             reads.append(f"{TORCH_STATE[n]} = state[{TORCH_STATE[n]!r}]")
     hyper = ", ".join(program.hyper)
@@ -284,11 +289,26 @@ def _create(k: _Kernel, name: str, expr) -> str:
     return key
 
 
+def read_count(step):
+    """The step count as torch.optim's loop reads it (its `_get_value`): a Python float in eager
+    mode, the 0-d tensor itself under torch.compile. Read as a float there, the count is a
+    `.item()`: dynamo breaks the graph, then specialises the rest of the step on the count (one
+    recompilation per step), and once the count turns into a dynamic float, inductor bakes the
+    factors it cannot keep symbolic (addcdiv's value, fill_'s) in as constants from the step
+    they were compiled at: from step 3 on AdamW's count stuck and its bias correction stale."""
+    import torch
+
+    if torch.compiler.is_compiling():
+        return step
+    return float(step)
+
+
 def compile_torch(program: Program):
     import torch
 
     source = torch_source(program)
     filename = f"<optequiv torch {program.name} absent={sorted(program.absent)}>"
-    fn = compile_source(source, "step", filename, {"torch": torch, "math": math})
+    fn = compile_source(source, "step", filename,
+                        {"torch": torch, "math": math, "read_count": read_count})
     fn.source = source
     return fn

@@ -31,7 +31,7 @@ def test_bench_quick_produces_every_row(tmp_path):
         assert OPTIMIZER_KEYS <= set(r)
         assert r["ours_ms"] > 0 and r["gbps"] > 0
         assert r["ratio_vs_loop"] == pytest.approx(r["ours_ms"] / r["torch_loop_ms"])
-    symbolic = {r["case"] for r in rows if "ours_ms" not in r}
+    symbolic = {r["case"] for r in rows if "ours_ms" not in r and "compiled_ours_ms" not in r}
     assert "prove --all (fresh process)" in symbolic
     assert any(c.startswith("compare sweep") for c in symbolic)
     assert {"unroll adam growth", "unroll sgd-momentum growth"} <= symbolic
@@ -40,6 +40,13 @@ def test_bench_quick_produces_every_row(tmp_path):
     unroll = [r for r in rows if r["case"].startswith("unroll adam k=")]
     assert all({"case", "seconds", "steps", "count_ops"} <= set(r) for r in unroll)
     assert "## Targets" in proc.stdout and "| case | device | ours ms |" in proc.stdout
+    compiled = [r for r in rows if "compiled_ours_ms" in r]
+    assert [r["case"] for r in compiled] == ["compiled adamw-1e5-2tensors"]
+    for r in compiled:
+        assert r["compiled_ours_ms"] > 0 and r["compiled_torch_ms"] > 0
+        assert r["compile_ours_s"] > 0 and r["compile_torch_s"] > 0
+        assert r["recompiles_after_warmup"] == 0
+    assert "## Compiled steps" in proc.stdout
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA error")
