@@ -67,6 +67,8 @@ class Derivation:
     specs: list
     verdict: str  # the theorem's computed verdict: proven | refuted | supported | undecided
     blocks: list = field(default_factory=list)
+    context: str = ""  # a sentence on why the question matters, for the documents
+    reference: str = ""  # where the statement comes from (Loshchilov & Hutter, Prop. 1)
 
     def add(self, *blocks):
         self.blocks.extend(blocks)

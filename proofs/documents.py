@@ -9,7 +9,8 @@ from pathlib import Path
 
 from derive.atomic import write_atomic
 from derive.errors import UserError
-from derive.printers import tex_escape, to_latex, to_markdown
+from derive.latex import notation_rows
+from derive.printers import prose_latex, prose_markdown, tex_escape, to_latex, to_markdown
 
 from .registry import prove, theorems
 
@@ -19,25 +20,60 @@ INTRO = ("Every derivation below was computed by optequiv from SymPy models of t
          "differ by an expression that simplifies to 0). Verdicts are computed: proven "
          "(symbolically), refuted (with an exact counterexample) or numerically supported. "
          "Every stage of these rules acts coordinate-wise, so one scalar coordinate suffices.")
+NOTATION_INTRO = ("Letters follow torch.optim's documentation. Subscripts count steps: "
+                  "$theta_t$ is the parameter after step $t$, $theta_{t-1}$ before it. "
+                  "Recurrences are written as the rule computes them, one stage per line, "
+                  "with $u$ the update direction.")
+# lmodern + T1: scalable Type 1 fonts (copied text keeps its ligatures); hyperref last
 PREAMBLE = r"""\documentclass[11pt]{article}
 \usepackage[T1]{fontenc}
+\usepackage{lmodern}
 \usepackage{amsmath,amssymb}
 \usepackage[margin=2cm]{geometry}
+\usepackage{graphicx}
+\usepackage[unicode,hidelinks]{hyperref}
 \allowdisplaybreaks
 \setlength{\parindent}{0pt}
 \setlength{\parskip}{0.5em}
+\emergencystretch=2em
 """
+
+
+def _specs(derivations) -> list:
+    from derive.spec import parse_spec
+
+    return [parse_spec(s) for d in derivations for s in d.specs]
+
+
+def notation_latex(derivations) -> str:
+    rows = [f"${tex}$ & {prose_latex(meaning, paragraph=False)} \\\\"
+            for tex, _, meaning in notation_rows(_specs(derivations))]
+    return ("\\section*{Notation}\n\\addcontentsline{toc}{section}{Notation}\n"
+            + prose_latex(NOTATION_INTRO) + "\n\n\\begin{center}\n"
+            "\\begin{tabular}{cp{0.8\\textwidth}}\n" + "\n".join(rows) +
+            "\n\\end{tabular}\n\\end{center}\n")
+
+
+def notation_markdown(derivations) -> str:
+    rows = [f"| ${tex}$ | {prose_markdown(meaning)} |"
+            for tex, _, meaning in notation_rows(_specs(derivations))]
+    return ("## Notation\n\n" + prose_markdown(NOTATION_INTRO) + "\n\n| symbol | meaning |\n"
+            "|:---:|---|\n" + "\n".join(rows) + "\n")
 
 
 def article(derivations) -> str:
     body = "\n".join(to_latex(d) for d in derivations)
     return (PREAMBLE + f"\\title{{{tex_escape(TITLE)}}}\n\\author{{optequiv}}\n\\date{{}}\n"
-            "\\begin{document}\n\\maketitle\n" + tex_escape(INTRO) + "\n\n" + body +
+            "\\begin{document}\n\\maketitle\n" + tex_escape(INTRO) + "\n\n"
+            "\\tableofcontents\n\n" + notation_latex(derivations) + "\n" + body +
             "\n\\end{document}\n")
 
 
 def markdown(derivations) -> str:
-    return f"# {TITLE}\n\n{INTRO}\n\n" + "\n".join(to_markdown(d) for d in derivations)
+    contents = "\n".join(f"- [{prose_markdown(d.title)}](#{d.name})" for d in derivations)
+    body = "\n".join(f'<a id="{d.name}"></a>\n\n' + to_markdown(d) for d in derivations)
+    return (f"# {TITLE}\n\n{prose_markdown(INTRO)}\n\n**Contents**\n\n- [Notation](#notation)\n"
+            f"{contents}\n\n" + notation_markdown(derivations) + "\n" + body)
 
 
 def compile_pdf(tex: str) -> bytes:

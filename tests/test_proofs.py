@@ -10,7 +10,7 @@ import sympy as sp
 from derive.compare import compare
 from derive.derivation import Equation, Inequality, Prose, label
 from derive.identity import random_point
-from derive.printers import to_json, to_latex, to_markdown, to_text
+from derive.printers import prose_text, to_json, to_latex, to_markdown, to_text
 from proofs.registry import REFUTED, claim_divergent, claim_equivalent, names, prove
 
 EXPECTED_NAMES = ["sgd-l2-is-decay", "momentum-l2-vs-decay", "heavy-ball-shrink",
@@ -60,7 +60,7 @@ def test_every_displayed_step_rechecks(name):
 def test_all_formats_render(name):
     d = prove(name)
     text, tex, md, data = to_text(d), to_latex(d), to_markdown(d), to_json(d)
-    assert d.title in text and f"Verdict: {d.final_verdict().upper()}" in text
+    assert prose_text(d.title) in text and f"Verdict: {d.final_verdict().upper()}" in text
     assert tex.startswith("\\section{") and "\\begin{align*}" in tex
     assert "$$" in md and md.startswith("## ")
     assert set(data) == {"name", "title", "claim", "specs", "verdict", "steps"}
