@@ -70,10 +70,10 @@ def article(derivations) -> str:
 
 
 def markdown(derivations) -> str:
-    contents = "\n".join(f"- [{prose_markdown(d.title)}](#{d.name})" for d in derivations)
-    body = "\n".join(f'<a id="{d.name}"></a>\n\n' + to_markdown(d) for d in derivations)
-    return (f"# {TITLE}\n\n{prose_markdown(INTRO)}\n\n**Contents**\n\n- [Notation](#notation)\n"
-            f"{contents}\n\n" + notation_markdown(derivations) + "\n" + body)
+    # no hand-made contents or anchors: GitHub, MkDocs Material and Jupyter each build their
+    # own from the headings, and raw HTML would render differently in each
+    return (f"# {TITLE}\n\n{prose_markdown(INTRO)}\n\n" + notation_markdown(derivations) + "\n"
+            + "\n".join(to_markdown(d) for d in derivations))
 
 
 def compile_pdf(tex: str) -> bytes:
@@ -81,9 +81,12 @@ def compile_pdf(tex: str) -> bytes:
     with tempfile.TemporaryDirectory() as scratch:
         source = Path(scratch) / "optequiv.tex"
         source.write_text(tex, encoding="utf-8")
-        proc = subprocess.run(["pdflatex", "-halt-on-error", "-interaction=nonstopmode",
-                               "optequiv.tex"], cwd=scratch, capture_output=True, text=True,
-                              timeout=300)
+        for _ in range(2):  # the second run fills in the table of contents
+            proc = subprocess.run(["pdflatex", "-halt-on-error", "-interaction=nonstopmode",
+                                   "optequiv.tex"], cwd=scratch, capture_output=True,
+                                  text=True, timeout=300)
+            if proc.returncode != 0:
+                break
         pdf = Path(scratch) / "optequiv.pdf"
         if proc.returncode != 0 or not pdf.exists():
             errors = [line for line in proc.stdout.splitlines() if line.startswith("!")]
