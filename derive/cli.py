@@ -19,11 +19,13 @@ from importlib.metadata import entry_points
 from . import symbols as Y
 from .compare import DEFAULT_STEPS, compare
 from .errors import UserError
-from .explain import compare_text, unroll_latex, unroll_text
+from .explain import compare_text, unroll_latex, unroll_markdown, unroll_text
 from .spec import BUFFERS, DECAYS, KEYS, NAMES, SYMBOLIC_WHEN_OMITTED, TORCH_DEFAULTS, parse_spec
 from .unroll import unroll
 
 PLUGIN_GROUP = "optequiv.commands"
+FROM_HELP = ("start: torch's initial state (t = 1 on the first step, buffers created lazily; "
+             "default); state: a general mid-run state theta_0, buf_0, m_0, v_0, ...")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -69,8 +71,13 @@ def run_compare(args) -> int:
     result = compare(a, b, steps=args.steps, start=args.start, schedule=args.schedule)
     if args.json:
         print_json(result.to_json())
-    else:
+    elif args.format == "text":
         print(compare_text(result))
+    else:
+        from .narrate import comparison_derivation
+        from .printers import FORMATS
+
+        print(FORMATS[args.format](comparison_derivation(result)))
     return EXIT_STATUS[result.verdict]
 
 
@@ -88,7 +95,8 @@ def run_unroll(args) -> int:
         raise UserError(f"--schedule names {', '.join(map(str, missing))}, which the spec does "
                         "not use")
     result = unroll(spec, args.steps, start=args.start, loop=args.loop, schedule=args.schedule)
-    print(unroll_latex(result) if args.format == "latex" else unroll_text(result))
+    print({"latex": unroll_latex, "markdown": unroll_markdown, "text": unroll_text}[args.format](
+        result))
     return 0
 
 
@@ -147,23 +155,34 @@ def build_parser() -> Parser:
     p.add_argument("b", metavar="B", help="spec, e.g. 'sgd(lr=eta, weight_decay=k, decay=independent)'")
     p.add_argument("--steps", type=steps_arg(12), default=DEFAULT_STEPS,
                    help=f"largest step to look for a divergence (default {DEFAULT_STEPS})")
-    p.add_argument("--from", dest="start", choices=("start", "state"), default="start")
+    p.add_argument("--from", dest="start", choices=("start", "state"), default="start",
+                   help=FROM_HELP)
     p.add_argument("--schedule", type=schedule_arg, default=(),
                    help="symbols that change every step (per-step learning rate), e.g. eta")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--format", choices=("text", "latex", "markdown"), default="text",
+                   help="text (default), or the side-by-side derivation as a LaTeX section or "
+                        "a Markdown page for documentation")
+    p.add_argument("--json", action="store_true",
+                   help="the verdict, mapping, conditions, certificate and counterexample as JSON")
     p.set_defaults(run=run_compare)
 
     p = sub.add_parser("unroll", help="expand a spec's recurrence for k steps")
-    p.add_argument("spec", metavar="SPEC")
-    p.add_argument("--steps", type=steps_arg(64), required=True)
-    p.add_argument("--from", dest="start", choices=("start", "state"), default="start")
-    p.add_argument("--loop", choices=("open", "closed"), default="open")
-    p.add_argument("--schedule", type=schedule_arg, default=())
-    p.add_argument("--format", choices=("text", "latex"), default="text")
+    p.add_argument("spec", metavar="SPEC", help="spec, e.g. 'adam(weight_decay=lam)'")
+    p.add_argument("--steps", type=steps_arg(64), required=True,
+                   help="how many steps to expand (1 to 64)")
+    p.add_argument("--from", dest="start", choices=("start", "state"), default="start",
+                   help=FROM_HELP)
+    p.add_argument("--loop", choices=("open", "closed"), default="open",
+                   help="open: gradients g_k are free symbols (default); closed: "
+                        "g_k = grad_f(theta_{k-1}) for an unknown loss f")
+    p.add_argument("--schedule", type=schedule_arg, default=(),
+                   help="symbols that change every step, written eta_k at step k")
+    p.add_argument("--format", choices=("text", "latex", "markdown"), default="text",
+                   help="text (default), a LaTeX align* block, or Markdown with display math")
     p.set_defaults(run=run_unroll)
 
     p = sub.add_parser("list", help="optimizer names, keys and defaults")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="the same catalogue as JSON")
     p.set_defaults(run=run_list)
 
     for plugin in sorted(entry_points(group=PLUGIN_GROUP), key=lambda ep: ep.name):

@@ -51,7 +51,7 @@ _GREEK = {name: sp.latex(sp.Symbol(name)) for name in (
     "xi", "pi", "rho", "sigma", "tau", "phi", "chi", "psi", "omega")}
 _GREEK_UNICODE = dict(zip(_GREEK, "αβγδεζηκλμνξπρστφχψω"))
 _NUMBERED = re.compile(r"^([A-Za-z]+?)(\d+)$")  # lam2 -> \lambda_{2}
-_INDEXED = re.compile(r"^(.*?)_\{?(\d+|t|t-1)\}?$")
+_INDEXED = re.compile(r"^(.*?)_\{?(\d+|[a-z]|[a-z][-+]\d)\}?$")
 
 
 def symbol_latex(symbol: sp.Symbol) -> str:

@@ -239,9 +239,9 @@ def to_latex(d: Derivation, level: str = "section") -> str:
     """A fragment: one \\section (or \\subsection) per derivation, with its context, reference
     and claim, each recurrence and checked equality in an align* (long ones broken)."""
     tex = _printer(d)
-    title = prose_latex(d.title)
-    if "$" in d.title:  # the PDF's bookmarks take text, not math
-        bookmark = tex_escape(d.title.replace("$", ""))
+    title = prose_latex(d.title, paragraph=False)
+    if "$" in d.title or "`" in d.title:  # the PDF's bookmarks take text, not math or code
+        bookmark = tex_escape(d.title.replace("$", "").replace("`", ""))
         title = f"\\texorpdfstring{{{title}}}{{{bookmark}}}"
     out = [f"\\{level}{{{title}}}\\label{{thm:{d.name}}}"]
     if d.context:

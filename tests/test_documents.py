@@ -4,15 +4,17 @@ real headless browser. Each check has a negative control that plants the fault i
 from __future__ import annotations
 
 import html
+import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from derive.printers import prose_markdown
-from proofs.documents import write_documents
+from proofs.documents import PREAMBLE, write_documents
 from proofs.registry import theorems
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -178,3 +180,42 @@ def test_one_page_of_markdown_renders_in_katex_without_errors(docs, tmp_path):
     assert rendered > 20  # the page's formulas went through KaTeX
     # the two planted formulas fail (negative control), and nothing else does
     assert len(errors) == 2, errors
+
+
+# -- compare and unroll for documentation --------------------------------------------------------
+
+def cli(*args) -> tuple:
+    proc = subprocess.run([sys.executable, "-m", "derive", *args], capture_output=True, text=True,
+                          cwd=ROOT, timeout=300)
+    return proc.returncode, proc.stdout
+
+
+MOMENTUM_L2 = "sgd(lr=eta, momentum=mu, weight_decay=lam)"
+MOMENTUM_DECOUPLED = "sgd(lr=eta, momentum=mu, weight_decay=lam2, decay=decoupled)"
+
+
+def test_compare_prints_the_side_by_side_derivation_as_markdown_and_latex(tmp_path):
+    rc, md = cli("compare", MOMENTUM_L2, MOMENTUM_DECOUPLED, "--format", "markdown")
+    assert rc == 1  # refuted, as with text
+    assert f"A: `{MOMENTUM_L2}`" in md and f"B: `{MOMENTUM_DECOUPLED}`" in md
+    assert md.count("\\begin{aligned}") >= 5  # two recurrences, two steps, the witness
+    for part in ("Certificate:", "Witness", "They do coincide", "**Verdict:** refuted"):
+        assert part in md, part
+    assert unintended_markup(md) == []
+    rc, tex = cli("compare", MOMENTUM_L2, MOMENTUM_DECOUPLED, "--format", "latex")
+    assert rc == 1 and tex.startswith("\\section{") and "Certificate:" in tex
+    rc, out = cli("compare", MOMENTUM_L2, MOMENTUM_DECOUPLED, "--json")
+    assert rc == 1 and json.loads(out)["certificate"]["kind"] == "refutation"
+    if shutil.which("pdflatex"):
+        (tmp_path / "compare.tex").write_text(PREAMBLE + "\\begin{document}\n" + tex +
+                                              "\\end{document}\n")
+        assert [w for w in overfull(pdflatex(tmp_path, "compare")) if w > 1.0] == []
+
+
+def test_unroll_markdown_and_closed_loop_absolute_values():
+    rc, out = cli("unroll", "adam(weight_decay=lam)", "--steps", "1", "--loop", "closed")
+    theta = next(line for line in out.splitlines() if line.strip().startswith("theta_1"))
+    assert rc == 0 and "Abs(lam*theta_0 + grad_f(theta_0))" in theta and "sqrt" not in theta
+    rc, md = cli("unroll", "adam(weight_decay=lam)", "--steps", "2", "--format", "markdown")
+    assert rc == 0 and md.count("\\begin{aligned}") == 1 and "\\left|" in md
+    assert unintended_markup(md) == []

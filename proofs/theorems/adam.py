@@ -16,7 +16,7 @@ from derive.derivation import Equation, Prose, label
 from derive.identity import zero_test
 from derive.rules import build_rule
 from derive.spec import parse_spec
-from proofs.narrate import comparison_blocks
+from derive.narrate import comparison_blocks
 from proofs.registry import PROVEN, REFUTED, Theorem, claim_divergent, combine
 
 L2 = "adam(weight_decay=weight_decay)"

@@ -15,7 +15,7 @@ from derive.derivation import Equation, Prose, label
 from derive.identity import zero_test
 from derive.rules import build_rule
 from derive.spec import parse_spec
-from proofs.narrate import recurrence
+from derive.narrate import recurrence
 from proofs.registry import PROVEN, REFUTED, Theorem, combine
 
 L2 = "sgd(momentum=momentum, weight_decay=weight_decay)"

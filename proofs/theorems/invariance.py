@@ -10,7 +10,7 @@ from __future__ import annotations
 import sympy as sp
 
 from derive.compare import compare
-from proofs.narrate import parts
+from derive.narrate import parts
 from proofs.registry import Theorem, claim_divergent, claim_equivalent, combine
 
 ADAMW = "adamw(eps=0, weight_decay=lam)"

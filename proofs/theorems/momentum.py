@@ -10,7 +10,7 @@ import sympy as sp
 from derive import symbols as Y
 from derive.compare import compare
 from derive.derivation import Equation, Prose, label
-from proofs.narrate import comparison_blocks
+from derive.narrate import comparison_blocks
 from proofs.registry import PROVEN, REFUTED, Theorem, claim_divergent, combine
 
 FORMS = (

@@ -13,7 +13,7 @@ import sympy as sp
 from derive import symbols as Y
 from derive.compare import compare
 from derive.derivation import Equation, Prose, label
-from proofs.narrate import comparison_blocks
+from derive.narrate import comparison_blocks
 from proofs.registry import Theorem, claim_equivalent, combine
 
 DECOUPLED = "sgd(lr=alpha/s, weight_decay=lam, decay=independent)"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from derive import symbols as Y
 from derive.compare import compare
-from proofs.narrate import parts
+from derive.narrate import parts
 from proofs.registry import Theorem, claim_divergent, claim_equivalent, combine
 
 L2 = "sgd(lr=eta, weight_decay=lam)"

@@ -1,17 +1,20 @@
 """Turn the engine's results into derivation blocks: the recurrences side by side, each step's
-difference, the induction or the divergence, the witness. Every displayed equality carries the
-value it stands for, so derive.derivation checks it."""
+difference, the induction or the divergence, the certificate, the witness. Every displayed
+equality carries the value it stands for, so derive.derivation checks it. The theorems and
+`compare --format latex|markdown` both print comparisons through these blocks (derive.printers);
+`compare`'s plain text is derive.explain's."""
 from __future__ import annotations
 
 import sympy as sp
 
-from derive import symbols as Y
-from derive.compare import Comparison
-from derive.derivation import Equation, Inequality, Prose, Recurrence, label
-from derive.explain import size
-from derive.identity import simplest
-from derive.rules import build_rule
-from derive.trace import Assign, trace
+from . import symbols as Y
+from .compare import Comparison
+from .derivation import Derivation, Equation, Inequality, Prose, Recurrence, label
+from .explain import size
+from .identity import simplest
+from .latex import MathError, math_latex
+from .rules import build_rule
+from .trace import Assign, trace
 
 SHOW = 160  # distinct operations above which a difference is described, not displayed
 
@@ -110,7 +113,40 @@ def _induction_blocks(c: Comparison, a_title: str, b_title: str) -> list:
                             "base case, after the first step" if base else "induction step"))
     out.append(Prose("The relation holds after the first step and is preserved by every step, "
                      "so the two trajectories coincide at every step $t$, for every loss."))
+    if c.valid_when:
+        out.append(Prose("Valid only when " + " and ".join(formula(w) for w in c.valid_when)
+                         + f": elsewhere no mapping leaves {b_title} an optimizer torch would "
+                         "build."))
     return out
+
+
+def formula(value, limit: int = 240) -> str:
+    """A SymPy value for prose: math where the prose formula language reads its str() (and it
+    is short enough to print), code otherwise."""
+    text = str(value)
+    if len(text) <= limit:
+        try:
+            math_latex(text)
+            return f"${text}$"
+        except MathError:
+            pass
+    return f"`{text}`" if len(text) <= limit else f"`{text[:limit]} ...`"
+
+
+def _certificate_blocks(c: Comparison) -> list:
+    """Why no mapping makes the first steps coincide, in a form a reader can check."""
+    cert = c.certificate or {}
+    words = []
+    if cert.get("why"):
+        words.append(f"Certificate: {cert['why']}")
+    if cert.get("point"):
+        words.append("at " + ", ".join(f"${k} = {v}$" for k, v in cert["point"].items()))
+    equations = cert.get("equations", [])[:4]
+    if equations:
+        words.append("the equations " + ", ".join(formula(f"{e} = 0") for e in equations)
+                     + " have no solution" if cert.get("unknowns") else
+                     "where the difference is " + ", ".join(formula(e) for e in equations))
+    return [Prose("; ".join(words) + ".")] if words else []
 
 
 def _divergence_blocks(c: Comparison, a_title: str, b_title: str) -> list:
@@ -128,6 +164,7 @@ def _divergence_blocks(c: Comparison, a_title: str, b_title: str) -> list:
         out.append(Prose(f"With no symbol of {b_title}'s own to map, this difference is not "
                          "identically zero (it is non-zero at an exact point, below). The first "
                          f"divergent step is {k}."))
+    out += _certificate_blocks(c)
     if c.conditions:
         out.append(Prose("They do coincide at every step (each condition proven by a full "
                          f"comparison) when {a_title}'s hyperparameters satisfy: " + "; or ".join(
@@ -141,3 +178,12 @@ def _divergence_blocks(c: Comparison, a_title: str, b_title: str) -> list:
         out.append(Inequality(label(f"theta^A_{k}"), label(f"theta^B_{k}"), c.witness[0],
                               c.witness[1], f"both runs on $f$, exact, step {k}"))
     return out
+
+
+def comparison_derivation(c: Comparison) -> Derivation:
+    """One comparison as a document of its own (`compare --format latex|markdown`)."""
+    claim = (f"`{c.b}` traces the same trajectory as `{c.a}` at every step, for every loss, "
+             "under some constant mapping of its own symbols.")
+    notes = [Prose(n) for n in c.notes]
+    return Derivation("compare", f"`{c.a}` versus `{c.b}`", claim, [str(c.a), str(c.b)],
+                      c.verdict, comparison_blocks(c) + notes)
