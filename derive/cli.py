@@ -14,7 +14,7 @@ import json
 import os
 import re
 import sys
-from importlib.metadata import entry_points
+from importlib.metadata import PackageNotFoundError, entry_points, version
 
 from . import symbols as Y
 from .compare import DEFAULT_STEPS, compare
@@ -102,16 +102,29 @@ def run_unroll(args) -> int:
 
 # -- list ----------------------------------------------------------------------------------------
 
+OWN_KEYS = ("decay", "buffer")  # optequiv's, not torch.optim arguments
+
+
+def typed(default) -> str:
+    """A default as the user would type it in a spec: (0.9, 0.999), false, 1e-3."""
+    if isinstance(default, bool):
+        return "true" if default else "false"
+    if isinstance(default, tuple):
+        return "(" + ", ".join(default) + ")"
+    return str(default)
+
+
 def catalogue() -> dict:
     out = {}
     for name in NAMES:
         keys = {}
         for key in KEYS[name]:
             default = TORCH_DEFAULTS[name][key]
-            entry = {"torch_default": default if not isinstance(default, tuple) else list(default)}
+            entry = {"torch_default": default if not isinstance(default, tuple) else list(default),
+                     "typed": typed(default), "torch_key": key not in OWN_KEYS}
             if key in SYMBOLIC_WHEN_OMITTED or (name == "adamw" and key == "weight_decay"):
                 entry["symbolic_default"] = "(beta1, beta2)" if key == "betas" else key
-            elif isinstance(default, str) and key not in ("decay", "buffer"):
+            elif isinstance(default, str) and key not in OWN_KEYS:
                 entry["symbolic_default"] = "0 (off)"
             if key == "decay":
                 entry["choices"] = dict(DECAYS)
@@ -130,13 +143,18 @@ def run_list(args) -> int:
         return 0
     for name, info in data.items():
         print(f"{name}  ({info['torch_class']} semantics)")
+        own = {k: e for k, e in info["keys"].items() if not e["torch_key"]}
+        print(f"  {'torch' + chr(39) + 's keys':<27}default (as typed in a spec)")
         for key, entry in info["keys"].items():
-            default = entry["torch_default"]
-            default = ("true" if default else "false") if isinstance(default, bool) else default
-            line = f"  {key:<24} torch default {default}"
-            if "symbolic_default" in entry:
-                line += f"; symbolic commands: {entry['symbolic_default']}"
-            print(line)
+            if entry["torch_key"]:
+                line = f"    {key:<24} {entry['typed']}"
+                if "symbolic_default" in entry:
+                    line += f"{'':<{max(1, 14 - len(entry['typed']))}}symbolic commands: " \
+                            f"{entry['symbolic_default']}"
+                print(line)
+        print("  optequiv's own keys (not torch.optim arguments)")
+        for key, entry in own.items():
+            print(f"    {key:<24} {entry['typed']}")
             for choice, meaning in entry.get("choices", {}).items():
                 print(f"      {choice:<12} {meaning}")
     return 0
@@ -147,6 +165,8 @@ def run_list(args) -> int:
 def build_parser() -> Parser:
     parser = Parser(prog="optequiv", description="Symbolic derivation and verification of "
                     "optimizer update rules (L2 versus decoupled weight decay, and more).")
+    parser.add_argument("--version", action="version", version=f"optequiv {_version()}",
+                        help="print the installed version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("compare", help="decide whether two specs trace the same trajectory; exit "
@@ -195,12 +215,19 @@ def build_parser() -> Parser:
     return parser
 
 
+def _version() -> str:
+    try:
+        return version("optequiv")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "(not installed)"
+
+
 def _unavailable(sub, name: str, error: Exception) -> None:
     def run(args):
         raise UserError(f"the {name} commands are unavailable: {error} "
                         "(pip install 'optequiv[torch]' for the numeric ones)")
     p = sub.add_parser(name, help=f"(unavailable: {error})")
-    p.add_argument("rest", nargs="*")
+    p.add_argument("rest", nargs="*", help="(the command cannot run here)")
     p.set_defaults(run=run)
 
 
