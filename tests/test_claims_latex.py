@@ -122,3 +122,14 @@ def test_any_input_parses_or_is_refused_never_crashes(text):
     except UserError:
         return
     assert isinstance(value, sp.Basic)
+
+
+def test_the_readme_example_claims_file_checks_as_documented(tmp_path):
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Claims files", 1)[1].split("\n## ", 1)[0]
+    path = tmp_path / "claims.toml"
+    path.write_text(section.split("```toml\n", 1)[1].split("```", 1)[0])
+    proc = subprocess.run([sys.executable, "-m", "derive", "check", str(path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "3 of 3 claims as expected" in proc.stdout and "refuted, expected fails" in proc.stdout
