@@ -62,7 +62,7 @@ def prose_latex(text: str, paragraph: bool = True) -> str:
         elif kind == "code":
             # break points inside specs (a monospaced spec has no hyphenation), and the
             # paragraph set ragged right, since fixed-width spaces cannot stretch
-            code = re.sub(r"([,(=.])", r"\1\\allowbreak{}", tex_escape(content))
+            code = re.sub(r"([,(=])", r"\1\\allowbreak{}", tex_escape(content))
             out.append(r"\texttt{" + code + "}")
         else:
             out.append(tex_escape(content))

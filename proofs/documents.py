@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
+from importlib.metadata import entry_points
 from pathlib import Path
 
 from derive.atomic import write_atomic
@@ -13,6 +14,8 @@ from derive.latex import notation_rows
 from derive.printers import prose_latex, prose_markdown, tex_escape, to_latex, to_markdown
 
 from .registry import prove, theorems
+
+FIGURES_GROUP = "optequiv.figures"
 
 TITLE = "L2 regularisation and decoupled weight decay, derived and checked"
 INTRO = ("Every derivation below was computed by optequiv from SymPy models of torch.optim's "
@@ -61,24 +64,63 @@ def notation_markdown(derivations) -> str:
             "|:---:|---|\n" + "\n".join(rows) + "\n")
 
 
-def article(derivations) -> str:
+def figures_latex(figures) -> str:
+    if not figures:
+        return ""
+    out = ["\\section{Figures}",
+           prose_latex("Drawn by `optequiv plot` from the generated optimizers and the "
+                       "symbolic rules.")]
+    for f in figures:
+        out += ["\\begin{figure}[htbp]", "\\centering",
+                f"\\includegraphics[width={f.width:.2f}\\textwidth]{{{f.png.name}}}",
+                f"\\caption{{{prose_latex(f.caption, paragraph=False)}}}\\label{{fig:{f.name}}}",
+                "\\end{figure}"]
+    return "\n".join(out) + "\n"
+
+
+def figures_markdown(figures) -> str:
+    if not figures:
+        return ""
+    out = ["", "## Figures", "", prose_markdown("Drawn by `optequiv plot` from the generated "
+                                            "optimizers and the symbolic rules."), ""]
+    for f in figures:
+        alt = f.name.replace("-", " ")
+        out += [f"![{alt}]({f.svg.name})", "", prose_markdown(f.caption), ""]
+    return "\n".join(out)
+
+
+def article(derivations, figures=()) -> str:
     body = "\n".join(to_latex(d) for d in derivations)
     return (PREAMBLE + f"\\title{{{tex_escape(TITLE)}}}\n\\author{{optequiv}}\n\\date{{}}\n"
             "\\begin{document}\n\\maketitle\n" + tex_escape(INTRO) + "\n\n"
             "\\tableofcontents\n\n" + notation_latex(derivations) + "\n" + body +
-            "\n\\end{document}\n")
+            figures_latex(figures) + "\n\\end{document}\n")
 
 
-def markdown(derivations) -> str:
+def markdown(derivations, figures=()) -> str:
     # no hand-made contents or anchors: GitHub, MkDocs Material and Jupyter each build their
     # own from the headings, and raw HTML would render differently in each
     return (f"# {TITLE}\n\n{prose_markdown(INTRO)}\n\n" + notation_markdown(derivations) + "\n"
-            + "\n".join(to_markdown(d) for d in derivations))
+            + "\n".join(to_markdown(d) for d in derivations) + figures_markdown(figures))
 
 
-def compile_pdf(tex: str) -> bytes:
-    """pdflatex in a scratch directory; the PDF's bytes, or UserError with TeX's first error."""
+def figure_maker():
+    """The figures plugin (entry-point group optequiv.figures), or None where it is not
+    installed or matplotlib is missing: the documents are then written without figures."""
+    for plugin in entry_points(group=FIGURES_GROUP):
+        try:
+            return plugin.load()
+        except ImportError:
+            return None
+    return None
+
+
+def compile_pdf(tex: str, assets=()) -> bytes:
+    """pdflatex in a scratch directory (with the figures it includes); the PDF's bytes, or
+    UserError with TeX's first error."""
     with tempfile.TemporaryDirectory() as scratch:
+        for asset in assets:
+            shutil.copyfile(asset, Path(scratch) / Path(asset).name)
         source = Path(scratch) / "optequiv.tex"
         source.write_text(tex, encoding="utf-8")
         for _ in range(2):  # the second run fills in the table of contents
@@ -94,7 +136,9 @@ def compile_pdf(tex: str) -> bytes:
         return pdf.read_bytes()
 
 
-def write_documents(out_dir, pdf: bool = True) -> list:
+def write_documents(out_dir, pdf: bool = True, figures="installed") -> list:
+    """`figures`: a function out_dir -> rendered figures, None for none, or "installed" for the
+    optequiv.figures plugin when it is there."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise UserError(f"-o {out_dir}: exists and is not a directory")
@@ -103,14 +147,17 @@ def write_documents(out_dir, pdf: bool = True) -> list:
     except OSError as error:
         raise UserError(f"-o {out_dir}: cannot create the directory: {error.strerror}")
     derivations = [prove(t.name) for t in theorems()]
-    tex = article(derivations)
-    written = []
+    maker = figure_maker() if figures == "installed" else figures
+    drawn = maker(out) if maker else []
+    tex = article(derivations, drawn)
+    written = [path for f in drawn for path in (f.png, f.svg)]
     for d in derivations:
         written.append(write_atomic(out / f"{d.name}.tex", to_latex(d)))
     written.append(write_atomic(out / "optequiv.tex", tex))
-    written.append(write_atomic(out / "optequiv.md", markdown(derivations)))
+    written.append(write_atomic(out / "optequiv.md", markdown(derivations, drawn)))
     if pdf and shutil.which("pdflatex"):
-        written.append(write_atomic(out / "optequiv.pdf", compile_pdf(tex)))
+        written.append(write_atomic(out / "optequiv.pdf",
+                                    compile_pdf(tex, [f.png for f in drawn])))
     elif (out / "optequiv.pdf").exists():
         (out / "optequiv.pdf").unlink()  # an earlier run's PDF no longer matches optequiv.tex
     return written
