@@ -263,6 +263,13 @@ def to_latex(d: Derivation, level: str = "section") -> str:
     return "\n".join(out)
 
 
+def to_math(d: Derivation) -> str:
+    """Every formula of the derivation as one display (Jupyter's text/latex: math only)."""
+    tex = _printer(d)
+    rows = [row for kind, payload, _ in _math_blocks(d, tex) if kind == "rows" for row in payload]
+    return "$$\n\\begin{aligned}\n" + " \\\\\n".join(rows) + "\n\\end{aligned}\n$$"
+
+
 # -- Markdown ------------------------------------------------------------------------------------
 
 def to_markdown(d: Derivation, level: int = 2) -> str:
@@ -315,5 +322,5 @@ def to_json(d: Derivation) -> dict:
 
 
 FORMATS = {"text": to_text, "latex": to_latex, "markdown": to_markdown}
-__all__ = ["FORMATS", "broken_rows", "prose_latex", "prose_markdown", "prose_text", "to_json",
+__all__ = ["FORMATS", "broken_rows", "to_math", "prose_latex", "prose_markdown", "prose_text", "to_json",
            "to_latex", "to_markdown", "to_text", "tex_escape"]
