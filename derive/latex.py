@@ -121,7 +121,8 @@ _MATH_TOKEN = re.compile(r"""\s*(?:
 )""", re.X)
 _WORDS = {"up", "to", "and", "or", "for", "with", "if"}  # words inside a formula, set upright
 _OPERATOR_NAMES = {"odot": (r"\odot", " ⊙ "), "nabla": (r"\nabla", "∇")}
-_FUNCTIONS = {"diag", "norm", "sqrt", "abs", "Abs", "exp", "log", "max", "min", "Max", "Min", "det", "sign", "O"}
+_FUNCTIONS = {"diag", "norm", "sqrt", "abs", "Abs", "exp", "log", "max", "min", "Max", "Min",
+              "det", "sign", "O"}
 _OPS_LATEX = {"!=": r"\neq", "<=": r"\le", ">=": r"\ge", "->": r"\to", "<-": r"\leftarrow",
               "...": r"\dots", "~": r"\approx", "-": "-", "|": r"\vert", ",": ",\\ "}
 _OPS_UNICODE = {"!=": "≠", "<=": "≤", ">=": "≥", "->": "→", "<-": "←", "...": "…", "~": "≈",
@@ -312,11 +313,6 @@ def math_latex(text: str) -> str:
 def math_unicode(text: str) -> str:
     """Unicode for the same formula, for text output: 'k = lr*lam' -> 'k = γ·λ'."""
     return re.sub(r"\s+", " ", _Math(text).sequence()[1]).strip()
-
-
-def label_latex(text: str) -> str:
-    """LaTeX for a display label such as 'theta^B_2 - theta^A_2' (names become symbols)."""
-    return math_latex(text)
 
 
 def notation_rows(specs=()) -> list:

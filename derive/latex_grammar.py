@@ -10,10 +10,10 @@ limits on length, nesting, exponents and numbers. A product may be written by ju
 (`\\eta g_t`) or with `\\cdot` / `\\times`.
 
 Names become the identifiers of the plain formula language, so `names` and `where` tables work
-alike for both: `\\eta` is `eta`, `\\beta_1` is `beta1`, `\\epsilon` is `eps`, `\\hat{v}` is `v_hat`,
-`\\mathrm{wd}` is `wd`. An index t means the claim's last step k and t-1 the one before, so that
-`\\theta_{t-1}` and `g_t` are theta_{k-1} and g_k (for a one-step claim: theta_0 and g_1); the
-letters theta, g, b (the SGD buffer), m, v with an index are the canonical state.
+alike for both: `\\eta` is `eta`, `\\beta_1` is `beta1`, `\\epsilon` is `eps`, `\\hat{v}` is
+`v_hat`, `\\mathrm{wd}` is `wd`. An index t means the claim's last step k and t-1 the one
+before, so that `\\theta_{t-1}` and `g_t` are theta_{k-1} and g_k (for a one-step claim: theta_0
+and g_1); the letters theta, g, b (the SGD buffer), m, v with an index are the canonical state.
 """
 from __future__ import annotations
 

@@ -173,7 +173,8 @@ def _divergence_blocks(c: Comparison, a_title: str, b_title: str) -> list:
     if c.counterexample and c.witness:
         ce = c.counterexample
         hyper = ", ".join(f"${s} = {v}$" for s, v in ce["hyperparameters"].items())
-        out.append(Prose(f"Witness (exact arithmetic, closed loop): loss $f(theta) = {ce['loss']}$, "
+        out.append(Prose("Witness (exact arithmetic, closed loop): loss "
+                         f"$f(theta) = {ce['loss']}$, "
                          f"$theta_0 = {ce['theta_0']}$, {hyper}."))
         out.append(Inequality(label(f"theta^A_{k}"), label(f"theta^B_{k}"), c.witness[0],
                               c.witness[1], f"both runs on $f$, exact, step {k}"))

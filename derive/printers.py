@@ -322,5 +322,6 @@ def to_json(d: Derivation) -> dict:
 
 
 FORMATS = {"text": to_text, "latex": to_latex, "markdown": to_markdown}
-__all__ = ["FORMATS", "broken_rows", "to_math", "prose_latex", "prose_markdown", "prose_text", "to_json",
+__all__ = ["FORMATS", "broken_rows", "to_math", "prose_latex", "prose_markdown", "prose_text",
+           "to_json",
            "to_latex", "to_markdown", "to_text", "tex_escape"]

@@ -65,7 +65,8 @@ def effective_decay(out: Path) -> Rendered:
     values = data.effective_decay(scales, lam=0.01)
     fig = Figure(figsize=(6, 3.6), layout="constrained")
     ax = fig.subplots()
-    ax.loglog(values["scales"], values["adam_l2"], "o-", ms=3, label=r"Adam + L2: $\lambda/(\sqrt{\hat v}+\epsilon)$")
+    ax.loglog(values["scales"], values["adam_l2"], "o-", ms=3,
+              label=r"Adam + L2: $\lambda/(\sqrt{\hat v}+\epsilon)$")
     ax.loglog(values["scales"], values["adamw"], "--", label=r"AdamW: $\lambda$")
     ax.set(xlabel="gradient scale of the coordinate", ylabel="effective decay per unit lr",
            title=r"Decay each coordinate gets, $\lambda = 0.01$, after 200 steps")

@@ -51,7 +51,8 @@ def test_adam_in_latex_with_hats_and_where():
         "name": "Adam's step", "spec": "adam(lr=eta, betas=(beta1, beta2), eps=eps)",
         "start": "start",
         "equals_latex": r"\theta_{t-1} - \frac{\eta\, \hat{m}_t}{\sqrt{\hat{v}_t} + \epsilon}",
-        "where": {"m_hat_t": "(1 - beta1)*g_1/(1 - beta1)", "v_hat_t": "(1 - beta2)*g_1**2/(1 - beta2)"},
+        "where": {"m_hat_t": "(1 - beta1)*g_1/(1 - beta1)",
+                  "v_hat_t": "(1 - beta2)*g_1**2/(1 - beta2)"},
         "expect": "holds"}
     assert check_claim(parse_claim(table, 0, "test")).verdict == "proven"
 

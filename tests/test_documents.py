@@ -72,6 +72,10 @@ def test_the_article_has_no_overfull_box_no_bitmap_font_and_a_contents(docs):
         assert f"\\label{{thm:{t.name}}}" in tex and t.reference
     if shutil.which("pdffonts"):
         assert type3_fonts(docs / "optequiv.pdf") == []
+    if shutil.which("pdftotext"):  # copied text keeps its ligatures (fi, ff, ffi)
+        text = subprocess.run(["pdftotext", str(docs / "optequiv.pdf"), "-"], capture_output=True,
+                              text=True, check=True).stdout
+        assert "coefficient" in text and "differ" in text
 
 
 @needs_tex
@@ -175,7 +179,8 @@ def katex_errors(dom: str) -> list:
     return [html.unescape(m) for m in re.findall(r'class="katex-error"[^>]*title="([^"]*)"', dom)]
 
 
-@pytest.mark.skipif(BROWSER is None, reason="no chromium on the PATH (CI: apt-get install chromium)")
+@pytest.mark.skipif(BROWSER is None,
+                    reason="no chromium on the PATH (CI: apt-get install chromium)")
 @pytest.mark.skipif(not KATEX.exists(), reason=f"KaTeX is not vendored at {KATEX}")
 def test_one_page_of_markdown_renders_in_katex_without_errors(docs, tmp_path):
     pages = (docs / "optequiv.md").read_text().split("\n## ")

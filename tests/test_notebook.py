@@ -11,6 +11,7 @@ pytest.importorskip("ipykernel", reason="ipykernel is in the test extra")
 
 from derive import compare  # noqa: E402
 from derive.derivation import Derivation  # noqa: E402
+from proofs.registry import prove  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -20,7 +21,9 @@ def test_results_have_jupyter_representations():
     markdown, latex = c._repr_markdown_(), c._repr_latex_()
     assert markdown.startswith("## ") and "**Verdict:** proven" in markdown
     assert latex.startswith("$$\n\\begin{aligned}") and "\\lambda_{2}" in latex
-    assert Derivation._repr_markdown_ and Derivation._repr_latex_
+    d = prove("sgd-l2-is-decay")
+    assert isinstance(d, Derivation) and d._repr_markdown_().startswith("## Plain SGD")
+    assert "\\leftarrow" in d._repr_latex_()
 
 
 def test_the_example_notebook_executes_and_displays_math():
