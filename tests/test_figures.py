@@ -98,3 +98,33 @@ def test_plot_is_a_registered_command_with_help():
 def test_derive_never_imports_matplotlib():
     for path in (ROOT / "derive").glob("*.py"):
         assert "matplotlib" not in path.read_text(), path
+
+
+def test_optequiv_plot_through_the_entry_point(tmp_path):
+    """The command as users run it, found through the optequiv.commands group (in a checkout
+    whose installed metadata predates the plugin, a stand-in dist-info declares it)."""
+    import os
+    import subprocess
+    import sys
+    from importlib.metadata import entry_points
+
+    env = dict(os.environ)
+    if "plot" not in {ep.name for ep in entry_points(group="optequiv.commands")}:
+        info = tmp_path / "site" / "optequiv_plot-0.0.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text("Metadata-Version: 2.1\nName: optequiv-plot\n"
+                                       "Version: 0.0\n")
+        (info / "entry_points.txt").write_text(
+            "[optequiv.commands]\nplot = figures.commands:register\n")
+        env["PYTHONPATH"] = str(tmp_path / "site")
+    out = tmp_path / "figures"
+    proc = subprocess.run([sys.executable, "-m", "derive", "plot", "-o", str(out)], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        f"{n}.{ext}" for n in NAMES for ext in ("png", "svg"))
+    out.joinpath("x.png").write_bytes(b"")  # a file where a folder is asked for
+    proc = subprocess.run([sys.executable, "-m", "derive", "plot", "-o", str(out / "x.png")],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "not a directory" in \
+        proc.stderr
