@@ -39,5 +39,6 @@ def register(sub) -> None:
     p = sub.add_parser("bench", help="benchmark generated optimizers and the symbolic engine")
     p.add_argument("--quick", action="store_true", help="small sizes, finishes in under a minute")
     p.add_argument("--json", metavar="FILE", help="also write every row as a JSON list")
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="where the throughput rows run (default cpu)")
     p.set_defaults(run=run_bench)

@@ -14,16 +14,18 @@ import json
 import os
 import re
 import sys
-from importlib.metadata import entry_points
+from importlib.metadata import PackageNotFoundError, entry_points, version
 
 from . import symbols as Y
 from .compare import DEFAULT_STEPS, compare
 from .errors import UserError
-from .explain import compare_text, unroll_latex, unroll_text
+from .explain import compare_text, unroll_latex, unroll_markdown, unroll_text
 from .spec import BUFFERS, DECAYS, KEYS, NAMES, SYMBOLIC_WHEN_OMITTED, TORCH_DEFAULTS, parse_spec
 from .unroll import unroll
 
 PLUGIN_GROUP = "optequiv.commands"
+FROM_HELP = ("start: torch's initial state (t = 1 on the first step, buffers created lazily; "
+             "default); state: a general mid-run state theta_0, buf_0, m_0, v_0, ...")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -69,8 +71,13 @@ def run_compare(args) -> int:
     result = compare(a, b, steps=args.steps, start=args.start, schedule=args.schedule)
     if args.json:
         print_json(result.to_json())
-    else:
+    elif args.format == "text":
         print(compare_text(result))
+    else:
+        from .narrate import comparison_derivation
+        from .printers import FORMATS
+
+        print(FORMATS[args.format](comparison_derivation(result)))
     return EXIT_STATUS[result.verdict]
 
 
@@ -88,11 +95,24 @@ def run_unroll(args) -> int:
         raise UserError(f"--schedule names {', '.join(map(str, missing))}, which the spec does "
                         "not use")
     result = unroll(spec, args.steps, start=args.start, loop=args.loop, schedule=args.schedule)
-    print(unroll_latex(result) if args.format == "latex" else unroll_text(result))
+    print({"latex": unroll_latex, "markdown": unroll_markdown, "text": unroll_text}[args.format](
+        result))
     return 0
 
 
 # -- list ----------------------------------------------------------------------------------------
+
+OWN_KEYS = ("decay", "buffer")  # optequiv's, not torch.optim arguments
+
+
+def typed(default) -> str:
+    """A default as the user would type it in a spec: (0.9, 0.999), false, 1e-3."""
+    if isinstance(default, bool):
+        return "true" if default else "false"
+    if isinstance(default, tuple):
+        return "(" + ", ".join(default) + ")"
+    return str(default)
+
 
 def catalogue() -> dict:
     out = {}
@@ -100,10 +120,11 @@ def catalogue() -> dict:
         keys = {}
         for key in KEYS[name]:
             default = TORCH_DEFAULTS[name][key]
-            entry = {"torch_default": default if not isinstance(default, tuple) else list(default)}
+            entry = {"torch_default": default if not isinstance(default, tuple) else list(default),
+                     "typed": typed(default), "torch_key": key not in OWN_KEYS}
             if key in SYMBOLIC_WHEN_OMITTED or (name == "adamw" and key == "weight_decay"):
                 entry["symbolic_default"] = "(beta1, beta2)" if key == "betas" else key
-            elif isinstance(default, str) and key not in ("decay", "buffer"):
+            elif isinstance(default, str) and key not in OWN_KEYS:
                 entry["symbolic_default"] = "0 (off)"
             if key == "decay":
                 entry["choices"] = dict(DECAYS)
@@ -122,13 +143,18 @@ def run_list(args) -> int:
         return 0
     for name, info in data.items():
         print(f"{name}  ({info['torch_class']} semantics)")
+        own = {k: e for k, e in info["keys"].items() if not e["torch_key"]}
+        print(f"  {'torch' + chr(39) + 's keys':<27}default (as typed in a spec)")
         for key, entry in info["keys"].items():
-            default = entry["torch_default"]
-            default = ("true" if default else "false") if isinstance(default, bool) else default
-            line = f"  {key:<24} torch default {default}"
-            if "symbolic_default" in entry:
-                line += f"; symbolic commands: {entry['symbolic_default']}"
-            print(line)
+            if entry["torch_key"]:
+                line = f"    {key:<24} {entry['typed']}"
+                if "symbolic_default" in entry:
+                    line += f"{'':<{max(1, 14 - len(entry['typed']))}}symbolic commands: " \
+                            f"{entry['symbolic_default']}"
+                print(line)
+        print("  optequiv's own keys (not torch.optim arguments)")
+        for key, entry in own.items():
+            print(f"    {key:<24} {entry['typed']}")
             for choice, meaning in entry.get("choices", {}).items():
                 print(f"      {choice:<12} {meaning}")
     return 0
@@ -139,6 +165,8 @@ def run_list(args) -> int:
 def build_parser() -> Parser:
     parser = Parser(prog="optequiv", description="Symbolic derivation and verification of "
                     "optimizer update rules (L2 versus decoupled weight decay, and more).")
+    parser.add_argument("--version", action="version", version=f"optequiv {_version()}",
+                        help="print the installed version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("compare", help="decide whether two specs trace the same trajectory; exit "
@@ -147,23 +175,34 @@ def build_parser() -> Parser:
     p.add_argument("b", metavar="B", help="spec, e.g. 'sgd(lr=eta, weight_decay=k, decay=independent)'")
     p.add_argument("--steps", type=steps_arg(12), default=DEFAULT_STEPS,
                    help=f"largest step to look for a divergence (default {DEFAULT_STEPS})")
-    p.add_argument("--from", dest="start", choices=("start", "state"), default="start")
+    p.add_argument("--from", dest="start", choices=("start", "state"), default="start",
+                   help=FROM_HELP)
     p.add_argument("--schedule", type=schedule_arg, default=(),
                    help="symbols that change every step (per-step learning rate), e.g. eta")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--format", choices=("text", "latex", "markdown"), default="text",
+                   help="text (default), or the side-by-side derivation as a LaTeX section or "
+                        "a Markdown page for documentation")
+    p.add_argument("--json", action="store_true",
+                   help="the verdict, mapping, conditions, certificate and counterexample as JSON")
     p.set_defaults(run=run_compare)
 
     p = sub.add_parser("unroll", help="expand a spec's recurrence for k steps")
-    p.add_argument("spec", metavar="SPEC")
-    p.add_argument("--steps", type=steps_arg(64), required=True)
-    p.add_argument("--from", dest="start", choices=("start", "state"), default="start")
-    p.add_argument("--loop", choices=("open", "closed"), default="open")
-    p.add_argument("--schedule", type=schedule_arg, default=())
-    p.add_argument("--format", choices=("text", "latex"), default="text")
+    p.add_argument("spec", metavar="SPEC", help="spec, e.g. 'adam(weight_decay=lam)'")
+    p.add_argument("--steps", type=steps_arg(64), required=True,
+                   help="how many steps to expand (1 to 64)")
+    p.add_argument("--from", dest="start", choices=("start", "state"), default="start",
+                   help=FROM_HELP)
+    p.add_argument("--loop", choices=("open", "closed"), default="open",
+                   help="open: gradients g_k are free symbols (default); closed: "
+                        "g_k = grad_f(theta_{k-1}) for an unknown loss f")
+    p.add_argument("--schedule", type=schedule_arg, default=(),
+                   help="symbols that change every step, written eta_k at step k")
+    p.add_argument("--format", choices=("text", "latex", "markdown"), default="text",
+                   help="text (default), a LaTeX align* block, or Markdown with display math")
     p.set_defaults(run=run_unroll)
 
     p = sub.add_parser("list", help="optimizer names, keys and defaults")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="the same catalogue as JSON")
     p.set_defaults(run=run_list)
 
     for plugin in sorted(entry_points(group=PLUGIN_GROUP), key=lambda ep: ep.name):
@@ -176,12 +215,19 @@ def build_parser() -> Parser:
     return parser
 
 
+def _version() -> str:
+    try:
+        return version("optequiv")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "(not installed)"
+
+
 def _unavailable(sub, name: str, error: Exception) -> None:
     def run(args):
         raise UserError(f"the {name} commands are unavailable: {error} "
                         "(pip install 'optequiv[torch]' for the numeric ones)")
     p = sub.add_parser(name, help=f"(unavailable: {error})")
-    p.add_argument("rest", nargs="*")
+    p.add_argument("rest", nargs="*", help="(the command cannot run here)")
     p.set_defaults(run=run)
 
 

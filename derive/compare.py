@@ -88,6 +88,18 @@ class Comparison:
     case: dict = field(default_factory=dict)  # the branch of B the verdict was reached in
     branches: list = field(default_factory=list)  # A's branch values, compared on their own
 
+    def derivation(self):
+        """The side-by-side derivation (derive.narrate), as `compare --format` prints it."""
+        from .narrate import comparison_derivation
+
+        return comparison_derivation(self)
+
+    def _repr_markdown_(self) -> str:  # Jupyter
+        return self.derivation()._repr_markdown_()
+
+    def _repr_latex_(self) -> str:
+        return self.derivation()._repr_latex_()
+
     def to_json(self) -> dict:
         return {
             "verdict": self.verdict,

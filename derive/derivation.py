@@ -67,6 +67,20 @@ class Derivation:
     specs: list
     verdict: str  # the theorem's computed verdict: proven | refuted | supported | undecided
     blocks: list = field(default_factory=list)
+    context: str = ""  # a sentence on why the question matters, for the documents
+    reference: str = ""  # where the statement comes from (Loshchilov & Hutter, Prop. 1)
+
+    # Jupyter shows a Derivation as its Markdown page (text/markdown), or as its formulas
+    # (text/latex) where a front end prefers LaTeX
+    def _repr_markdown_(self) -> str:
+        from .printers import to_markdown
+
+        return to_markdown(self)
+
+    def _repr_latex_(self) -> str:
+        from .printers import to_math
+
+        return to_math(self)
 
     def add(self, *blocks):
         self.blocks.extend(blocks)

@@ -76,14 +76,33 @@ def unroll_text(u: Unrolled) -> str:
     return "\n".join(lines)
 
 
-def unroll_latex(u: Unrolled) -> str:
-    rows, pairs = [], [(Y.theta(step.k) if name == "theta" else Y.state(name, step.k), value)
-                       for step in u.steps for name, value in step.recurrence.items()]
+def _unroll_rows(u: Unrolled) -> list:
+    from .printers import broken_rows
+
+    pairs = [(Y.theta(step.k) if name == "theta" else Y.state(name, step.k), value)
+             for step in u.steps for name, value in step.recurrence.items()]
     names = latex_names(set().union(*(sp.sympify(v).free_symbols for _, v in pairs)))
-    for target, value in pairs:
-        rows.append(f"{latex(target, names)} &= {latex(value, names)}")
-    body = " \\\\\n".join(rows)
-    return "\\begin{align*}\n" + body + "\n\\end{align*}"
+    return [row for target, value in pairs
+            for row in broken_rows(latex(target, names), "=", value,
+                                   lambda e: latex(e, names))]
+
+
+def unroll_latex(u: Unrolled) -> str:
+    """The recurrence of every step as one align* (long right-hand sides broken)."""
+    return "\\begin{align*}\n" + " \\\\\n".join(_unroll_rows(u)) + "\n\\end{align*}"
+
+
+def unroll_markdown(u: Unrolled) -> str:
+    """The same as a Markdown page: what was unrolled, then one display-math block."""
+    from .printers import prose_markdown
+
+    loop = ("open loop: the gradients $g_k$ are free symbols" if u.loop == "open" else
+            "closed loop: $g_k = nabla f(theta_{k-1})$ for an unknown loss $f$")
+    origin = ("torch's initial state" if u.start == "start" else "a general mid-run state")
+    head = (f"Unrolled `{u.rule.spec}` for {len(u.steps)} step(s) from {origin}, {loop}; "
+            f"stages: {', '.join(u.rule.stage_names())}.")
+    return (prose_markdown(head) + "\n\n$$\n\\begin{aligned}\n" + " \\\\\n".join(_unroll_rows(u))
+            + "\n\\end{aligned}\n$$\n")
 
 
 def _mapping_text(mapping: dict) -> str:

@@ -23,7 +23,11 @@ from .spec import as_spec
 
 
 class grad_f(sp.Function):
-    """The gradient of an unknown loss f, evaluated at a point: closed-loop gradients."""
+    """The gradient of an unknown loss f, evaluated at a point: closed-loop gradients. Real,
+    as every gradient here: so sqrt(grad_f(x)**2) is |grad_f(x)|, as open loop prints |g_k|."""
+
+    is_real = True
+    is_extended_real = True
 
     def _latex(self, printer):
         return r"\nabla f\left(%s\right)" % printer._print(self.args[0])

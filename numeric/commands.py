@@ -38,16 +38,20 @@ def register(subparsers) -> None:
                    "'adamw(lr=1e-3, weight_decay=0.1)'; omitted ones take torch's defaults")
     p.add_argument("--steps", type=steps_arg(100000), default=DEFAULT_STEPS,
                    help=f"steps to run (default {DEFAULT_STEPS})")
-    p.add_argument("--dtype", choices=("float32", "float64"), default="float64")
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    p.add_argument("--seed", type=seed_arg, default=0)
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float64",
+                   help="parameter dtype (default float64)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="where both optimizers run (default cpu)")
+    p.add_argument("--seed", type=seed_arg, default=0,
+                   help="seed of the random problem and gradients (default 0)")
     p.add_argument("--fused", action="store_true",
                    help="run the generated optimizer with fused=True (its step compiled from C)")
     p.add_argument("--skip", action="append", default=[], choices=tuple(IMPLEMENTATIONS),
                    metavar="IMPL", help="leave torch's implementation IMPL out on purpose ("
                    f"{', '.join(IMPLEMENTATIONS)}; repeatable). Without it, the exit status is 1 "
                    "unless every implementation ran every step")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true",
+                   help="every comparison, its errors in ulp and the tolerance as JSON")
     p.set_defaults(run=run_crosscheck)
 
 

@@ -4,6 +4,11 @@
     state = step.init(theta)                     # torch's fresh state: t=0, m=v=0
     state, theta = step(state, theta, grad)      # hyperparameters may be overridden: lr=...
 
+The initial state is torch's fresh state for the parameter, `step.init(theta)`: a dict keyed by
+the rule's state names, `t` = 0 and zero arrays for Adam's `m`, `v` (and `vmax` with amsgrad),
+`buf` = None for SGD with momentum (torch creates the buffer from the first gradient). An empty
+dict or None means the same: missing entries are created on the first call, as torch creates
+them on a parameter's first step. Pass a mid-run state (the dict a call returned) to continue.
 The function is pure: it returns new arrays and never writes to its inputs.
 """
 from __future__ import annotations
@@ -79,7 +84,12 @@ class NumpyStep:
         """The generated numpy source that a call with these arguments runs."""
         return _compiled(*self.program(state, **hyper), self.rule_for).source
 
-    def __call__(self, state: dict, theta, grad, **hyper):
+    def __call__(self, state: dict | None, theta, grad, **hyper):
+        if state is None:  # a parameter's first step, as torch starts with an empty state
+            state = {}
+        if not isinstance(state, dict):
+            raise TypeError(f"{self.spec.name} step: state must be a dict (from step.init(theta) "
+                            f"or a previous call) or None, got {type(state).__name__}")
         h = self._hyper(hyper)
         key = self._key(h)
         names = cached_program(key, frozenset(), self.rule_for).state

@@ -11,6 +11,8 @@
     where = { m_hat = "m_1/(1 - beta1)" }         # optional helper definitions, in order
     expect = "holds"     # or "fails"
 
+The format is documented for users in the README (Claims files), with a worked example; a
+formula may also be given in LaTeX as `equals_latex` (derive.latex_grammar).
 Gradients are open loop (g_1 ... g_k free). Verdicts: proven (the difference is symbolically 0),
 refuted (non-zero at an exact rational point, which is reported), supported (no symbolic proof,
 but zero at every random high-precision point: said so). Expressions go through derive's safe
@@ -32,13 +34,16 @@ import sympy as sp
 from derive import symbols as Y
 from derive.errors import UserError
 from derive.grammar import FUNCTIONS, parse_expression
+from derive.latex_grammar import parse_latex
 from derive.identity import PROVEN, REFUTED, SUPPORTED, random_point, zero_test
 from derive.rules import build_rule
 from derive.spec import Spec, parse_spec
 from derive.unroll import unroll
 
-KEYS = {"name", "spec", "start", "steps", "quantity", "equals", "names", "where", "expect"}
-REQUIRED = ("name", "spec", "equals", "expect")
+KEYS = {"name", "spec", "start", "steps", "quantity", "equals", "equals_latex", "names", "where",
+        "expect"}
+REQUIRED = ("name", "spec", "expect")
+FORMULAS = ("equals", "equals_latex")  # exactly one: the plain formula language, or LaTeX
 QUANTITIES = ("theta", "buf", "m", "v", "vmax", "t")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_STEPS = 8
@@ -101,6 +106,10 @@ def parse_claim(table, index: int, source: str) -> Claim:
     for key in REQUIRED:
         if key not in table:
             raise _fail(where, f"missing key {key!r}")
+    formulas = [k for k in FORMULAS if k in table]
+    if len(formulas) != 1:
+        raise _fail(where, "give the formula as 'equals' or as 'equals_latex'"
+                    + (", not both" if formulas else ""))
     name = _string(table, "name", where)
     where = f"{source}: claim {name!r}"
     try:
@@ -120,7 +129,11 @@ def parse_claim(table, index: int, source: str) -> Claim:
     if expect not in ("holds", "fails"):
         raise _fail(where, f"expect must be 'holds' or 'fails', got {expect!r}")
     resolve = _resolver(table, where)
-    equals = parse_expression(_string(table, "equals", where), f"formula in {where}", resolve)
+    if formulas == ["equals"]:
+        equals = parse_expression(_string(table, "equals", where), f"formula in {where}", resolve)
+    else:
+        equals = parse_latex(_string(table, "equals_latex", where), f"LaTeX formula in {where}",
+                             resolve, steps)
     extra = Y.by_name(equals.free_symbols - _allowed_symbols(spec, start, steps))
     if extra:
         raise _fail(where, f"the formula uses {extra[0]}, which is not a symbol of the spec nor "

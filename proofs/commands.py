@@ -59,17 +59,23 @@ def run_check(args) -> int:
 def register(sub) -> None:
     p = sub.add_parser("prove", help="prove a theorem of the catalogue (or --all)")
     p.add_argument("name", nargs="?", metavar="NAME", help="one of: " + ", ".join(names()))
-    p.add_argument("--all", action="store_true")
-    p.add_argument("--format", choices=tuple(FORMATS), default="text")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--all", action="store_true", help="every theorem of the catalogue, in order")
+    p.add_argument("--format", choices=tuple(FORMATS), default="text",
+                   help="text (default), a LaTeX section per theorem, or Markdown")
+    p.add_argument("--json", action="store_true",
+                   help="name, claim, specs, verdict and every step as JSON")
     p.set_defaults(run=run_prove)
 
     p = sub.add_parser("docs", help="write LaTeX, Markdown (and PDF) documents of the catalogue")
-    p.add_argument("-o", "--output", required=True, metavar="DIR")
+    p.add_argument("-o", "--output", required=True, metavar="DIR",
+                   help="folder for optequiv.tex, optequiv.md, one .tex per theorem, the PDF "
+                        "and the figures (created if missing)")
     p.add_argument("--no-pdf", action="store_true", help="skip pdflatex even when present")
     p.set_defaults(run=run_docs)
 
     p = sub.add_parser("check", help="check documented formulas (a claims TOML file)")
-    p.add_argument("file", metavar="FILE.toml")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("file", metavar="FILE.toml",
+                   help="a claims file of [[claim]] tables (format: README, 'Claims files')")
+    p.add_argument("--json", action="store_true",
+                   help="each claim's verdict, model value and counterexample as JSON")
     p.set_defaults(run=run_check)

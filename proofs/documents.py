@@ -5,13 +5,17 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
+from importlib.metadata import entry_points
 from pathlib import Path
 
 from derive.atomic import write_atomic
 from derive.errors import UserError
-from derive.printers import tex_escape, to_latex, to_markdown
+from derive.latex import notation_rows
+from derive.printers import prose_latex, prose_markdown, tex_escape, to_latex, to_markdown
 
 from .registry import prove, theorems
+
+FIGURES_GROUP = "optequiv.figures"
 
 TITLE = "L2 regularisation and decoupled weight decay, derived and checked"
 INTRO = ("Every derivation below was computed by optequiv from SymPy models of torch.optim's "
@@ -19,35 +23,112 @@ INTRO = ("Every derivation below was computed by optequiv from SymPy models of t
          "differ by an expression that simplifies to 0). Verdicts are computed: proven "
          "(symbolically), refuted (with an exact counterexample) or numerically supported. "
          "Every stage of these rules acts coordinate-wise, so one scalar coordinate suffices.")
+NOTATION_INTRO = ("Letters follow torch.optim's documentation. Subscripts count steps: "
+                  "$theta_t$ is the parameter after step $t$, $theta_{t-1}$ before it. "
+                  "Recurrences are written as the rule computes them, one stage per line, "
+                  "with $u$ the update direction.")
+# lmodern + T1: scalable Type 1 fonts (copied text keeps its ligatures); hyperref last
 PREAMBLE = r"""\documentclass[11pt]{article}
 \usepackage[T1]{fontenc}
+\usepackage{lmodern}
 \usepackage{amsmath,amssymb}
 \usepackage[margin=2cm]{geometry}
+\usepackage{graphicx}
+\usepackage[unicode,hidelinks]{hyperref}
 \allowdisplaybreaks
 \setlength{\parindent}{0pt}
 \setlength{\parskip}{0.5em}
+\emergencystretch=2em
 """
 
 
-def article(derivations) -> str:
+def _specs(derivations) -> list:
+    from derive.spec import parse_spec
+
+    return [parse_spec(s) for d in derivations for s in d.specs]
+
+
+def notation_latex(derivations) -> str:
+    rows = [f"${tex}$ & {prose_latex(meaning, paragraph=False)} \\\\"
+            for tex, _, meaning in notation_rows(_specs(derivations))]
+    return ("\\section*{Notation}\n\\addcontentsline{toc}{section}{Notation}\n"
+            + prose_latex(NOTATION_INTRO) + "\n\n\\begin{center}\n"
+            "\\begin{tabular}{cp{0.8\\textwidth}}\n" + "\n".join(rows) +
+            "\n\\end{tabular}\n\\end{center}\n")
+
+
+def notation_markdown(derivations) -> str:
+    rows = [f"| ${tex}$ | {prose_markdown(meaning)} |"
+            for tex, _, meaning in notation_rows(_specs(derivations))]
+    return ("## Notation\n\n" + prose_markdown(NOTATION_INTRO) + "\n\n| symbol | meaning |\n"
+            "|:---:|---|\n" + "\n".join(rows) + "\n")
+
+
+def figures_latex(figures) -> str:
+    if not figures:
+        return ""
+    out = ["\\section{Figures}",
+           prose_latex("Drawn by `optequiv plot` from the generated optimizers and the "
+                       "symbolic rules.")]
+    for f in figures:
+        out += ["\\begin{figure}[htbp]", "\\centering",
+                f"\\includegraphics[width={f.width:.2f}\\textwidth]{{{f.png.name}}}",
+                f"\\caption{{{prose_latex(f.caption, paragraph=False)}}}\\label{{fig:{f.name}}}",
+                "\\end{figure}"]
+    return "\n".join(out) + "\n"
+
+
+def figures_markdown(figures) -> str:
+    if not figures:
+        return ""
+    out = ["", "## Figures", "", prose_markdown("Drawn by `optequiv plot` from the generated "
+                                            "optimizers and the symbolic rules."), ""]
+    for f in figures:
+        alt = f.name.replace("-", " ")
+        out += [f"![{alt}]({f.svg.name})", "", prose_markdown(f.caption), ""]
+    return "\n".join(out)
+
+
+def article(derivations, figures=()) -> str:
     body = "\n".join(to_latex(d) for d in derivations)
     return (PREAMBLE + f"\\title{{{tex_escape(TITLE)}}}\n\\author{{optequiv}}\n\\date{{}}\n"
-            "\\begin{document}\n\\maketitle\n" + tex_escape(INTRO) + "\n\n" + body +
-            "\n\\end{document}\n")
+            "\\begin{document}\n\\maketitle\n" + tex_escape(INTRO) + "\n\n"
+            "\\tableofcontents\n\n" + notation_latex(derivations) + "\n" + body +
+            figures_latex(figures) + "\n\\end{document}\n")
 
 
-def markdown(derivations) -> str:
-    return f"# {TITLE}\n\n{INTRO}\n\n" + "\n".join(to_markdown(d) for d in derivations)
+def markdown(derivations, figures=()) -> str:
+    # no hand-made contents or anchors: GitHub, MkDocs Material and Jupyter each build their
+    # own from the headings, and raw HTML would render differently in each
+    return (f"# {TITLE}\n\n{prose_markdown(INTRO)}\n\n" + notation_markdown(derivations) + "\n"
+            + "\n".join(to_markdown(d) for d in derivations) + figures_markdown(figures))
 
 
-def compile_pdf(tex: str) -> bytes:
-    """pdflatex in a scratch directory; the PDF's bytes, or UserError with TeX's first error."""
+def figure_maker():
+    """The figures plugin (entry-point group optequiv.figures), or None where it is not
+    installed or matplotlib is missing: the documents are then written without figures."""
+    for plugin in entry_points(group=FIGURES_GROUP):
+        try:
+            return plugin.load()
+        except ImportError:
+            return None
+    return None
+
+
+def compile_pdf(tex: str, assets=()) -> bytes:
+    """pdflatex in a scratch directory (with the figures it includes); the PDF's bytes, or
+    UserError with TeX's first error."""
     with tempfile.TemporaryDirectory() as scratch:
+        for asset in assets:
+            shutil.copyfile(asset, Path(scratch) / Path(asset).name)
         source = Path(scratch) / "optequiv.tex"
         source.write_text(tex, encoding="utf-8")
-        proc = subprocess.run(["pdflatex", "-halt-on-error", "-interaction=nonstopmode",
-                               "optequiv.tex"], cwd=scratch, capture_output=True, text=True,
-                              timeout=300)
+        for _ in range(2):  # the second run fills in the table of contents
+            proc = subprocess.run(["pdflatex", "-halt-on-error", "-interaction=nonstopmode",
+                                   "optequiv.tex"], cwd=scratch, capture_output=True,
+                                  text=True, timeout=300)
+            if proc.returncode != 0:
+                break
         pdf = Path(scratch) / "optequiv.pdf"
         if proc.returncode != 0 or not pdf.exists():
             errors = [line for line in proc.stdout.splitlines() if line.startswith("!")]
@@ -55,7 +136,9 @@ def compile_pdf(tex: str) -> bytes:
         return pdf.read_bytes()
 
 
-def write_documents(out_dir, pdf: bool = True) -> list:
+def write_documents(out_dir, pdf: bool = True, figures="installed") -> list:
+    """`figures`: a function out_dir -> rendered figures, None for none, or "installed" for the
+    optequiv.figures plugin when it is there."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise UserError(f"-o {out_dir}: exists and is not a directory")
@@ -64,14 +147,17 @@ def write_documents(out_dir, pdf: bool = True) -> list:
     except OSError as error:
         raise UserError(f"-o {out_dir}: cannot create the directory: {error.strerror}")
     derivations = [prove(t.name) for t in theorems()]
-    tex = article(derivations)
-    written = []
+    maker = figure_maker() if figures == "installed" else figures
+    drawn = maker(out) if maker else []
+    tex = article(derivations, drawn)
+    written = [path for f in drawn for path in (f.png, f.svg)]
     for d in derivations:
         written.append(write_atomic(out / f"{d.name}.tex", to_latex(d)))
     written.append(write_atomic(out / "optequiv.tex", tex))
-    written.append(write_atomic(out / "optequiv.md", markdown(derivations)))
+    written.append(write_atomic(out / "optequiv.md", markdown(derivations, drawn)))
     if pdf and shutil.which("pdflatex"):
-        written.append(write_atomic(out / "optequiv.pdf", compile_pdf(tex)))
+        written.append(write_atomic(out / "optequiv.pdf",
+                                    compile_pdf(tex, [f.png for f in drawn])))
     elif (out / "optequiv.pdf").exists():
         (out / "optequiv.pdf").unlink()  # an earlier run's PDF no longer matches optequiv.tex
     return written

@@ -22,9 +22,12 @@ class Theorem:
     claim: str
     specs: tuple
     build: Callable[["Theorem"], Derivation]
+    context: str = ""  # one sentence: why a reader would ask this
+    reference: str = ""  # where the statement comes from
 
     def derivation(self, verdict: str, blocks: list) -> Derivation:
-        return Derivation(self.name, self.title, self.claim, list(self.specs), verdict, blocks)
+        return Derivation(self.name, self.title, self.claim, list(self.specs), verdict, blocks,
+                          self.context, self.reference)
 
 
 def combine(verdicts) -> str:

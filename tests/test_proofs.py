@@ -10,7 +10,7 @@ import sympy as sp
 from derive.compare import compare
 from derive.derivation import Equation, Inequality, Prose, label
 from derive.identity import random_point
-from derive.printers import to_json, to_latex, to_markdown, to_text
+from derive.printers import prose_text, to_json, to_latex, to_markdown, to_text
 from proofs.registry import REFUTED, claim_divergent, claim_equivalent, names, prove
 
 EXPECTED_NAMES = ["sgd-l2-is-decay", "momentum-l2-vs-decay", "heavy-ball-shrink",
@@ -60,7 +60,7 @@ def test_every_displayed_step_rechecks(name):
 def test_all_formats_render(name):
     d = prove(name)
     text, tex, md, data = to_text(d), to_latex(d), to_markdown(d), to_json(d)
-    assert d.title in text and f"Verdict: {d.final_verdict().upper()}" in text
+    assert prose_text(d.title) in text and f"Verdict: {d.final_verdict().upper()}" in text
     assert tex.startswith("\\section{") and "\\begin{align*}" in tex
     assert "$$" in md and md.startswith("## ")
     assert set(data) == {"name", "title", "claim", "specs", "verdict", "steps"}
@@ -114,4 +114,5 @@ def test_every_divergence_shows_an_exact_witness(name):
     blocks = prove(name).blocks
     for i, block in enumerate(blocks):
         if isinstance(block, Prose) and "first divergent step is" in block.text:
-            assert any(isinstance(b, Inequality) for b in blocks[i + 1:i + 4]), block.text
+            # the witness follows, after the certificate and the conditions
+            assert any(isinstance(b, Inequality) for b in blocks[i + 1:i + 5]), block.text

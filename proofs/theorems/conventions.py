@@ -16,7 +16,7 @@ from derive.derivation import Equation, Prose, label
 from derive.identity import simplest, zero_test
 from derive.rules import build_rule
 from derive.spec import parse_spec
-from proofs.narrate import comparison_blocks
+from derive.narrate import comparison_blocks
 from proofs.registry import PROVEN, REFUTED, Theorem, claim_divergent, claim_equivalent, combine
 
 TORCH = "adamw(lr=alpha, weight_decay=wd_torch)"
@@ -36,25 +36,26 @@ def build(theorem: Theorem):
 
     c = compare(TORCH, PAPER)
     verdicts.append(claim_equivalent(c, {wd_paper: alpha * wd_torch}))
-    blocks.append(Prose("Part 1. torch's AdamW multiplies its weight_decay by lr; the paper's "
-                        "decays by lambda_paper per step (times the schedule multiplier)."))
+    blocks.append(Prose("Part 1. torch's AdamW multiplies its `weight_decay` by `lr`; the "
+                        "paper's decays by $lambda_paper$ per step (times the schedule "
+                        "multiplier)."))
     blocks += comparison_blocks(c, "torch", "paper")
-    blocks.append(Prose("So lambda_torch = lambda_paper / alpha: torch's weight_decay=0.01 at "
-                        "lr=1e-3 is the paper's lambda = 1e-5."))
+    blocks.append(Prose("So $lambda_torch = lambda_paper/alpha$: torch's `weight_decay=0.01` "
+                        "at `lr=1e-3` is the paper's $lambda = 1e-5$."))
 
     c = compare(TORCH_SCHEDULED, PAPER_SCHEDULED, schedule=[eta])
     verdicts.append(claim_equivalent(c, {wd_paper: alpha * wd_torch}))
-    blocks.append(Prose("Part 2. With the paper's schedule multiplier eta_t on both the step and "
-                        "the decay, torch with lr = alpha*eta_t and the same constant "
-                        "weight_decay reproduces it."))
+    blocks.append(Prose("Part 2. With the paper's schedule multiplier $eta_t$ on both the step "
+                        "and the decay, torch with $lr = alpha*eta_t$ and the same constant "
+                        "`weight_decay` reproduces it."))
     blocks += comparison_blocks(c, "torch", "paper")
 
     c = compare(FLAG, ADAMW)
     same_stages = build_rule(parse_spec(FLAG)).stage_names() == \
         build_rule(parse_spec(ADAMW)).stage_names()
     verdicts += [claim_equivalent(c, {}), PROVEN if same_stages else REFUTED]
-    blocks.append(Prose("Part 3. Adam(decoupled_weight_decay=True) and AdamW: the same stages in "
-                        "the same order, hence the same trajectory."))
+    blocks.append(Prose("Part 3. `Adam(decoupled_weight_decay=True)` and `AdamW`: the same "
+                        "stages in the same order, hence the same trajectory."))
     blocks += comparison_blocks(c, "Adam(decoupled)", "AdamW")
 
     c = compare(ADAMW, AFTER)
@@ -83,11 +84,11 @@ def build(theorem: Theorem):
         shown = c.difference / (lr**2 * lam) if comparison is c else direction
         blocks.append(Equation(label("(theta^B_1 - theta^A_1)/(lr^2*lam)"), simplest(shown),
                                comparison.difference / (lr**2 * lam),
-                               f"{where}: free of lr and lambda, and non-zero",
+                               f"{where}: free of $lr$ and $lam$, and non-zero",
                                betas=(b1, b2)))
-    blocks.append(Prose("So one step of decay-after differs from torch's by lr^2*lambda times a "
-                        "factor free of lr and lambda (the step's Adam direction), from any "
-                        "shared state: O(lr^2*lambda) per step. This is a statement about one "
+    blocks.append(Prose("So one step of decay-after differs from torch's by $lr^2*lam$ times a "
+                        "factor free of $lr$ and $lam$ (the step's Adam direction), from any "
+                        "shared state: $O(lr^2*lam)$ per step. This is a statement about one "
                         "step; the engine does not bound how the gaps accumulate over a run."))
     return theorem.derivation(combine(verdicts), blocks)
 
@@ -95,10 +96,14 @@ def build(theorem: Theorem):
 THEOREM = Theorem(
     name="decay-conventions",
     title="Decay conventions: torch versus the paper, the decoupled flag, decay after the step",
-    claim="torch AdamW(lr=alpha, weight_decay=lambda_torch) is the paper's AdamW with "
-          "lambda_paper = alpha*lambda_torch (also under a schedule multiplier); "
-          "Adam(decoupled_weight_decay=True) is AdamW; decaying the updated parameter after the "
-          "step (old Hugging Face) differs from torch's AdamW by O(lr^2*lambda) per step.",
+    claim="torch's `AdamW(lr=alpha, weight_decay=wd_torch)` is the paper's AdamW with "
+          "$wd_paper = alpha*wd_torch$ (also under a schedule multiplier); "
+          "`Adam(decoupled_weight_decay=True)` is `AdamW`; decaying the updated parameter after "
+          "the step (old Hugging Face) differs from torch's AdamW by $O(lr^2*lam)$ per step.",
+    context="Three implementations called AdamW disagree on what the coefficient means or when "
+            "it acts; a coefficient copied from a paper into torch has to be converted.",
+    reference="Loshchilov & Hutter (2019), Algorithm 2 (AdamW with schedule multiplier $eta_t$); "
+              "the documentation of `torch.optim.AdamW`; Hugging Face transformers' former `AdamW`",
     specs=(TORCH, PAPER, TORCH_SCHEDULED, PAPER_SCHEDULED, FLAG, ADAMW, AFTER),
     build=build,
 )

@@ -15,7 +15,7 @@ from derive.derivation import Equation, Prose, label
 from derive.identity import zero_test
 from derive.rules import build_rule
 from derive.spec import parse_spec
-from proofs.narrate import recurrence
+from derive.narrate import recurrence
 from proofs.registry import PROVEN, REFUTED, Theorem, combine
 
 L2 = "sgd(momentum=momentum, weight_decay=weight_decay)"
@@ -42,9 +42,9 @@ def characteristic(matrix: sp.Matrix) -> sp.Expr:
 def build(theorem: Theorem):
     blocks, verdicts = [recurrence(parse_spec(L2), "L2"),
                         recurrence(parse_spec(DECOUPLED), "decoupled")], []
-    blocks.append(Prose("Switch the gradient off (g_t = 0). Each step is then a linear map of "
-                        "(theta_{t-1}, buf_{t-1}); its characteristic polynomial governs how "
-                        "fast theta shrinks towards 0."))
+    blocks.append(Prose("Switch the gradient off ($g_t = 0$). Each step is then a linear map of "
+                        "$(theta_{t-1}, buf_{t-1})$; its characteristic polynomial governs how "
+                        "fast $theta$ shrinks towards 0."))
     m_l2, m_dec = linear_map(L2), linear_map(DECOUPLED)
     p_l2, p_dec = characteristic(m_l2), characteristic(m_dec)
     claimed_l2 = z**2 - (1 + mu - lr * lam) * z + mu
@@ -60,16 +60,17 @@ def build(theorem: Theorem):
     rule, h = build_rule(parse_spec(DECOUPLED)), parse_spec(DECOUPLED).hyper()
     state, theta = rule.step(rule.initial_state("start"), Y.theta(0), sp.Integer(0), h)
     blocks.append(Equation(label("theta_1"), (1 - lr * lam) * Y.theta(0), theta,
-                           "first step from torch's start, g = 0; buf_1 = 0"))
+                           "first step from torch's start, $g = 0$; $buf_1 = 0$"))
     gen_state, gen_theta = rule.step({"buf": sp.Integer(0)}, Y.theta("t-1"), sp.Integer(0), h)
     blocks.append(Equation(label("theta_t"), (1 - lr * lam) * Y.theta("t-1"), gen_theta,
-                           "a step from buf_{t-1} = 0; and buf_t = 0 again"))
+                           "a step from $buf_{t-1} = 0$; and $buf_t = 0$ again"))
     shrink_exact = (state["buf"] == 0 and gen_state["buf"] == 0 and
                     zero_test(gen_theta - (1 - lr * lam) * Y.theta("t-1")).verdict == PROVEN)
     verdicts.append(PROVEN if shrink_exact else REFUTED)
-    blocks.append(Prose("By induction theta_t = (1 - lr*lambda)^t theta_0: decoupled decay "
-                        "shrinks by exactly (1 - lr*lambda) per step." if shrink_exact else
-                        "Decoupled decay does not shrink by exactly (1 - lr*lambda) per step."))
+    blocks.append(Prose("By induction $theta_t = (1 - lr*weight_decay)^t theta_0$: decoupled "
+                        "decay shrinks by exactly $1 - lr*weight_decay$ per step." if shrink_exact
+                        else "Decoupled decay does not shrink by exactly $1 - lr*weight_decay$ "
+                        "per step."))
 
     # L2: the root of p_L2 near 1 as a series in x = lr*lambda (implicit function, exact)
     p_x = p_l2.subs(lr * lam, x).subs(lam, x / lr)
@@ -78,11 +79,11 @@ def build(theorem: Theorem):
     orders = [trial.coeff(x, n) for n in range(3)]
     sol = sp.solve(orders[1:], [a1, a2], dict=True)[0]
     residual = sum(sp.expand(o.subs(sol)) * x**n for n, o in enumerate(orders))
-    blocks.append(Prose("L2's slow mode is the root of p_L2 near z = 1. Write x = lr*lambda and "
-                        "r(x) = 1 + a_1 x + a_2 x^2 + O(x^3); the coefficients of x^0, x^1, x^2 "
-                        "in p_L2(r(x)) must vanish:"))
-    blocks.append(Equation(label("a_1"), sp.factor(sol[a1]), sol[a1], "order x"))
-    blocks.append(Equation(label("a_2"), sp.factor(sol[a2]), sol[a2], "order x^2"))
+    blocks.append(Prose("L2's slow mode is the root of $p_L2$ near $z = 1$. Write $x = lr*weight_decay$ "
+                        "and $r(x) = 1 + a_1 x + a_2 x^2 + O(x^3)$; the coefficients of $x^0$, "
+                        "$x^1$, $x^2$ in $p_L2(r(x))$ must vanish:"))
+    blocks.append(Equation(label("a_1"), sp.factor(sol[a1]), sol[a1], "order $x$"))
+    blocks.append(Equation(label("a_2"), sp.factor(sol[a2]), sol[a2], "order $x^2$"))
     blocks.append(Equation(label("p_L2(r(x)) up to x^2"), sp.Integer(0), residual,
                            "the series solves the characteristic equation"))
     r_l2 = 1 + sol[a1] * x + sol[a2] * x**2
@@ -90,16 +91,17 @@ def build(theorem: Theorem):
     # match the per-step shrinks 1 - lr*lambda_wd (decoupled) and r(lr*lambda_L2) (L2)
     first = sp.solve(sp.Eq(r_l2.coeff(x, 1) * lr * lam_l2, -lr * lam_wd), lam_l2)[0]
     blocks.append(Equation(label("lambda_L2"), (1 - mu) * lam_wd, first,
-                           "first order: r(lr*lambda_L2) = 1 - lr*lambda_wd + O(lr^2)"))
+                           "first order: $r(lr*lambda_L2) = 1 - lr*lambda_wd + O(lr^2)$"))
     verdicts.append(PROVEN if zero_test(first - (1 - mu) * lam_wd).verdict == PROVEN
                     else REFUTED)
     second = sp.expand(r_l2.subs(x, lr * first) - (1 - lr * lam_wd))
     blocks.append(Equation(label("r(lr*lambda_L2) - (1 - lr*lambda_wd)"), sp.factor(second),
-                           second, "with lambda_L2 = (1 - mu)*lambda_wd, to second order"))
+                           second, "with $lambda_L2 = (1 - momentum)*lambda_wd$, to second order"))
     mismatch = zero_test(second).verdict == "refuted"
     verdicts.append(PROVEN if mismatch else REFUTED)
-    blocks.append(Prose("The second-order term does not vanish (unless mu = 0): the effective "
-                        "decay rates agree only to first order in lr*lambda." if mismatch else
+    blocks.append(Prose("The second-order term does not vanish (unless $momentum = 0$): the "
+                        "effective decay rates agree only to first order in $lr*weight_decay$."
+                        if mismatch else
                         "The second-order term vanishes."))
     return theorem.derivation(combine(verdicts), blocks)
 
@@ -107,9 +109,14 @@ def build(theorem: Theorem):
 THEOREM = Theorem(
     name="heavy-ball-shrink",
     title="Heavy ball with the gradient off: exact and effective shrink",
-    claim="With g = 0, L2 heavy ball has characteristic polynomial z^2 - (1 + mu - lr*lambda) z "
-          "+ mu; decoupled decay shrinks theta by exactly (1 - lr*lambda) per step; the two "
-          "effective decay rates match only to first order, at lambda_L2 = (1 - mu)*lambda_wd.",
+    claim="With $g = 0$, L2 heavy ball has characteristic polynomial $z^2 - (1 + momentum - "
+          "lr*weight_decay) z + momentum$; decoupled decay shrinks $theta$ by exactly "
+          "$1 - lr*weight_decay$ per step; the two effective decay rates match only to first "
+          "order, at $lambda_L2 = (1 - momentum)*lambda_wd$.",
+    context="How fast does weight decay pull a parameter to 0 once the loss is flat? Decoupled "
+            "decay answers with one factor; L2 answers with a root of the momentum recurrence, "
+            "and the two only look alike for small $lr*weight_decay$.",
+    reference="Polyak (1964), heavy-ball method; Loshchilov & Hutter (2019), Sec. 2",
     specs=(L2, DECOUPLED),
     build=build,
 )

@@ -10,14 +10,14 @@ import sympy as sp
 from derive import symbols as Y
 from derive.compare import compare
 from derive.derivation import Equation, Prose, label
-from proofs.narrate import comparison_blocks
+from derive.narrate import comparison_blocks
 from proofs.registry import PROVEN, REFUTED, Theorem, claim_divergent, combine
 
 FORMS = (
     ("torch's momentum (the buffer copies the first gradient)",
      "sgd(lr=eta, momentum=mu, weight_decay=lam)",
      "sgd(lr=eta, momentum=mu, weight_decay=lam2, decay=decoupled)"),
-    ("the seed's EMA momentum v_t = mu*v_{t-1} + (1 - mu)*g_t with a zero buffer",
+    ("the seed's EMA momentum $v_t = mu*v_{t-1} + (1 - mu)*g_t$ with a zero buffer",
      "sgd(lr=eta, momentum=mu, dampening=mu, weight_decay=lam, buffer=zero)",
      "sgd(lr=eta, momentum=mu, dampening=mu, weight_decay=lam2, buffer=zero, decay=decoupled)"),
     ("Nesterov momentum",
@@ -48,7 +48,7 @@ def build(theorem: Theorem):
             blocks.append(Equation(
                 label("(theta^B_2 - theta^A_2)/(eta*mu*lam*theta_0)"),
                 ratio, c.difference / (eta * mu * lam * Y.theta(0)),
-                "the difference is a constant multiple of lr*momentum*lambda*theta_0"))
+                "the difference is a constant multiple of $eta*mu*lam*theta_0$"))
     return theorem.derivation(combine(verdicts), blocks)
 
 
@@ -58,7 +58,12 @@ THEOREM = Theorem(
     claim="With torch's momentum, the zero-buffer EMA momentum and Nesterov momentum, L2 and "
           "decoupled weight decay agree on step 1 (after mapping the coefficient) and differ "
           "from step 2 on; for torch's form the difference at step 2 is a constant multiple of "
-          "lr*momentum*lambda*theta_0; no constant mapping of the coefficient exists.",
+          "$eta*mu*lam*theta_0$ (learning rate $eta$, momentum $mu$); no constant mapping of the "
+          "coefficient exists.",
+    context="Loshchilov & Hutter's SGDW moves the decay out of the momentum buffer; the buffer "
+            "then carries past decay terms in L2 but not in SGDW, so one step cannot tell them "
+            "apart and two can.",
+    reference="Loshchilov & Hutter (2019), Sec. 2 and Algorithm 1 (SGD with momentum, SGDW)",
     specs=tuple(s for _, a, b in FORMS for s in (a, b)),
     build=build,
 )

@@ -13,7 +13,7 @@ import sympy as sp
 from derive import symbols as Y
 from derive.compare import compare
 from derive.derivation import Equation, Prose, label
-from proofs.narrate import comparison_blocks
+from derive.narrate import comparison_blocks
 from proofs.registry import Theorem, claim_equivalent, combine
 
 DECOUPLED = "sgd(lr=alpha/s, weight_decay=lam, decay=independent)"
@@ -23,9 +23,9 @@ alpha, lam, c = Y.hyper("alpha"), Y.hyper("lam"), Y.hyper("c")
 
 def build(theorem: Theorem):
     comparison = compare(DECOUPLED, PENALTY)
-    blocks = [Prose("Model the fixed preconditioner M = diag(s)^(-1) as the per-coordinate "
-                    "learning rate alpha/s; the penalty c*s*theta^2 has gradient 2*c*s*theta, "
-                    "which is L2 with weight_decay = 2*c*s.")]
+    blocks = [Prose("Model the fixed preconditioner $M = diag(s)^(-1)$ as the per-coordinate "
+                    "learning rate $alpha/s$; the penalty $c*s*theta^2$ has gradient "
+                    "$2*c*s*theta$, which is L2 with `weight_decay=2*c*s`.")]
     blocks += comparison_blocks(comparison, "decoupled", "penalty")
     verdict = claim_equivalent(comparison)
     if comparison.equivalent:
@@ -34,21 +34,26 @@ def build(theorem: Theorem):
         blocks.append(Equation(label("c"), sp.factor(found), found,
                                "the constant the engine solved for"))
         blocks.append(Equation(label("c"), lam_prime / 2, found.subs(lam, lam_prime * alpha),
-                               "in terms of lambda' = lambda/alpha"))
-        blocks.append(Prose("So decoupled decay lambda under a fixed preconditioner diag(s)^(-1) "
-                            "is exactly plain preconditioned descent on f + (lambda'/2)*"
-                            "||theta (.) sqrt(s)||^2 with lambda' = lambda/alpha: an L2 penalty "
-                            "that is stronger where s is large, i.e. where the preconditioner "
-                            "diag(s)^(-1) is small (the coordinates that take small steps)."))
+                               "in terms of $lambda' = lambda/alpha$"))
+        blocks.append(Prose("So decoupled decay $lam$ under a fixed preconditioner "
+                            "$diag(s)^(-1)$ is exactly plain preconditioned descent on "
+                            "$f + (lambda'/2) s theta^2$ (per coordinate; "
+                            "$(lambda'/2) norm(theta odot sqrt(s))^2$ over all of them) with "
+                            "$lambda' = lam/alpha$: an L2 penalty that is stronger where $s$ is "
+                            "large, i.e. where the preconditioner $diag(s)^(-1)$ is small (the "
+                            "coordinates that take small steps)."))
     return theorem.derivation(combine([verdict]), blocks)
 
 
 THEOREM = Theorem(
     name="fixed-preconditioner",
     title="Fixed preconditioner: decoupled decay is a scale-adjusted L2 (Prop. 3)",
-    claim="With a fixed diagonal preconditioner diag(s)^(-1) and learning rate alpha, decoupled "
-          "decay lambda equals plain steps on f + c*||theta (.) sqrt(s)||^2 for one constant c, "
-          "derived by the engine.",
+    claim="With a fixed diagonal preconditioner $diag(s)^(-1)$ and learning rate $alpha$, "
+          "decoupled decay $lam$ equals plain steps on $f + c norm(theta odot sqrt(s))^2$ for one "
+          "constant $c$, derived by the engine.",
+    context="Decoupled decay is not a penalty on the loss in general, but under a fixed "
+            "diagonal preconditioner it is one, scaled per coordinate.",
+    reference="Loshchilov & Hutter (2019), Prop. 3",
     specs=(DECOUPLED, PENALTY),
     build=build,
 )

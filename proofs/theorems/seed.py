@@ -35,9 +35,9 @@ def build(theorem: Theorem):
     for r in results:
         c = r.claim
         attributed = c.name in ATTRIBUTED
-        blocks.append(Prose(f"{c.name} — model {c.spec}, from "
+        blocks.append(Prose(f"`{c.name}` — model `{c.spec}`, from "
                             f"{'a general state' if c.start == 'state' else 'the initial state'}"
-                            f", {c.quantity} after {c.steps} step(s): {r.verdict.upper()}"
+                            f", ${c.quantity}$ after {c.steps} step(s): {r.verdict.upper()}"
                             + ("" if attributed else " (a re-reading, not the post's attribution)")))
         name = f"{c.quantity}_{c.steps}"
         if r.verdict == REFUTED:
@@ -45,7 +45,7 @@ def build(theorem: Theorem):
             model_at = r.model.xreplace({s: v for s, v in _point(r).items()})
             claim_at = c.equals.xreplace(_point(r))
             blocks.append(Inequality(label(f"{name}^model"), label(f"{name}^post"), model_at,
-                                     claim_at, "at " + ", ".join(f"{k} = {v}" for k, v in
+                                     claim_at, "at " + ", ".join(f"${k} = {v}$" for k, v in
                                                                  point.items())))
             if attributed:
                 failed.append(c.name)
@@ -63,8 +63,9 @@ def build(theorem: Theorem):
         instead = [str(r.claim.spec) for r in results if r.claim.name not in ATTRIBUTED
                    and r.verdict == PROVEN and r.claim.equals == claim.equals
                    and r.claim.quantity == claim.quantity]
-        findings.append(f"'{name}' fails" + (f"; the same formula holds for "
-                                             f"{' and for '.join(instead)}" if instead else ""))
+        findings.append(f"`{name}` fails" + (f"; the same formula holds for "
+                                             + " and for ".join(f"`{s}`" for s in instead)
+                                             if instead else ""))
     blocks.append(Prose("Findings: " + ("every formula holds as attributed." if not failed
                                         else "; ".join(findings) + ".")))
     return theorem.derivation(REFUTED if failed else PROVEN, blocks)
@@ -86,6 +87,9 @@ THEOREM = Theorem(
     name="seed-audit",
     title="Audit of the seed post: its formulas against the models",
     claim="Every formula the seed post states holds for the model the post attributes it to.",
+    context="A blog post is how most readers meet these formulas; this audit checks each of "
+            "its formulas against the model it names (the claims file `proofs/claims/seed.toml`).",
+    reference="the seed post, Adam (L2 regularization) and AdamW (weight decay), 2021",
     specs=(),
     build=build,
 )

@@ -1,17 +1,20 @@
 """Turn the engine's results into derivation blocks: the recurrences side by side, each step's
-difference, the induction or the divergence, the witness. Every displayed equality carries the
-value it stands for, so derive.derivation checks it."""
+difference, the induction or the divergence, the certificate, the witness. Every displayed
+equality carries the value it stands for, so derive.derivation checks it. The theorems and
+`compare --format latex|markdown` both print comparisons through these blocks (derive.printers);
+`compare`'s plain text is derive.explain's."""
 from __future__ import annotations
 
 import sympy as sp
 
-from derive import symbols as Y
-from derive.compare import Comparison
-from derive.derivation import Equation, Inequality, Prose, Recurrence, label
-from derive.explain import size
-from derive.identity import simplest
-from derive.rules import build_rule
-from derive.trace import Assign, trace
+from . import symbols as Y
+from .compare import Comparison
+from .derivation import Derivation, Equation, Inequality, Prose, Recurrence, label
+from .explain import size
+from .identity import simplest
+from .latex import MathError, math_latex
+from .rules import build_rule
+from .trace import Assign, trace
 
 SHOW = 160  # distinct operations above which a difference is described, not displayed
 
@@ -28,13 +31,13 @@ def parts(items, a_title: str, b_title: str) -> tuple:
 
 
 def recurrence(spec, title: str) -> Recurrence:
-    return Recurrence(f"{title}: {spec}", trace(build_rule(spec), spec.hyper()))
+    return Recurrence(f"{title}: `{spec}`", trace(build_rule(spec), spec.hyper()))
 
 
 def _mapping_words(mapping: dict) -> str:
     if not mapping:
         return "with no change of symbols"
-    return "with " + ", ".join(f"{k} = {v}" for k, v in
+    return "with " + ", ".join(f"${k} = {v}$" for k, v in
                                  sorted(mapping.items(), key=lambda kv: str(kv[0])))
 
 
@@ -42,7 +45,7 @@ def _difference(k: int, value: sp.Expr, reason: str):
     lhs = label(f"theta^B_{k} - theta^A_{k}")
     shown = simplest(value) if size(value) <= SHOW else None
     if shown is None:
-        return Prose(f"At step {k} the difference theta^B_{k} - theta^A_{k} is an expression "
+        return Prose(f"At step {k} the difference $theta^B_{k} - theta^A_{k}$ is an expression "
                      f"with {size(value)} distinct operations ({reason}).")
     return Equation(lhs, shown, value, reason)
 
@@ -50,18 +53,19 @@ def _difference(k: int, value: sp.Expr, reason: str):
 def comparison_blocks(c: Comparison, a_title: str = "A", b_title: str = "B") -> list:
     blocks = [recurrence(c.a, a_title), recurrence(c.b, b_title)]
     unknowns = Y.by_name(c.b.symbols() - c.a.symbols())
-    start = ("torch's initial state (t = 1 on the first step, buffers created lazily)"
-             if c.start == "start" else "a general mid-run state (theta_0, buf_0, m_0, v_0, ...)")
+    start = ("torch's initial state ($t = 1$ on the first step, buffers created lazily)"
+             if c.start == "start" else "a general mid-run state ($theta_0, buf_0, m_0, v_0, ...$)")
     blocks.append(Prose(
-        f"Both runs start from {start} and see the same gradients g_1, g_2, ... (open loop: as "
+        f"Both runs start from {start} and see the same gradients $g_1, g_2, ...$ (open loop: as "
         "long as the iterates agree, they are evaluated at the same points). Every stage acts on "
         "one coordinate at a time, so one scalar coordinate suffices. "
         + (f"Symbols that appear only in {b_title} and may be mapped to expressions of "
-           f"{a_title}'s: {', '.join(map(str, unknowns))}." if unknowns else
+           f"{a_title}'s: {', '.join(f'${u}$' for u in unknowns)}." if unknowns else
            f"{b_title} uses no symbol of its own, so no mapping is sought.")))
     if c.schedule:
         blocks.append(Prose("Per-step (scheduled) symbols, a new value at every step: "
-                            + ", ".join(f"{s} (written {s}_k at step k)" for s in c.schedule)))
+                            + ", ".join(f"${s}$ (written ${s}_k$ at step $k$)"
+                                        for s in c.schedule)))
     for record in c.trail:
         last = record is c.trail[-1]
         if last and c.verdict == "refuted":
@@ -69,7 +73,7 @@ def comparison_blocks(c: Comparison, a_title: str = "A", b_title: str = "B") -> 
         blocks.append(_difference(record.k, record.difference, "open loop, before any mapping"))
         if record.solutions:
             steps = "Step 1 coincides" if record.k == 1 else f"Steps 1..{record.k} coincide"
-            blocks.append(Prose(f"{steps} for all theta_0 and gradients exactly "
+            blocks.append(Prose(f"{steps} for all $theta_0$ and gradients exactly "
                                 f"{_mapping_words(record.solutions[0])}."))
     if c.verdict == "proven":
         blocks += _induction_blocks(c, a_title, b_title)
@@ -88,11 +92,11 @@ def comparison_blocks(c: Comparison, a_title: str = "A", b_title: str = "B") -> 
 
 def _induction_blocks(c: Comparison, a_title: str, b_title: str) -> list:
     proof = c.induction
-    out = [Prose(f"Induction over the steps {_mapping_words(c.mapping)}. Take a generic step t "
-                 "from a joint state in which theta agrees and "
-                 + ("the state that theta depends on corresponds as "
-                    + ", ".join(f"{n}^B = {v}" for n, v in proof.phi.items())
-                    if proof.phi else "there is no state that theta depends on")
+    out = [Prose(f"Induction over the steps {_mapping_words(c.mapping)}. Take a generic step $t$ "
+                 "from a joint state in which $theta$ agrees and "
+                 + ("the state that $theta$ depends on corresponds as "
+                    + ", ".join(f"${n}^B = {v}$" for n, v in proof.phi.items())
+                    if proof.phi else "there is no state that $theta$ depends on")
                  + f". One step of each rule gives ({b_title}'s state written through the "
                    "correspondence):")]
     # what one step computes is shown as a recurrence, not as an equation: it is the rules'
@@ -108,8 +112,41 @@ def _induction_blocks(c: Comparison, a_title: str, b_title: str) -> list:
         out.append(Equation(lhs, sp.Integer(0), diff,
                             "base case, after the first step" if base else "induction step"))
     out.append(Prose("The relation holds after the first step and is preserved by every step, "
-                     "so the two trajectories coincide at every step t, for every loss."))
+                     "so the two trajectories coincide at every step $t$, for every loss."))
+    if c.valid_when:
+        out.append(Prose("Valid only when " + " and ".join(formula(w) for w in c.valid_when)
+                         + f": elsewhere no mapping leaves {b_title} an optimizer torch would "
+                         "build."))
     return out
+
+
+def formula(value, limit: int = 240) -> str:
+    """A SymPy value for prose: math where the prose formula language reads its str() (and it
+    is short enough to print), code otherwise."""
+    text = str(value)
+    if len(text) <= limit:
+        try:
+            math_latex(text)
+            return f"${text}$"
+        except MathError:
+            pass
+    return f"`{text}`" if len(text) <= limit else f"`{text[:limit]} ...`"
+
+
+def _certificate_blocks(c: Comparison) -> list:
+    """Why no mapping makes the first steps coincide, in a form a reader can check."""
+    cert = c.certificate or {}
+    words = []
+    if cert.get("why"):
+        words.append(f"Certificate: {cert['why']}")
+    if cert.get("point"):
+        words.append("at " + ", ".join(f"${k} = {v}$" for k, v in cert["point"].items()))
+    equations = cert.get("equations", [])[:4]
+    if equations:
+        words.append("the equations " + ", ".join(formula(f"{e} = 0") for e in equations)
+                     + " have no solution" if cert.get("unknowns") else
+                     "where the difference is " + ", ".join(formula(e) for e in equations))
+    return [Prose("; ".join(words) + ".")] if words else []
 
 
 def _divergence_blocks(c: Comparison, a_title: str, b_title: str) -> list:
@@ -121,22 +158,33 @@ def _divergence_blocks(c: Comparison, a_title: str, b_title: str) -> list:
     if Y.by_name(c.b.symbols() - c.a.symbols()):
         out.append(Prose(f"No constant mapping of {b_title}'s symbols makes steps 1..{k} "
                          "coincide: the equations that would make this difference vanish for "
-                         "all theta_0 and gradients have no solution. The first divergent step "
+                         "all $theta_0$ and gradients have no solution. The first divergent step "
                          f"is {k}."))
     else:
         out.append(Prose(f"With no symbol of {b_title}'s own to map, this difference is not "
                          "identically zero (it is non-zero at an exact point, below). The first "
                          f"divergent step is {k}."))
+    out += _certificate_blocks(c)
     if c.conditions:
         out.append(Prose("They do coincide at every step (each condition proven by a full "
                          f"comparison) when {a_title}'s hyperparameters satisfy: " + "; or ".join(
-                             ", ".join(f"{s} = {v}" for s, v in cond.items())
+                             ", ".join(f"${s} = {v}$" for s, v in cond.items())
                              for cond in c.conditions) + "."))
     if c.counterexample and c.witness:
         ce = c.counterexample
-        hyper = ", ".join(f"{s} = {v}" for s, v in ce["hyperparameters"].items())
-        out.append(Prose(f"Witness (exact arithmetic, closed loop): loss f(theta) = {ce['loss']}, "
-                         f"theta_0 = {ce['theta_0']}, {hyper}."))
+        hyper = ", ".join(f"${s} = {v}$" for s, v in ce["hyperparameters"].items())
+        out.append(Prose("Witness (exact arithmetic, closed loop): loss "
+                         f"$f(theta) = {ce['loss']}$, "
+                         f"$theta_0 = {ce['theta_0']}$, {hyper}."))
         out.append(Inequality(label(f"theta^A_{k}"), label(f"theta^B_{k}"), c.witness[0],
-                              c.witness[1], f"both runs on f, exact, step {k}"))
+                              c.witness[1], f"both runs on $f$, exact, step {k}"))
     return out
+
+
+def comparison_derivation(c: Comparison) -> Derivation:
+    """One comparison as a document of its own (`compare --format latex|markdown`)."""
+    claim = (f"`{c.b}` traces the same trajectory as `{c.a}` at every step, for every loss, "
+             "under some constant mapping of its own symbols.")
+    notes = [Prose(n) for n in c.notes]
+    return Derivation("compare", f"`{c.a}` versus `{c.b}`", claim, [str(c.a), str(c.b)],
+                      c.verdict, comparison_blocks(c) + notes)
