@@ -504,10 +504,13 @@ def _a_branch_conditions(A, B, case_b, mapping, result, steps, start) -> list:
             if not admissibility(A, root, A).ok:
                 continue
             try:
-                a0 = A.substitute(root)
+                a0, b0 = A.substitute(root), B.substitute(root)
             except ValueError:
+                # B is no optimizer there (nesterov with momentum 0): the mapping's claim
+                # stops short of this value, which the condition says
+                exhausted = False
                 continue
-            sub = compare(a0, B.substitute(root), steps=steps, start=start,
+            sub = compare(a0, b0, steps=steps, start=start,
                           schedule=result.schedule, want_conditions=False, want_witness=False,
                           seconds=BRANCH_SECONDS)
             branches.append({"case": strs(root), "verdict": sub.verdict,
