@@ -17,6 +17,7 @@ from functools import lru_cache
 
 import numpy
 
+from derive.errors import UserError
 from derive.rules import build_rule
 from derive.spec import as_spec
 
@@ -98,10 +99,22 @@ class NumpyStep:
             state = {**self.init(theta, **hyper), **state}
         absent = frozenset(n for n in names if state.get(n) is None)
         fn = _compiled(key, absent, self.rule_for)
-        return fn(state, numpy.asarray(theta), numpy.asarray(grad), **h)
+        theta, grad = numpy.asarray(theta), numpy.asarray(grad)
+        _same_shape(theta, {"grad": grad, **state})
+        return fn(state, theta, grad, **h)
 
     def __repr__(self) -> str:
         return f"numpy_step({self.text!r})"
+
+
+def _same_shape(theta, arrays: dict) -> None:
+    """numpy would broadcast a gradient (4, 3) onto θ (3,) and return a θ of another shape;
+    torch refuses a gradient of another size: so do we, in one line."""
+    for name, value in arrays.items():
+        shape = () if value is None else numpy.shape(value)
+        if shape != theta.shape and (name == "grad" or shape != ()):  # () is a count, or 0
+            raise UserError(f"{name} of shape {shape} does not match theta of shape "
+                            f"{theta.shape}")
 
 
 def numpy_step(spec, *, rule_for=build_rule) -> NumpyStep:

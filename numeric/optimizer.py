@@ -33,6 +33,7 @@ from functools import lru_cache
 
 import torch
 
+from derive.errors import UserError
 from derive.rules import build_rule
 from derive.spec import as_spec
 
@@ -81,13 +82,14 @@ def _defaults(spec) -> dict:
 def validate(spec, values: dict) -> None:
     """derive's checks (validation.check_values), then what only the torch optimizer has."""
     if spec.family == "adam":  # torch's Adam and AdamW constructors refuse these (SGD does not)
-        betas = values.get("betas", ())
-        if len({isinstance(b, torch.Tensor) for b in betas}) > 1:
-            raise ValueError("betas must be either both floats or both Tensors")
         if isinstance(values.get("lr"), torch.Tensor) and values.get("foreach"):
             raise ValueError("lr as a Tensor is not supported for capturable=False and "
                              "foreach=True")
     check_values(spec, values)
+    if spec.family == "adam":  # after the range checks, as torch: an int or a bool is refused
+        betas = tuple(values.get("betas", ()))
+        if not any(all(isinstance(b, kind) for b in betas) for kind in (float, torch.Tensor)):
+            raise ValueError("betas must be either both floats or both Tensors")
     if values.get("fused"):
         if values.get("foreach"):
             raise RuntimeError("`fused` and `foreach` cannot be `True` together.")  # torch's
@@ -110,6 +112,17 @@ class GeneratedOptimizer(torch.optim.Optimizer):
         validate(self.spec, values)
         super().__init__(params, values)
 
+    def add_param_group(self, param_group: dict) -> None:
+        super().add_param_group(param_group)
+        group = self.param_groups[-1]
+        if (group.get("foreach") or group.get("fused")) \
+                and len(set(map(id, group["params"]))) < len(group["params"]):
+            self.param_groups.pop()
+            raise UserError("a parameter listed twice in one group with foreach=True or "
+                            "fused=True: torch's multi-tensor kernels step such a list in an "
+                            "order of their own, which the generated optimizer does not "
+                            "reproduce; list each parameter once, or use foreach=False")
+
     def __reduce__(self):
         # the class is made at run time, so pickle (torch.save) cannot find it by name: the
         # copy rebuilds it from the spec, then torch's own __setstate__ restores the rest
@@ -119,7 +132,12 @@ class GeneratedOptimizer(torch.optim.Optimizer):
         super().__setstate__(state)
         for group in self.param_groups:
             for key, value in self.defaults.items():
-                group.setdefault(key, value)
+                if key not in READ_ORDER[self.spec.name]:  # torch defaults switches, not numbers
+                    group.setdefault(key, value)
+        counts = self._count_keys()
+        for p_state in self.state.values():
+            for key in counts if p_state else ():
+                p_state[key]  # torch's Adam: KeyError 'step' for another optimizer's state
 
     # -- which program a group runs now ----------------------------------------------------------
     @classmethod
@@ -145,6 +163,8 @@ class GeneratedOptimizer(torch.optim.Optimizer):
         """The group's program now, found from a tuple of booleans. (structure_key builds SymPy
         objects and the program caches hash them: after a large step has streamed through the
         CPU caches, that Python is slow enough to show in a step's time.)"""
+        for key in READ_ORDER[cls.spec.name]:
+            group[key]  # a group of another optimizer's checkpoint: torch's KeyError, in its order
         switches = (h.get("momentum", 0) != 0, h["weight_decay"] != 0,
                     *(bool(group.get(f, False)) for f in FLAGS))
         plans = cls.__dict__.get("_plans")
@@ -163,9 +183,12 @@ class GeneratedOptimizer(torch.optim.Optimizer):
             return {}, _NONE
         state = self.state[p]
         missing = [name for name, key in keys if key not in state]
+        made = bool(state)  # torch makes the state on the first step only, then indexes it
         for name in missing:
             if name in program.lazy:
                 continue
+            if made:
+                raise KeyError(TORCH_STATE[name])  # e.g. amsgrad switched on after a step
             if name in SCALAR_STATE:
                 state[TORCH_STATE[name]] = torch.tensor(0.0, dtype=_step_dtype())
             else:
@@ -214,7 +237,7 @@ class GeneratedOptimizer(torch.optim.Optimizer):
         """Lazy state, and each parameter through the eager step, or (fused) the kernel in
         batches that share the absent state, the dtype and the step count's dtype."""
         shape, keys, step_dtype = plan.shape, plan.keys, _step_dtype()
-        batches = {}
+        batches, ready = {}, []
         for p in params:
             grad = p.grad
             if grad is None:
@@ -228,7 +251,10 @@ class GeneratedOptimizer(torch.optim.Optimizer):
             if p.is_complex():
                 raise RuntimeError(f"{type(self).__name__} supports real parameters only "
                                    "(torch.optim steps a complex one as pairs of reals)")
-            state, absent = self._state(p, shape, keys)
+            ready.append((p, grad, *self._state(p, shape, keys)))
+        # every state is made (and what is absent noted) before any parameter steps, as torch's
+        # _init_group does: a parameter listed twice finds its buffer absent both times
+        for p, grad, state, absent in ready:
             kind = None if fused is None else fused.batch_key(p, grad, state, step_dtype)
             if kind is None:
                 plan.eager(absent)(p, grad, state, **h)
@@ -237,6 +263,13 @@ class GeneratedOptimizer(torch.optim.Optimizer):
                 batches[(absent, *kind)][0].append(p), batches[(absent, *kind)][1].append(state)
         for (absent, dtype, step_dtype), (params, states) in batches.items():
             plan.fused(absent).step(dtype, params, states, h, step_dtype)
+
+    @classmethod
+    def _count_keys(cls) -> tuple:
+        """torch's keys of the scalar state (the step count) of the class's program."""
+        group = _defaults(cls.spec)
+        return tuple(key for name, key in cls._plan(group, cls._hyper(group)).keys
+                     if name in SCALAR_STATE)
 
     # -- inspection --------------------------------------------------------------------------------
     @classmethod
@@ -255,6 +288,11 @@ class GeneratedOptimizer(torch.optim.Optimizer):
 
 
 _NONE = frozenset()
+# the hyperparameters torch's step reads from a group, in the order it reads them (a group
+# without one raises KeyError there: torch's __setstate__ does not default them)
+READ_ORDER = {"sgd": ("momentum", "weight_decay", "lr", "dampening"),
+              "adam": ("betas", "lr", "weight_decay", "eps"),
+              "adamw": ("betas", "lr", "weight_decay", "eps")}
 
 
 def _number(value):

@@ -23,8 +23,9 @@ def _number(key: str, value):
         raise UserError(f"Tensor {key} must be 1-element")  # torch's words, for lr
     if hasattr(value, "item") and not isinstance(value, (int, float)):
         value = value.item()  # a 0-dim tensor or array, a numpy scalar
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not isinstance(value, (int, float)):  # a bool is an int, as torch takes it: lr=True is 1
         raise UserError(f"{key} must be a number, got {text}")
+    value = float(value) if isinstance(value, bool) else value
     if math.isnan(value):
         return sp.nan, text
     if math.isinf(value):
