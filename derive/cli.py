@@ -10,6 +10,7 @@ Contract: bad input is one line on stderr and exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import re
@@ -179,7 +180,35 @@ def _unavailable(sub, name: str, error: Exception) -> None:
     p.set_defaults(run=run)
 
 
+def _quiet_stdout() -> None:
+    """stdout to devnull, so that the interpreter's flush at exit has nothing left to fail on."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+    except OSError:
+        pass
+    if sys.stdout is not None:
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+
+
+def _stdout_failing(error: OSError) -> bool:
+    """True when standard output cannot take what was printed (a full disk, /dev/full, EIO):
+    write errors that file output (derive.atomic) would have turned into UserError already."""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG):
+        return True
+    try:
+        sys.stdout.flush()
+        return False
+    except (OSError, ValueError):
+        return True
+
+
 def main(argv=None) -> int:
+    if sys.stdout is None:  # started with stdout closed (`optequiv list >&-`)
+        print("optequiv: standard output is closed; nothing can be printed", file=sys.stderr)
+        return 2
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -200,12 +229,25 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("optequiv: interrupted", file=sys.stderr)
         return 130
+    except OSError as error:
+        if not _stdout_failing(error):
+            return _internal(error)
+        _quiet_stdout()
+        print(f"optequiv: cannot write to standard output: {error.strerror or error}",
+              file=sys.stderr)
+        return 2
     except Exception as error:  # a bug, not bad input: still one line unless debugging
         if os.environ.get("OPTEQUIV_DEBUG"):
             raise
-        print(f"optequiv: internal error: {type(error).__name__}: {error} "
-              "(set OPTEQUIV_DEBUG=1 for a traceback)", file=sys.stderr)
-        return 1
+        return _internal(error)
+
+
+def _internal(error: Exception) -> int:
+    if os.environ.get("OPTEQUIV_DEBUG"):
+        raise error
+    print(f"optequiv: internal error: {type(error).__name__}: {error} "
+          "(set OPTEQUIV_DEBUG=1 for a traceback)", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":
