@@ -18,6 +18,7 @@ import sys
 from importlib.metadata import entry_points
 
 from . import symbols as Y
+from .budget import LIMIT_ENV, OutOfTime, command_limit, within
 from .compare import DEFAULT_STEPS, compare
 from .errors import UserError
 from .explain import compare_text, unroll_latex, unroll_text
@@ -215,7 +216,16 @@ def main(argv=None) -> int:
         if getattr(args, "run", None) is None:
             parser.print_help(sys.stderr)
             return 2
-        code = int(args.run(args) or 0)
+        limit = command_limit() if getattr(args, "time_limit", True) else None
+        try:
+            if limit is None:
+                code = int(args.run(args) or 0)
+            else:
+                with within(limit):
+                    code = int(args.run(args) or 0)
+        except OutOfTime:
+            raise UserError(f"gave up after {limit:g} s (${LIMIT_ENV}): this input is too large "
+                            "to decide in time; try fewer --steps or a smaller spec") from None
         sys.stdout.flush()  # a closed pipe shows here, inside the try, not at interpreter exit
         return code
     except BrokenPipeError:
