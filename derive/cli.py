@@ -20,7 +20,7 @@ from importlib.metadata import entry_points
 from . import symbols as Y
 from .budget import LIMIT_ENV, OutOfTime, command_limit, within
 from .compare import DEFAULT_STEPS, compare
-from .errors import UserError
+from .errors import UserError, shown
 from .explain import compare_text, unroll_latex, unroll_text
 from .spec import BUFFERS, DECAYS, KEYS, NAMES, SYMBOLIC_WHEN_OMITTED, TORCH_DEFAULTS, parse_spec
 from .unroll import unroll
@@ -255,7 +255,7 @@ def main(argv=None) -> int:
 def _internal(error: Exception) -> int:
     if os.environ.get("OPTEQUIV_DEBUG"):
         raise error
-    print(f"optequiv: internal error: {type(error).__name__}: {error} "
+    print(f"optequiv: internal error: {type(error).__name__}: {shown(error)} "
           "(set OPTEQUIV_DEBUG=1 for a traceback)", file=sys.stderr)
     return 1
 
