@@ -68,6 +68,7 @@ def run_compare(args) -> int:
     if missing:
         raise UserError(f"--schedule names {', '.join(map(str, missing))}, which neither spec "
                         f"uses; symbols in the specs: {', '.join(map(str, Y.by_name(known)))}")
+    Y.check_stepped_names(args.schedule, known)  # the engine names step k's eta eta_k
     result = compare(a, b, steps=args.steps, start=args.start, schedule=args.schedule)
     if args.json:
         print_json(result.to_json())

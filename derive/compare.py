@@ -260,6 +260,12 @@ def _admissible(B: Spec, sigma: dict) -> bool:
     return True
 
 
+def _undefined_at(eqs: list, point: dict) -> bool:
+    """A point where an equation is undefined (lr=eta/lam with a solved lam = 0 gives zoo)
+    decides nothing: no mpf can be made of zoo (issue 13)."""
+    return any(e.xreplace(point).has(sp.zoo, sp.nan, sp.oo, -sp.oo) for e in eqs)
+
+
 def _inconsistent_at(eqs: list, unknowns: list, point: dict) -> bool:
     """Whether equations linear in `unknowns`, at a rational point of the other symbols, have no
     solution. Coefficients there are algebraic numbers (square roots from Adam); SymPy's exact
@@ -267,6 +273,8 @@ def _inconsistent_at(eqs: list, unknowns: list, point: dict) -> bool:
     least-squares residual at 80 significant digits, far above any rounding (the exact
     counterexample is produced separately). Non-linear systems are left to sp.solve."""
     if not all(sp.Poly(e, *unknowns).total_degree() <= 1 for e in eqs):
+        return False
+    if _undefined_at(eqs, point):
         return False
     with mpmath.workdps(80):
         rows, rhs = [], []
@@ -291,6 +299,8 @@ def _no_common_root_at(eqs: list, u: sp.Symbol, point: dict) -> bool:
     complex included, from its coefficients at 80 digits) makes every other equation vanish.
     Coefficients there are algebraic numbers, where SymPy's exact Groebner bases can take
     minutes; the exact witness comes separately, from the counterexample."""
+    if _undefined_at(eqs, point):
+        return False
     polys = [sp.Poly(e.xreplace(point), u) for e in eqs]
     polys = [p for p in polys if not p.is_zero]
     if not polys:
