@@ -87,8 +87,17 @@ class NumpyStep:
         if missing:  # lazily created, as torch does on a parameter's first step
             state = {**self.init(theta, **hyper), **state}
         absent = frozenset(n for n in names if state.get(n) is None)
+        theta, grad = numpy.asarray(theta), numpy.asarray(grad)
+        # numpy would broadcast a (4, 3) gradient onto a (3,) theta without a word; torch
+        # refuses a gradient of another shape, and so does this
+        shapes = [("grad", grad)] + [(n, numpy.asarray(state[n])) for n in names
+                                     if n not in SCALAR_STATE and state.get(n) is not None]
+        for name, value in shapes:
+            if value.shape != theta.shape:
+                raise ValueError(f"{name} has shape {value.shape}, but theta has shape "
+                                 f"{theta.shape}: they must be the same")
         fn = _compiled(key, absent, self.rule_for)
-        return fn(state, numpy.asarray(theta), numpy.asarray(grad), **h)
+        return fn(state, theta, grad, **h)
 
     def __repr__(self) -> str:
         return f"numpy_step({self.text!r})"

@@ -115,6 +115,13 @@ class GeneratedOptimizer(torch.optim.Optimizer):
         for group in self.param_groups:
             for key, value in self.defaults.items():
                 group.setdefault(key, value)
+        # torch's Adam and AdamW read the step count of every non-empty state here, so an SGD
+        # checkpoint raises KeyError: 'step' in load_state_dict (SGD's __setstate__ reads none)
+        if "t" in cached_program(self._key(self.defaults, self._hyper(self.defaults)),
+                                 _NONE, self.rule_for).state:
+            for p_state in self.state.values():
+                if len(p_state) != 0:
+                    p_state[TORCH_STATE["t"]]
 
     # -- which program a group runs now ----------------------------------------------------------
     @classmethod
@@ -191,10 +198,16 @@ class GeneratedOptimizer(torch.optim.Optimizer):
         batches that share the absent state, the dtype and the step count's dtype."""
         shape, keys, step_dtype = plan.shape, plan.keys, _step_dtype()
         batches = {}
+        first_absent = {}  # a parameter listed twice (torch warns) -> state absent at its first
         for p in params:
             grad = p.grad
             if grad is None:
                 continue
+            if id(p) in first_absent:
+                # torch gathers a group's state once per step: a lazy entry absent then (SGD's
+                # buffer) is made afresh at every occurrence, and the last one is kept
+                for name in first_absent[id(p)]:
+                    self.state[p].pop(TORCH_STATE[name], None)
             if grad.is_sparse and self.spec.family == "adam":  # torch's words (AdamW's too)
                 raise RuntimeError("Adam does not support sparse gradients, please consider "
                                    "SparseAdam instead")
@@ -205,6 +218,7 @@ class GeneratedOptimizer(torch.optim.Optimizer):
                 raise RuntimeError(f"{type(self).__name__} supports real parameters only "
                                    "(torch.optim steps a complex one as pairs of reals)")
             state, absent = self._state(p, shape, keys)
+            first_absent.setdefault(id(p), absent)
             kind = None if fused is None else fused.batch_key(p, grad, state, step_dtype)
             if kind is None:
                 plan.eager(absent)(p, grad, state, **h)

@@ -23,7 +23,9 @@ def _number(key: str, value):
         raise UserError(f"Tensor {key} must be 1-element")  # torch's words, for lr
     if hasattr(value, "item") and not isinstance(value, (int, float)):
         value = value.item()  # a 0-dim tensor or array, a numpy scalar
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool):
+        value = int(value)  # torch takes lr=True as 1 (a bool is an int in Python)
+    if not isinstance(value, (int, float)):
         raise UserError(f"{key} must be a number, got {text}")
     if math.isnan(value):
         return sp.nan, text
