@@ -215,8 +215,8 @@ def main(argv=None) -> int:
         parser = build_parser()
         args = parser.parse_args(argv)
         if getattr(args, "run", None) is None:
-            parser.print_help(sys.stderr)
-            return 2
+            commands = parser._subparsers._group_actions[0].choices
+            raise UserError(f"give a command: {', '.join(commands)} (optequiv --help says more)")
         limit = command_limit() if getattr(args, "time_limit", True) else None
         try:
             if limit is None:
