@@ -150,7 +150,8 @@ class Parser:
     def spanned_expr(self) -> sp.Expr:
         begin = self.tok.pos
         result = self.expr()
-        self.spans.append(self.text[begin:self.tok.pos].strip())
+        # whitespace as one space: a newline inside a value must not start a line of output
+        self.spans.append(" ".join(self.text[begin:self.tok.pos].split()))
         return result
 
     def expr(self) -> sp.Expr:

@@ -149,3 +149,8 @@ def test_concurrent_no_pdf_runs_tolerate_each_others_unlink(tmp_path, monkeypatc
     monkeypatch.setattr(documents, "write_atomic", racing)
     documents.write_documents(out, pdf=False)
     assert not (out / "optequiv.pdf").exists()
+
+
+def test_a_newline_inside_a_spec_value_cannot_start_a_line_of_output(capsys):
+    assert main(["unroll", "sgd(lr=eta\n+\nlam)", "--steps", "1"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "unroll sgd(lr=eta + lam)"
