@@ -7,6 +7,7 @@ never guesses.
 """
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -15,8 +16,26 @@ from contextlib import contextmanager
 _deadlines: list = []
 
 
-class OutOfTime(Exception):
-    pass
+LIMIT_ENV = "OPTEQUIV_TIME_LIMIT"
+COMMAND_SECONDS = 300.0  # a command's whole run, unless LIMIT_ENV says otherwise (0: no limit)
+
+
+class OutOfTime(BaseException):
+    """BaseException, as KeyboardInterrupt: an `except Exception` that reports one failure and
+    goes on (a cross-check run, a fallback) must not swallow the end of the budget."""
+
+
+def command_limit() -> float | None:
+    """Seconds a command may run ($OPTEQUIV_TIME_LIMIT, default COMMAND_SECONDS); None: none.
+    Every symbolic command runs inside it, so no input keeps a CI pipeline waiting."""
+    text = os.environ.get(LIMIT_ENV, "").strip()
+    if not text:
+        return COMMAND_SECONDS
+    try:
+        seconds = float(text)
+    except ValueError:
+        return COMMAND_SECONDS
+    return seconds if seconds > 0 and seconds == seconds else None
 
 
 def _usable() -> bool:

@@ -10,6 +10,7 @@ Contract: bad input is one line on stderr and exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import re
@@ -17,8 +18,9 @@ import sys
 from importlib.metadata import PackageNotFoundError, entry_points, version
 
 from . import symbols as Y
+from .budget import LIMIT_ENV, OutOfTime, command_limit, within
 from .compare import DEFAULT_STEPS, compare
-from .errors import UserError
+from .errors import UserError, shown
 from .explain import compare_text, unroll_latex, unroll_markdown, unroll_text
 from .spec import BUFFERS, DECAYS, KEYS, NAMES, SYMBOLIC_WHEN_OMITTED, TORCH_DEFAULTS, parse_spec
 from .unroll import unroll
@@ -68,6 +70,7 @@ def run_compare(args) -> int:
     if missing:
         raise UserError(f"--schedule names {', '.join(map(str, missing))}, which neither spec "
                         f"uses; symbols in the specs: {', '.join(map(str, Y.by_name(known)))}")
+    Y.check_stepped_names(args.schedule, known)  # the engine names step k's eta eta_k
     result = compare(a, b, steps=args.steps, start=args.start, schedule=args.schedule)
     if args.json:
         print_json(result.to_json())
@@ -231,14 +234,51 @@ def _unavailable(sub, name: str, error: Exception) -> None:
     p.set_defaults(run=run)
 
 
+def _quiet_stdout() -> None:
+    """stdout to devnull, so that the interpreter's flush at exit has nothing left to fail on."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+    except OSError:
+        pass
+    if sys.stdout is not None:
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+
+
+def _stdout_failing(error: OSError) -> bool:
+    """True when standard output cannot take what was printed (a full disk, /dev/full, EIO):
+    write errors that file output (derive.atomic) would have turned into UserError already."""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG):
+        return True
+    try:
+        sys.stdout.flush()
+        return False
+    except (OSError, ValueError):
+        return True
+
+
 def main(argv=None) -> int:
+    if sys.stdout is None:  # started with stdout closed (`optequiv list >&-`)
+        print("optequiv: standard output is closed; nothing can be printed", file=sys.stderr)
+        return 2
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
         if getattr(args, "run", None) is None:
-            parser.print_help(sys.stderr)
-            return 2
-        code = int(args.run(args) or 0)
+            commands = parser._subparsers._group_actions[0].choices
+            raise UserError(f"give a command: {', '.join(commands)} (optequiv --help says more)")
+        limit = command_limit() if getattr(args, "time_limit", True) else None
+        try:
+            if limit is None:
+                code = int(args.run(args) or 0)
+            else:
+                with within(limit):
+                    code = int(args.run(args) or 0)
+        except OutOfTime:
+            raise UserError(f"gave up after {limit:g} s (${LIMIT_ENV}): this input is too large "
+                            "to decide in time; try fewer --steps or a smaller spec") from None
         sys.stdout.flush()  # a closed pipe shows here, inside the try, not at interpreter exit
         return code
     except BrokenPipeError:
@@ -252,12 +292,25 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("optequiv: interrupted", file=sys.stderr)
         return 130
+    except OSError as error:
+        if not _stdout_failing(error):
+            return _internal(error)
+        _quiet_stdout()
+        print(f"optequiv: cannot write to standard output: {error.strerror or error}",
+              file=sys.stderr)
+        return 2
     except Exception as error:  # a bug, not bad input: still one line unless debugging
         if os.environ.get("OPTEQUIV_DEBUG"):
             raise
-        print(f"optequiv: internal error: {type(error).__name__}: {error} "
-              "(set OPTEQUIV_DEBUG=1 for a traceback)", file=sys.stderr)
-        return 1
+        return _internal(error)
+
+
+def _internal(error: Exception) -> int:
+    if os.environ.get("OPTEQUIV_DEBUG"):
+        raise error
+    print(f"optequiv: internal error: {type(error).__name__}: {shown(error)} "
+          "(set OPTEQUIV_DEBUG=1 for a traceback)", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

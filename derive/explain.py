@@ -15,6 +15,7 @@ from .rules import build_rule
 from .unroll import Unrolled
 
 SHOW_LIMIT = 150  # operations above which a composed expression is summarised, not printed
+EXPAND_TERMS = 120  # terms above which an expanded theta_k is not printed (nor computed)
 
 
 def size(expr) -> int:
@@ -32,12 +33,53 @@ def size(expr) -> int:
     return count
 
 
-def _expanded(theta: sp.Expr, free: list) -> sp.Expr | None:
-    """theta_k collected by theta_0 and the gradients, when it is a polynomial in them."""
-    if size(theta) > 4 * SHOW_LIMIT or not theta.is_polynomial(*free):
-        return None
-    collected = sp.collect(sp.expand(theta), free, evaluate=False)
-    return sp.Add(*[sp.factor(c) * (1 if t == 1 else t) for t, c in collected.items()])
+def printed_size(expr) -> int:
+    """Operations in an expression as str() prints it: shared subtrees once per use (a tree
+    count, which for a composed iterate grows exponentially with k where the DAG count grows
+    linearly). Decides what is printed: a DAG of 60 operations can print as megabytes."""
+    memo, stack = {}, [(expr, False)] if isinstance(expr, sp.Basic) else []
+    while stack:  # iterative: a composed iterate nests deeper than Python's recursion limit
+        node, ready = stack.pop()
+        if node in memo:
+            continue
+        if not node.args:
+            memo[node] = 0
+        elif ready:
+            memo[node] = min(1 + sum(memo[a] for a in node.args), 10**9)
+        else:
+            stack.append((node, True))
+            stack.extend((a, False) for a in node.args if a not in memo)
+    return memo.get(expr, 0)
+
+
+def _expansions(u: Unrolled) -> dict:
+    """k -> theta_k expanded and collected by theta_0, the initial state and g_1 ... g_k, for
+    the steps where it is a polynomial of at most EXPAND_TERMS terms. It is stepped through the
+    recurrence, expanding each step's small formula of the previous step's expanded values:
+    expanding the composed tree instead costs exponential time in k (SGD with momentum and
+    decay: 58 s at 14 steps). The term count grows with k (about k**3/6 with momentum), so the
+    expansion stops at the first step past the limit, before any step costs more."""
+    free = [Y.theta(0)] + [v for v in u.initial.values() if isinstance(v, sp.Symbol)]
+    current = {"theta": Y.theta(0), **u.initial}
+    out = {}
+    for step in u.steps:
+        free.append(Y.grad(step.k))
+        swap = {Y.theta(step.k - 1): current["theta"]}
+        swap.update({Y.state(n, step.k - 1): v for n, v in current.items()
+                     if n != "theta" and v is not None})
+        nxt = {}
+        for name, formula in step.recurrence.items():
+            if formula is None or not sp.sympify(formula).is_polynomial(*swap):
+                return out
+            nxt[name] = sp.expand(sp.sympify(formula).xreplace(swap))
+            if len(sp.Add.make_args(nxt[name])) > EXPAND_TERMS:
+                return out
+        current = nxt
+        if not current["theta"].is_polynomial(*free):
+            return out
+        collected = sp.collect(current["theta"], free, evaluate=False)
+        out[step.k] = sp.Add(*[sp.factor(c) * (1 if t == 1 else t) for t, c in collected.items()])
+    return out
 
 
 def describe_rule(unrolled: Unrolled) -> str:
@@ -55,7 +97,7 @@ def unroll_text(u: Unrolled) -> str:
              f"  {loop}; one scalar coordinate (every stage is element-wise)"]
     if u.schedule:
         lines.append("  per-step hyperparameters: " + ", ".join(f"{s} -> {s}_k" for s in u.schedule))
-    free = [Y.theta(0)] + [v for v in u.initial.values() if isinstance(v, sp.Symbol)]
+    expansions = _expansions(u) if u.loop == "open" else {}
     for step in u.steps:
         lines.append(f"step {step.k}:")
         for name, value in step.recurrence.items():
@@ -64,11 +106,10 @@ def unroll_text(u: Unrolled) -> str:
             lines.append(f"  {name}_{step.k} = {value}")
         lines.append(f"  theta_{step.k} = {step.recurrence['theta']}")
         if u.loop == "open":
-            free.append(Y.grad(step.k))
-            expanded = _expanded(step.theta, free)
+            expanded = expansions.get(step.k)
             if expanded is not None:
                 lines.append(f"  theta_{step.k} = {expanded}    (in theta_0 and the gradients)")
-            elif size(step.theta) <= SHOW_LIMIT:
+            elif printed_size(step.theta) <= SHOW_LIMIT:
                 lines.append(f"  theta_{step.k} = {step.theta}    (composed)")
             else:
                 lines.append(f"  (composed theta_{step.k} has {size(step.theta)} distinct "
@@ -112,7 +153,7 @@ def _mapping_text(mapping: dict) -> str:
 
 
 def _short(expr) -> str:
-    if size(expr) > SHOW_LIMIT:
+    if printed_size(expr) > SHOW_LIMIT:
         return f"(an expression with {size(expr)} distinct operations)"
     return str(expr)
 
@@ -128,7 +169,7 @@ def compare_text(c: Comparison) -> str:
     lines.append(f"from {origin}, open loop (g_k free)")
     lines.append("")
     for record in c.trail:
-        diff = simplest(record.difference) if size(record.difference) <= SHOW_LIMIT \
+        diff = simplest(record.difference) if printed_size(record.difference) <= SHOW_LIMIT \
             else record.difference
         lines.append(f"step {record.k}: theta_B - theta_A = {_short(diff)}")
         if record.solutions:

@@ -7,6 +7,7 @@ objects are built directly by a recursive-descent parser. Numbers become exact R
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from fractions import Fraction
@@ -34,6 +35,13 @@ NONFINITE = {"nan": sp.nan, "inf": sp.oo, "infinity": sp.oo}
 MAX_TEXT = 4000  # a spec or a claim is a line or two; longer input is refused, not parsed
 MAX_EXPONENT = 1000  # 2**10**10 would make SymPy build an enormous integer
 MAX_DEPTH = 100
+# every intermediate value, not only the literals and exponents, stays within these: a short
+# text such as ((10**1000)**1000)**1000 or exp(exp(exp(exp(exp(1))))) otherwise asks SymPy
+# for numbers of millions of digits (minutes, or Python's 4300-digit limit, or an overflow)
+MAX_DIGITS = 1000  # decimal digits of a number's numerator or denominator
+MAX_BITS = int(MAX_DIGITS * 3.33) + 1
+MAX_MAGNITUDE = 1000  # |value| below 10**1000
+MAX_EXP_ARGUMENT = 2302  # exp(2302) is about 10**1000
 
 _TOKEN = re.compile(
     r"\s*(?:(?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)"
@@ -142,7 +150,8 @@ class Parser:
     def spanned_expr(self) -> sp.Expr:
         begin = self.tok.pos
         result = self.expr()
-        self.spans.append(self.text[begin:self.tok.pos].strip())
+        # whitespace as one space: a newline inside a value must not start a line of output
+        self.spans.append(" ".join(self.text[begin:self.tok.pos].split()))
         return result
 
     def expr(self) -> sp.Expr:
@@ -167,6 +176,8 @@ class Parser:
             if op == "/" and rhs == 0:
                 raise self.error("division by zero", tok)
             result = result * rhs if op == "*" else result / rhs
+            if result.is_Rational:  # 1e400 * 1e400 * ...: no power, still a huge number
+                self.bounded(result, tok)
         return result
 
     def unary(self) -> sp.Expr:
@@ -190,7 +201,11 @@ class Parser:
                 raise self.error(f"exponent larger than {MAX_EXPONENT}", tok)
             if base == 0 and exponent.is_number and exponent.is_negative:
                 raise self.error("division by zero", tok)
-            return self.real(base**exponent, tok)
+            magnitude = self.log_magnitude(base) if exponent.is_number else None
+            if magnitude is not None and abs(magnitude * float(exponent)) > MAX_MAGNITUDE:
+                raise self.error(f"number out of range (magnitude beyond 10**{MAX_MAGNITUDE})",
+                                 tok)
+            return self.bounded(self.real(base**exponent, tok), tok)
         return base
 
     def atom(self) -> sp.Expr:
@@ -235,8 +250,37 @@ class Parser:
             raise self.error(f"{name.text} takes {arity} argument", name)
         if name.text == "log" and args[0] == 0:
             raise self.error("log(0) is undefined", name)
+        if name.text == "exp" and args[0].is_number and args[0].is_extended_real \
+                and args[0] > MAX_EXP_ARGUMENT:
+            raise self.error(f"exp of a number above {MAX_EXP_ARGUMENT} is out of range "
+                             f"(beyond 10**{MAX_MAGNITUDE})", name)
         last = self.tokens[self.i - 1]
-        return self.real(func(*args), name, self.text[name.pos:last.pos + len(last.text)])
+        return self.bounded(self.real(func(*args), name,
+                                      self.text[name.pos:last.pos + len(last.text)]), name)
+
+    def bounded(self, value, tok: Token):
+        """Refuse a value beyond the size limits (MAX_DIGITS, MAX_EXPONENT), checked after
+        every operation, so that nothing larger is ever built from it."""
+        if not isinstance(value, sp.Basic):
+            return value
+        for node in sp.preorder_traversal(value):
+            if node.is_Rational and max(abs(node.p).bit_length(), node.q.bit_length()) > MAX_BITS:
+                raise self.error(f"number out of range (more than {MAX_DIGITS} digits)", tok)
+            if node.is_Pow and node.exp.is_number and abs(node.exp) > MAX_EXPONENT:
+                raise self.error(f"exponent larger than {MAX_EXPONENT}", tok)
+        return value
+
+    def log_magnitude(self, value) -> float | None:
+        """log10 |value| of a number within the limits (None: zero, or not a number)."""
+        if not value.is_number or value == 0:
+            return None
+        if value.is_Rational:
+            return (math.log10(abs(value.p)) if value.p else 0.0) - math.log10(value.q)
+        try:
+            approx = complex(sp.N(value, 20))
+        except (TypeError, ValueError, ArithmeticError):
+            return None
+        return math.log10(abs(approx)) if approx != 0 else None
 
     def real(self, value: sp.Expr, tok: Token, source: str = "") -> sp.Expr:
         """Every model is real-valued: a constant such as sqrt(-1) or log(-1) is refused here

@@ -231,7 +231,10 @@ def _solve_linear(eqs: list, unknowns: list, point: dict):
 
 
 def _refute_polynomial(at: list, present: list, point: dict, betas: set):
-    """A NoSolution when the equations at the point have no admissible solution, else None."""
+    """A NoSolution when the equations at the point have no admissible solution, else None. A
+    point where an equation is undefined (lr=eta/lam at lam = 0 gives zoo) decides nothing."""
+    if any(e.has(sp.zoo, sp.nan, sp.oo, -sp.oo) for e in at):
+        return None
     if all(sp.Poly(e, *present).total_degree() <= 1 for e in at):
         why = _inconsistent(at, present)
         if why:

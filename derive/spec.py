@@ -202,7 +202,9 @@ def _check_values(name: str, given: dict, sources: dict) -> None:
     numbers = [(key, v, i) for key, value in given.items() if isinstance(value, (sp.Expr, tuple))
                for i, v in (enumerate(value) if isinstance(value, tuple) else [(None, value)])]
     for key, value, index in numbers:  # before torch's checks: beta >= 1 cannot order I
-        if known(value) and not value.has(sp.nan) and value.is_extended_real is False:
+        # symbolic values too: symbols are nonnegative reals, so sqrt(-x - 1) is never real
+        # (a claim may state a complex formula, to be refuted; a hyperparameter may not)
+        if not value.has(sp.nan) and value.is_extended_real is False:
             raise UserError(f"{key} must be a real number, got {shown(key, value, index)}")
 
     if "lr" in given and negative(given["lr"]):

@@ -78,7 +78,23 @@ def _amsgrad(c, h):
     # the running max is over the raw second moment v, not over the bias-corrected v-hat;
     # from torch's fresh state vmax is 0 and v >= 0, so max(0, v) is v exactly
     vmax, v = c.state["vmax"], c.state["v"]
-    return c.with_state(vmax=v if vmax == 0 else sp.Max(vmax, v))
+    if vmax == 0:
+        return c.with_state(vmax=v)
+    # Max's constructor looks for an argument that is never the larger one (factor_terms of
+    # their difference): cheap on one step's symbols, exponential on composed iterates (8
+    # composed AMSGrad steps ran for minutes), where it finds nothing anyway; kept unevaluated
+    # there, so the composed form stays nested Max of shared subtrees
+    if vmax.is_Atom or v.is_Atom or (vmax.is_number and v.is_number):
+        return c.with_state(vmax=sp.Max(vmax, v))
+    return c.with_state(vmax=_unevaluated_max(vmax, v))
+
+
+def _unevaluated_max(a, b) -> sp.Max:
+    """Max(a, b) as it stands. Max(..., evaluate=False) would still sort its arguments by
+    SymPy's key, which counts the nodes of the unshared tree: exponential in k as well."""
+    result = sp.Expr.__new__(sp.Max, a, b)
+    result._argset = frozenset((a, b))
+    return result
 
 
 def _adam_direction(c, h):

@@ -17,6 +17,8 @@ from functools import lru_cache
 
 import sympy as sp
 
+from .errors import UserError
+
 # state names per optimizer family, in display order
 STATE_NAMES = ("t", "buf", "m", "v", "vmax")
 _STATE_ASSUMPTIONS = {
@@ -62,6 +64,18 @@ def state(name: str, index=0) -> sp.Symbol:
 def stepped(symbol: sp.Symbol, index) -> sp.Symbol:
     """The per-step copy of a scheduled hyperparameter: eta -> eta_3 (step 3) or eta_t (generic)."""
     return sp.Symbol(f"{symbol.name}_{_label(index)}", **symbol.assumptions0)
+
+
+def check_stepped_names(schedule, symbols) -> None:
+    """UserError when a user's symbol has the name of a per-step copy of a scheduled one: with
+    eta scheduled, eta_1 is step 1's eta, so a user's own eta_1 would silently become it."""
+    for s in schedule:
+        taken = re.compile(rf"^{re.escape(s.name)}_(\d+|t)$")
+        for u in by_name(symbols):
+            if u != s and taken.match(u.name):
+                raise UserError(f"the name {u.name} is taken by the per-step copies of the "
+                                f"scheduled {s.name} ({s.name}_1, {s.name}_2, ..., {s.name}_t); "
+                                f"rename it (e.g. {u.name.replace('_', '')})")
 
 
 def canonical(name: str) -> sp.Symbol | None:

@@ -29,8 +29,10 @@ class grad_f(sp.Function):
     is_real = True
     is_extended_real = True
 
-    def _latex(self, printer):
-        return r"\nabla f\left(%s\right)" % printer._print(self.args[0])
+    def _latex(self, printer, exp=None):
+        # SymPy's printer passes `exp` for a power of a function: Adam's v holds grad_f(...)**2
+        text = r"\nabla f\left(%s\right)" % printer._print(self.args[0])
+        return text if exp is None else r"\left(%s\right)^{%s}" % (text, exp)
 
 
 def step_hyper(hyper: dict, schedule: Iterable[sp.Symbol], index) -> dict:
@@ -96,6 +98,7 @@ def unroll(spec, steps: int, start: str = "start", loop: str = "open",
     rule = build_rule(spec)
     hyper = spec.hyper() if hyper is None else hyper
     schedule = tuple(Y.by_name(schedule))
+    Y.check_stepped_names(schedule, spec.symbols())
     initial = rule.initial_state(start)
     result = Unrolled(rule, hyper, start, loop, schedule, initial, [])
     concrete_state = dict(initial)

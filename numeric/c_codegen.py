@@ -158,8 +158,29 @@ class _Body:
             return None
         return f"opt_lerp_{self.T}({self.expr(numer[0])}, {y}, {self.s(k)}, {self.s(c)})"
 
+    def factors(self, numer: list) -> list:
+        """The factors of a product one by one, a positive integer power as repeated factors."""
+        out = []
+        for f in numer:
+            if isinstance(f, sp.Pow) and f.exp.is_Integer and f.exp > 0:
+                out += [self.expr(f.base)] * int(f.exp)
+            else:
+                out.append(self.expr(f))
+        return out
+
     def term(self, coef, numer: list, denom: list) -> str:
         coef = sp.sympify(coef)
+        factors = self.factors(numer)
+        if coef not in (1, -1) and reciprocal_of(coef) is None and len(factors) > 1:
+            # the coefficient first, as torch's addcmul(g, g, value=c) computes (c*g)*g:
+            # g*g overflows float32 from |g| = 1.9e19 on, where (c*g)*g need not (Adam's v
+            # with g = 1e20 and c = 1 - beta2 is 1e37, as in torch)
+            out = f"({self.s(coef)} * {factors[0]})"
+            for f in factors[1:]:
+                out = f"({out} * {f})"
+            for d in denom:
+                out = f"({out} / {self.expr(d)})"
+            return out
         out = " * ".join(self.expr(f) for f in numer) if numer else f"(({self.T})1)"
         if len(numer) > 1:
             out = f"({out})"

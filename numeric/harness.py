@@ -21,6 +21,7 @@ import torch
 
 from derive.errors import UserError
 
+from .c_build import ToolchainError
 from .metrics import Difference, difference, tolerance
 from .problems import GROUPS, NAMES, Problem
 
@@ -243,6 +244,8 @@ def _side_by_side(factories, pairs, steps, dtype, device, seed, scenario, strict
                 continue
             try:
                 run.step(grads)
+            except ToolchainError:  # the environment (a broken $CC), not a numeric verdict
+                raise
             except Exception as error:  # noqa: BLE001 - reported per run, the others go on
                 if run is source or name in reraise:
                     error.add_note(f"(raised by {name} at step {step} of {steps}, "

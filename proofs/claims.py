@@ -32,7 +32,7 @@ from pathlib import Path
 import sympy as sp
 
 from derive import symbols as Y
-from derive.errors import UserError
+from derive.errors import UserError, shown
 from derive.grammar import FUNCTIONS, parse_expression
 from derive.latex_grammar import parse_latex
 from derive.identity import PROVEN, REFUTED, SUPPORTED, random_point, zero_test
@@ -47,6 +47,7 @@ FORMULAS = ("equals", "equals_latex")  # exactly one: the plain formula language
 QUANTITIES = ("theta", "buf", "m", "v", "vmax", "t")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_STEPS = 8
+MAX_BYTES = 1 << 20  # a claims file is read up to this size, and refused beyond it
 
 
 @dataclass
@@ -174,18 +175,31 @@ def _resolver(table: dict, where: str):
     return resolve
 
 
-def load_claims(path: str) -> list:
-    source = str(path)
+def read_limited(path, limit: int = MAX_BYTES) -> bytes:
+    """At most `limit` bytes of the file, or UserError: `check /dev/zero` stops at once."""
+    source = shown(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, "rb") as handle:
+            data = handle.read(limit + 1)
     except OSError as error:
         raise UserError(f"{source}: cannot read: {error.strerror or error}")
+    if len(data) > limit:
+        raise UserError(f"{source}: larger than {limit} bytes; a claims file is a few kilobytes")
+    return data
+
+
+def load_claims(path: str) -> list:
+    source = shown(path)
+    try:
+        text = read_limited(path).decode("utf-8")
     except UnicodeDecodeError:
         raise UserError(f"{source}: not a UTF-8 text file")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise UserError(f"{source}: invalid TOML: {error}")
+    except RecursionError:  # tomllib recurses into nested arrays and inline tables
+        raise UserError(f"{source}: invalid TOML: nested too deeply")
     unknown = sorted(set(data) - {"claim"})
     if unknown:
         raise UserError(f"{source}: unknown top-level key {unknown[0]!r}; use [[claim]] tables")

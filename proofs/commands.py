@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from derive.errors import UserError
+from derive.errors import UserError, shown
 from derive.printers import FORMATS, to_json
 
 from .claims import check_file
@@ -29,7 +29,7 @@ def run_docs(args) -> int:
     old_pdf = (Path(args.output) / "optequiv.pdf").is_file()
     written = write_documents(args.output, pdf=not args.no_pdf)
     for path in written:
-        print(path)
+        print(shown(path))
     if not any(Path(p).name == "optequiv.pdf" for p in written):
         why = "--no-pdf" if args.no_pdf else "pdflatex is not on the PATH"
         removed = "; the earlier optequiv.pdf, which no longer matched, was removed" if old_pdf else ""
@@ -47,7 +47,7 @@ def run_check(args) -> int:
     for r in results:
         mark = "ok  " if r.agrees else "FAIL"
         note = " (numerically supported, no symbolic proof)" if r.verdict == "supported" else ""
-        print(f"{mark} {r.claim.name}: {r.verdict}{note}, expected {r.claim.expect}")
+        print(f"{mark} {shown(r.claim.name)}: {r.verdict}{note}, expected {r.claim.expect}")
         if r.counterexample and not r.agrees or (r.counterexample and r.claim.expect == "fails"):
             ce = r.counterexample
             point = ", ".join(f"{k} = {v}" for k, v in ce["point"].items())

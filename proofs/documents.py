@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
+import time
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -115,30 +116,56 @@ def figure_maker():
     return None
 
 
-def compile_pdf(tex: str, assets=()) -> bytes:
-    """pdflatex in a scratch directory (with the figures it includes); the PDF's bytes, or
-    UserError with TeX's first error."""
-    with tempfile.TemporaryDirectory() as scratch:
+PDF_TIMEOUT = 120  # seconds: a pdflatex that waits for input or loops is an error, not a hang
+SCRATCH = ".optequiv-pdflatex-"  # pdflatex's scratch folders, inside the output folder
+STALE = 3600  # seconds after which a scratch folder is one a killed run left behind
+
+
+def compile_pdf(tex: str, where: Path, assets=()) -> bytes:
+    """pdflatex in a scratch folder inside `where` (so that a run killed with SIGKILL leaves
+    nothing in the system's temporary folder, and the next run removes what it left), with the
+    figures it includes; the PDF's bytes, or UserError with TeX's first error."""
+    _remove_stale_scratch(where)
+    with tempfile.TemporaryDirectory(prefix=SCRATCH, dir=where) as scratch:
         for asset in assets:
             shutil.copyfile(asset, Path(scratch) / Path(asset).name)
         source = Path(scratch) / "optequiv.tex"
         source.write_text(tex, encoding="utf-8")
         for _ in range(2):  # the second run fills in the table of contents
-            proc = subprocess.run(["pdflatex", "-halt-on-error", "-interaction=nonstopmode",
-                                   "optequiv.tex"], cwd=scratch, capture_output=True,
-                                  text=True, timeout=300)
+            try:
+                proc = subprocess.run(["pdflatex", "-halt-on-error", "-interaction=nonstopmode",
+                                       "optequiv.tex"], cwd=scratch, capture_output=True,
+                                      text=True, timeout=PDF_TIMEOUT, stdin=subprocess.DEVNULL)
+            except subprocess.TimeoutExpired:
+                raise UserError(f"pdflatex did not finish within {PDF_TIMEOUT} s; nothing was "
+                                "written (--no-pdf writes the other documents)") from None
+            except OSError as error:
+                raise UserError(f"pdflatex could not be run: {error.strerror or error}") from None
             if proc.returncode != 0:
                 break
         pdf = Path(scratch) / "optequiv.pdf"
         if proc.returncode != 0 or not pdf.exists():
             errors = [line for line in proc.stdout.splitlines() if line.startswith("!")]
-            raise UserError("pdflatex failed: " + (errors[0] if errors else f"exit {proc.returncode}"))
+            raise UserError("pdflatex failed: " + (errors[0] if errors else f"exit {proc.returncode}")
+                            + "; nothing was written")
         return pdf.read_bytes()
+
+
+def _remove_stale_scratch(where: Path) -> None:
+    now = time.time()
+    for folder in where.glob(SCRATCH + "*"):
+        try:
+            if folder.is_dir() and not folder.is_symlink() and now - folder.stat().st_mtime > STALE:
+                shutil.rmtree(folder, ignore_errors=True)
+        except OSError:
+            pass  # another run removed it first
 
 
 def write_documents(out_dir, pdf: bool = True, figures="installed") -> list:
     """`figures`: a function out_dir -> rendered figures, None for none, or "installed" for the
     optequiv.figures plugin when it is there."""
+    if str(out_dir).strip() == "":
+        raise UserError("-o: empty; give the folder to write the documents into")
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise UserError(f"-o {out_dir}: exists and is not a directory")
@@ -150,14 +177,17 @@ def write_documents(out_dir, pdf: bool = True, figures="installed") -> list:
     maker = figure_maker() if figures == "installed" else figures
     drawn = maker(out) if maker else []
     tex = article(derivations, drawn)
+    # the PDF first: when pdflatex fails nothing is written, and the folder keeps a matching
+    # set (the earlier .tex beside the earlier PDF), never a new .tex beside an old PDF
+    compiled = compile_pdf(tex, out, [f.png for f in drawn]) \
+        if pdf and shutil.which("pdflatex") else None
     written = [path for f in drawn for path in (f.png, f.svg)]
     for d in derivations:
         written.append(write_atomic(out / f"{d.name}.tex", to_latex(d)))
     written.append(write_atomic(out / "optequiv.tex", tex))
     written.append(write_atomic(out / "optequiv.md", markdown(derivations, drawn)))
-    if pdf and shutil.which("pdflatex"):
-        written.append(write_atomic(out / "optequiv.pdf",
-                                    compile_pdf(tex, [f.png for f in drawn])))
-    elif (out / "optequiv.pdf").exists():
-        (out / "optequiv.pdf").unlink()  # an earlier run's PDF no longer matches optequiv.tex
+    if compiled is not None:
+        written.append(write_atomic(out / "optequiv.pdf", compiled))
+    else:  # an earlier run's PDF no longer matches optequiv.tex; a concurrent run may have
+        (out / "optequiv.pdf").unlink(missing_ok=True)  # removed it already
     return written
