@@ -61,6 +61,21 @@ def check_writable(path) -> None:
         raise UserError(f"cannot write {shown}: the directory {target.parent} does not exist")
 
 
+def output_folder(path) -> Path:
+    """The folder a command writes into (`-o DIR`), created if need be; an empty name, a file or
+    a folder that cannot be made is one line (UserError)."""
+    if str(path).strip() == "":
+        raise UserError("-o: empty; give the folder to write into")
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"-o {path}: exists and is not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"-o {path}: cannot create the directory: {error.strerror}")
+    return out
+
+
 def write_atomic(path, data) -> Path:
     payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
     shown = str(path)

@@ -2,6 +2,7 @@
 all printed from the computed derivations; the PDF when pdflatex is on the PATH."""
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -9,7 +10,7 @@ import time
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from derive.atomic import write_atomic
+from derive.atomic import output_folder, write_atomic
 from derive.errors import UserError
 from derive.latex import notation_rows
 from derive.printers import prose_latex, prose_markdown, tex_escape, to_latex, to_markdown
@@ -164,24 +165,21 @@ def _remove_stale_scratch(where: Path) -> None:
 def write_documents(out_dir, pdf: bool = True, figures="installed") -> list:
     """`figures`: a function out_dir -> rendered figures, None for none, or "installed" for the
     optequiv.figures plugin when it is there."""
-    if str(out_dir).strip() == "":
-        raise UserError("-o: empty; give the folder to write the documents into")
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"-o {out_dir}: exists and is not a directory")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise UserError(f"-o {out_dir}: cannot create the directory: {error.strerror}")
+    out = output_folder(out_dir)
     derivations = [prove(t.name) for t in theorems()]
     maker = figure_maker() if figures == "installed" else figures
-    drawn = maker(out) if maker else []
-    tex = article(derivations, drawn)
-    # the PDF first: when pdflatex fails nothing is written, and the folder keeps a matching
-    # set (the earlier .tex beside the earlier PDF), never a new .tex beside an old PDF
-    compiled = compile_pdf(tex, out, [f.png for f in drawn]) \
-        if pdf and shutil.which("pdflatex") else None
-    written = [path for f in drawn for path in (f.png, f.svg)]
+    with tempfile.TemporaryDirectory(prefix=SCRATCH, dir=out) as staging:
+        # the figures are drawn aside and the PDF compiled first: when pdflatex fails nothing
+        # is written, and the folder keeps a matching set (the earlier .tex beside the earlier
+        # PDF), never a new .tex beside an old PDF
+        drawn = maker(Path(staging)) if maker else []
+        tex = article(derivations, drawn)
+        compiled = compile_pdf(tex, out, [f.png for f in drawn]) \
+            if pdf and shutil.which("pdflatex") else None
+        written = []
+        for path in (p for f in drawn for p in (f.png, f.svg)):
+            os.replace(path, out / path.name)  # same file system: an atomic rename
+            written.append(out / path.name)
     for d in derivations:
         written.append(write_atomic(out / f"{d.name}.tex", to_latex(d)))
     written.append(write_atomic(out / "optequiv.tex", tex))

@@ -86,7 +86,7 @@ def test_an_sgd_checkpoint_into_adam_raises_as_torch(name, cls):
 def test_numpy_step_refuses_a_gradient_of_another_shape():
     step = numpy_step("adam(lr=0.1)")
     theta = numpy.ones(3)
-    with pytest.raises(ValueError, match=r"grad has shape \(4, 3\), but theta has shape \(3,\)"):
+    with pytest.raises(ValueError, match=r"grad of shape \(4, 3\) does not match theta of shape \(3,\)"):
         step(step.init(theta), theta, numpy.ones((4, 3)))
     state, new = step(step.init(theta), theta, numpy.ones(3))  # the same shape: a step
     assert new.shape == (3,)

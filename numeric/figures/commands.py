@@ -3,8 +3,8 @@ entry-point group optequiv.commands). matplotlib is imported when the command ru
 `optequiv --help` works without the `optequiv[plot]` extra."""
 from __future__ import annotations
 
-from pathlib import Path
 
+from derive.atomic import output_folder
 from derive.errors import UserError
 
 
@@ -13,13 +13,7 @@ def run_plot(args) -> int:
         from .render import render_all
     except ImportError as error:
         raise UserError(f"plot needs matplotlib ({error}): pip install 'optequiv[plot]'") from None
-    out = Path(args.output)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"-o {args.output}: exists and is not a directory")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise UserError(f"-o {args.output}: cannot create the directory: {error.strerror}")
+    out = output_folder(args.output)
     for figure in render_all(out):
         print(figure.png)
         print(figure.svg)
