@@ -226,7 +226,11 @@ class GeneratedOptimizer(torch.optim.Optimizer):
         plan = self._plan(group, self._hyper(group))
         for p in group["params"]:
             if p.grad is not None and not p.grad.is_sparse and not p.is_complex():
-                state, _ = self._state(p, plan.shape, plan.keys)
+                state, absent = self._state(p, plan.shape, plan.keys)
+                # built here, outside the graph: a kernel first built while tracing is a graph
+                # break, and every parameter after it a frame of its own, guarded on the
+                # parameter's identity (a recompilation per parameter up to dynamo's limit)
+                plan.eager(absent)
                 if group.get("capturable"):  # dynamo sets it for CUDA parameters, as torch
                     for name in SCALAR_STATE:  # does: the count on the device, for CUDA graphs
                         key = TORCH_STATE[name]

@@ -198,3 +198,37 @@ def test_negative_control_planted_bug_is_caught_in_a_compiled_training_step():
     spec = SPECS[-1]
     d = compare(train(spec, "ours", plant=True), train(spec, "torch"), torch.float64)
     assert d["rel"] > 30 * RTOL[torch.float64], d
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=spec_id)
+def test_many_parameters_compile_into_one_graph(spec):
+    """More parameters than dynamo's recompile limit (8): the step is one graph with no graph
+    break. Before, a kernel first built while tracing broke the graph, and each parameter after
+    it became a frame of its own, guarded on its identity, until the limit sent the rest back
+    to eager (the issue's `[15/8] ... param.mul_(c4)`)."""
+    torch._dynamo.reset()
+    counters.clear()
+    _, _, generated = optimizers(spec)
+    ps = [torch.nn.Parameter(torch.randn(7, generator=torch.Generator().manual_seed(i)))
+          for i in range(12)]
+    opt = generated(ps)
+    step = torch.compile(opt.step, backend="eager")
+    for k in range(3):
+        gradients(ps, k, skip_every=10 ** 6)
+        step()
+    assert sum(counters["graph_break"].values()) == 0, dict(counters["graph_break"])
+    assert counters["stats"]["unique_graphs"] <= 3, counters["stats"]
+
+
+def test_negative_control_a_graph_break_is_counted():
+    """The counters the test above reads do see a graph break when there is one."""
+    torch._dynamo.reset()
+    counters.clear()
+
+    def f(x):
+        x = x + 1
+        torch._dynamo.graph_break()
+        return x * 2
+
+    torch.compile(f, backend="eager")(torch.ones(2))
+    assert sum(counters["graph_break"].values()) >= 1
