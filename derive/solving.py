@@ -26,6 +26,8 @@ from .regions import coincide
 
 SOLVESET_SECONDS = 2.0
 DOMAIN = "no root in the admissible interval"
+# the symbolic solution tried where a point has no admissible root (exp(e2) = eta: log(eta))
+SYMBOLIC_SECONDS, SYMBOLIC_OPS = 0.3, 60
 
 
 @dataclass
@@ -167,12 +169,17 @@ def solve_step(eqs: list, raw: list, unknowns: list, rng: random.Random, candida
         return Solutions(good, complete=False) if good else None
     if not roots:
         # as above: exp(e2) = eta has its root log(eta) in [0, oo) only for eta >= 1
-        symbolic = attempt(SOLVESET_SECONDS, lambda: sp.solve(eqs[0], u), fallback=None) or []
-        good = [{u: r} for r in symbolic if _vanishes([whole], {u: r}) == PROVEN]
+        small = sp.count_ops(eqs[0]) <= SYMBOLIC_OPS
+        symbolic = attempt(SYMBOLIC_SECONDS, lambda: sp.solve(eqs[0], u), fallback=None) \
+            if small else None
+        good = [{u: r} for r in symbolic or [] if _vanishes([whole], {u: r}) == PROVEN]
         if good:
             return Solutions(good, complete=False)
+        searched = "" if symbolic is not None else (
+            "; a mapping valid on part of A's domain only was not searched for (the symbolic "
+            "solution is too large)")
         return NoSolution(point, [u], at, f"{DOMAIN} {_domain(u, betas)} at this point "
-                          f"(0/0 points excluded)")
+                          f"(0/0 points excluded){searched}")
     # each root at the point must be a mapping: a candidate that evaluates to it, or a constant
     other = random_point(others, rng)
     other_roots = _roots_at(eqs, raw, u, other, _domain(u, betas)) or []
