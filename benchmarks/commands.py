@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
-from derive.atomic import check_writable, write_atomic
-from derive.errors import UserError
+from optequiv.derive.atomic import check_writable, write_atomic
+from optequiv.derive.errors import UserError
 
 
 def run_bench(args) -> int:

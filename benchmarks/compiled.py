@@ -39,8 +39,8 @@ def _compiled(make, params, sync):
 
 
 def _row(case, spec, numel, tensors, dev, repeats) -> dict:
-    import numeric
-    from numeric.reference import torch_reference
+    from optequiv import numeric
+    from optequiv.numeric.reference import torch_reference
     from torch._dynamo.utils import counters
 
     cls, kwargs = torch_reference(spec)

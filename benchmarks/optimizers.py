@@ -117,8 +117,8 @@ def _params(numel: int, tensors: int, dev, seed: int) -> list:
 
 
 def _optimizers(spec: str, numel: int, tensors: int, dev) -> dict:
-    import numeric
-    from numeric.reference import torch_reference
+    from optequiv import numeric
+    from optequiv.numeric.reference import torch_reference
 
     cls, kwargs = torch_reference(spec)
     ours = numeric.torch_optimizer(spec)
@@ -209,8 +209,8 @@ def _quiet_stderr():
 
 def _compile_seconds(spec: str) -> float | None:
     """One compilation of the case's steady-state kernel, bypassing every cache."""
-    import numeric
-    from numeric import c_build
+    from optequiv import numeric
+    from optequiv.numeric import c_build
 
     if c_build.find_compiler() is None:
         return None
@@ -224,8 +224,7 @@ def _compile_seconds(spec: str) -> float | None:
 def _bytes_per_step(spec: str, numel: int) -> int:
     """Reads of params, grads and state tensors, writes of params and state tensors, once each
     (the state tensors counted on a probe parameter after one step)."""
-    import numeric
-
+    from optequiv import numeric
     probe = torch.nn.Parameter(torch.zeros(2))
     probe.grad = torch.zeros(2)
     opt = numeric.torch_optimizer(spec)([probe])

@@ -13,11 +13,11 @@ import time
 
 import sympy as sp
 
-from derive import symbols as Y
-from derive.compare import compare
-from derive.explain import size
-from derive.rules import build_rule
-from derive.spec import parse_spec
+from optequiv.derive import symbols as Y
+from optequiv.derive.compare import compare
+from optequiv.derive.explain import size
+from optequiv.derive.rules import build_rule
+from optequiv.derive.spec import parse_spec
 
 # pairs from the catalogue (proofs/theorems): each is one `compare` a reader may run
 CATALOGUE_PAIRS = (
@@ -63,7 +63,7 @@ def prove_all_row() -> dict:
     """`optequiv prove --all` in a fresh process: wall time and peak resident memory."""
     # the child reports its own peak from /proc (VmHWM, in kB): getrusage's ru_maxrss survives
     # exec and so counts the forked benchmark process's pages, which hold 1e7-element tensors
-    code = ("import sys\nfrom derive.cli import main\n"
+    code = ("import sys\nfrom optequiv.derive.cli import main\n"
             "code = main(['prove', '--all', '--json'])\n"
             "peak = [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')]\n"
             "print(peak[0], file=sys.stderr)\n"

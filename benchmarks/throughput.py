@@ -12,7 +12,7 @@ SPECS = ("sgd(lr=0.1, momentum=0.9, weight_decay=1e-4)", "sgd(lr=0.1, momentum=0
 
 
 def throughput_row(quick: bool = False) -> dict:
-    from numeric import crosscheck
+    from optequiv.numeric import crosscheck
 
     specs = SPECS[:3] if quick else SPECS
     steps = 20 if quick else 200

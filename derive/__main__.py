@@ -1,3 +1,3 @@
-from derive.cli import main
+from optequiv.derive.cli import main
 import sys
 sys.exit(main())

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import torch
 
-from derive.errors import UserError
-from derive.rules import build_rule
-from derive.spec import as_spec
+from optequiv.derive.errors import UserError
+from optequiv.derive.rules import build_rule
+from optequiv.derive.spec import as_spec
 
 from .harness import Scenario, side_by_side
 from .metrics import EPS_UNITS, tolerance

@@ -45,7 +45,7 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
-from derive.errors import UserError
+from optequiv.derive.errors import UserError
 
 BASE_FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-shared", "-fPIC",
               "-std=gnu11", "-w")

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import argparse
 
-from derive.cli import print_json, steps_arg
-from derive.errors import UserError
-from derive.spec import parse_spec
+from optequiv.derive.cli import print_json, steps_arg
+from optequiv.derive.errors import UserError
+from optequiv.derive.spec import parse_spec
 
 from .reference import IMPLEMENTATIONS
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from derive.errors import UserError
+from optequiv.derive.errors import UserError
 
 from .c_build import ToolchainError
 from .metrics import Difference, difference, tolerance

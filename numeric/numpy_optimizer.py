@@ -17,9 +17,9 @@ from functools import lru_cache
 
 import numpy
 
-from derive.errors import UserError
-from derive.rules import build_rule
-from derive.spec import as_spec
+from optequiv.derive.errors import UserError
+from optequiv.derive.rules import build_rule
+from optequiv.derive.spec import as_spec
 
 from .numpy_codegen import compile_numpy
 from .program import HYPER, SCALAR_STATE, cached_program

@@ -33,9 +33,9 @@ from functools import lru_cache
 
 import torch
 
-from derive.errors import UserError
-from derive.rules import build_rule
-from derive.spec import as_spec
+from optequiv.derive.errors import UserError
+from optequiv.derive.rules import build_rule
+from optequiv.derive.spec import as_spec
 
 from . import c_build
 from .fused import fused_kernel

@@ -17,9 +17,9 @@ from functools import lru_cache
 
 import sympy as sp
 
-from derive import symbols as Y
-from derive.rules import build_rule
-from derive.spec import make_spec
+from optequiv.derive import symbols as Y
+from optequiv.derive.rules import build_rule
+from optequiv.derive.spec import make_spec
 
 THETA = Y.theta(0)
 GRAD = Y.grad(1)

@@ -1,7 +1,7 @@
 """A pytest fixture for numeric.testing.assert_matches_spec.
 
-Enable it with `pytest_plugins = ["numeric.pytest_plugin"]` in your top-level conftest.py, or
-`pytest -p numeric.pytest_plugin`; then
+Enable it with `pytest_plugins = ["optequiv.numeric.pytest_plugin"]` in your top-level conftest.py, or
+`pytest -p optequiv.numeric.pytest_plugin`; then
 
     def test_my_optimizer(assert_matches_spec):
         assert_matches_spec(lambda params: MySGD(params, lr=0.1, momentum=0.9),

@@ -4,8 +4,8 @@ Only the mapping of names lives here; torch's update rules are never copied into
 """
 from __future__ import annotations
 
-from derive.errors import UserError
-from derive.spec import Spec, as_spec
+from optequiv.derive.errors import UserError
+from optequiv.derive.spec import Spec, as_spec
 
 # torch.optim's per-parameter state keys for derive's state names (generated optimizers use them
 # too, so that state_dicts load across the two)

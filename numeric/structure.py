@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import sympy as sp
 
-from derive import symbols as Y
-from derive.spec import Spec
+from optequiv.derive import symbols as Y
+from optequiv.derive.spec import Spec
 
 ZERO = sp.Integer(0)
 

@@ -1,6 +1,6 @@
 """Check your own optimizer against a spec, in your own CI.
 
-    from numeric.testing import assert_matches_spec
+    from optequiv.numeric.testing import assert_matches_spec
 
     def test_my_adamw():
         assert_matches_spec(lambda params: MyAdamW(params, lr=1e-3, weight_decay=0.1),
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import torch
 
-from derive.spec import as_spec
+from optequiv.derive.spec import as_spec
 
 from .harness import Scenario, require_device, side_by_side
 from .metrics import EPS_UNITS

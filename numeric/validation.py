@@ -7,8 +7,8 @@ import math
 
 import sympy as sp
 
-from derive.errors import UserError
-from derive.spec import make_spec
+from optequiv.derive.errors import UserError
+from optequiv.derive.spec import make_spec
 
 NUMBERS = ("lr", "momentum", "dampening", "weight_decay", "eps")
 FLAGS = ("nesterov", "maximize", "amsgrad", "decoupled_weight_decay")

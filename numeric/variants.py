@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import sympy as sp
 
-from derive import symbols
-from derive.errors import UserError
-from derive.rules import build_rule
-from derive.spec import CHOICES, FLAGS, KEYS, Spec, as_spec, make_spec
+from optequiv.derive import symbols
+from optequiv.derive.errors import UserError
+from optequiv.derive.rules import build_rule
+from optequiv.derive.spec import CHOICES, FLAGS, KEYS, Spec, as_spec, make_spec
 
 
 def _shape(rule) -> tuple:

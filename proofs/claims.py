@@ -31,14 +31,14 @@ from pathlib import Path
 
 import sympy as sp
 
-from derive import symbols as Y
-from derive.errors import UserError, shown
-from derive.grammar import FUNCTIONS, parse_expression
-from derive.latex_grammar import parse_latex
-from derive.identity import PROVEN, REFUTED, SUPPORTED, random_point, zero_test
-from derive.rules import build_rule
-from derive.spec import Spec, parse_spec
-from derive.unroll import unroll
+from optequiv.derive import symbols as Y
+from optequiv.derive.errors import UserError, shown
+from optequiv.derive.grammar import FUNCTIONS, parse_expression
+from optequiv.derive.latex_grammar import parse_latex
+from optequiv.derive.identity import PROVEN, REFUTED, SUPPORTED, random_point, zero_test
+from optequiv.derive.rules import build_rule
+from optequiv.derive.spec import Spec, parse_spec
+from optequiv.derive.unroll import unroll
 
 KEYS = {"name", "spec", "start", "steps", "quantity", "equals", "equals_latex", "names", "where",
         "expect"}

@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from derive.errors import UserError, shown
-from derive.printers import FORMATS, to_json
+from optequiv.derive.errors import UserError, shown
+from optequiv.derive.printers import FORMATS, to_json
 
 from .claims import check_file
 from .documents import write_documents

@@ -10,10 +10,10 @@ import time
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from derive.atomic import output_folder, write_atomic
-from derive.errors import UserError
-from derive.latex import notation_rows
-from derive.printers import prose_latex, prose_markdown, tex_escape, to_latex, to_markdown
+from optequiv.derive.atomic import output_folder, write_atomic
+from optequiv.derive.errors import UserError
+from optequiv.derive.latex import notation_rows
+from optequiv.derive.printers import prose_latex, prose_markdown, tex_escape, to_latex, to_markdown
 
 from .registry import prove, theorems
 
@@ -45,7 +45,7 @@ PREAMBLE = r"""\documentclass[11pt]{article}
 
 
 def _specs(derivations) -> list:
-    from derive.spec import parse_spec
+    from optequiv.derive.spec import parse_spec
 
     return [parse_spec(s) for d in derivations for s in d.specs]
 

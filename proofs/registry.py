@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable
 
-from derive.derivation import Derivation
-from derive.errors import UserError
+from optequiv.derive.derivation import Derivation
+from optequiv.derive.errors import UserError
 
 PROVEN, REFUTED, SUPPORTED, UNDECIDED = "proven", "refuted", "supported", "undecided"
 

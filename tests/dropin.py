@@ -12,11 +12,11 @@ from dataclasses import replace
 
 import torch
 
-from derive.rules import build_rule
-from derive.spec import KEYS, NAMES, as_spec, parse_spec
-from numeric.metrics import difference
-from numeric.optimizer import torch_optimizer
-from numeric.reference import has_torch_class, torch_reference
+from optequiv.derive.rules import build_rule
+from optequiv.derive.spec import KEYS, NAMES, as_spec, parse_spec
+from optequiv.numeric.metrics import difference
+from optequiv.numeric.optimizer import torch_optimizer
+from optequiv.numeric.reference import has_torch_class, torch_reference
 
 # a value for each keyword that switches a part of the step on (lazy buffers, decay, Nesterov);
 # an entry takes those it has

@@ -10,9 +10,9 @@ import math
 import sympy as sp
 import torch
 
-from derive.rules import build_rule
-from derive.spec import parse_spec
-from numeric.reference import TORCH_STATE, torch_reference
+from optequiv.derive.rules import build_rule
+from optequiv.derive.spec import parse_spec
+from optequiv.numeric.reference import TORCH_STATE, torch_reference
 
 
 def torch_step(spec, theta: float, grad: float, state: dict | None):

@@ -14,7 +14,7 @@ OPTIMIZER_KEYS = {"case", "device", "ours_ms", "torch_loop_ms", "torch_foreach_m
 
 
 def run(*args):
-    return subprocess.run([sys.executable, "-m", "derive", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "optequiv.derive", *args], capture_output=True,
                           text=True, timeout=600)
 
 

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from derive.atomic import write_atomic
+from optequiv.derive.atomic import write_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "proofs" / "claims" / "seed.toml"
 
 
 def run(*args, cwd=None):
-    proc = subprocess.run([sys.executable, "-m", "derive", *args], capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "optequiv.derive", *args], capture_output=True,
                           text=True, timeout=300, cwd=cwd)
     return proc.returncode, proc.stdout, proc.stderr
 
@@ -164,7 +164,7 @@ def test_docs_without_a_pdf_removes_a_stale_one(tmp_path):
 
 def test_a_closed_pipe_ends_quietly():
     # `optequiv prove --all | head -1`: the reader leaves early; no 'internal error' line
-    proc = subprocess.Popen([sys.executable, "-m", "derive", "prove", "--all"],
+    proc = subprocess.Popen([sys.executable, "-m", "optequiv.derive", "prove", "--all"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     proc.stdout.close()
     err = proc.stderr.read().decode()

@@ -11,10 +11,10 @@ import sympy as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from derive import symbols as Y
-from derive.errors import UserError
-from derive.latex_grammar import parse_latex
-from proofs.claims import check_claim, parse_claim
+from optequiv.derive import symbols as Y
+from optequiv.derive.errors import UserError
+from optequiv.derive.latex_grammar import parse_latex
+from optequiv.proofs.claims import check_claim, parse_claim
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -98,13 +98,13 @@ def test_hostile_latex_through_the_cli_is_one_line_exit_2(tmp_path):
     path = tmp_path / "claims.toml"
     path.write_text("[[claim]]\nname = 'x'\nspec = 'sgd(lr=eta)'\nexpect = 'holds'\n"
                     f"equals_latex = '''{formula}'''\n")
-    proc = subprocess.run([sys.executable, "-m", "derive", "check", str(path)], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "optequiv.derive", "check", str(path)], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert "invalid LaTeX formula" in proc.stderr and not (ROOT / "PWNED").exists()
     path.write_text("[[claim]]\nname = 'x'\nspec = 'sgd(lr=eta)'\nexpect = 'holds'\n"
                     "equals = 'theta_0'\nequals_latex = '\\theta_0'\n")
-    proc = subprocess.run([sys.executable, "-m", "derive", "check", str(path)], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "optequiv.derive", "check", str(path)], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "not both" in proc.stderr
 
@@ -130,7 +130,7 @@ def test_the_readme_example_claims_file_checks_as_documented(tmp_path):
     section = readme.split("## Claims files", 1)[1].split("\n## ", 1)[0]
     path = tmp_path / "claims.toml"
     path.write_text(section.split("```toml\n", 1)[1].split("```", 1)[0])
-    proc = subprocess.run([sys.executable, "-m", "derive", "check", str(path)], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "optequiv.derive", "check", str(path)], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "3 of 3 claims as expected" in proc.stdout and "refuted, expected fails" in proc.stdout

@@ -9,7 +9,7 @@ import pytest
 
 
 def run(*args):
-    proc = subprocess.run([sys.executable, "-m", "derive", *args], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "optequiv.derive", *args], capture_output=True, text=True,
                           timeout=120)
     return proc.returncode, proc.stdout, proc.stderr
 

@@ -6,17 +6,17 @@ import pytest
 import sympy as sp
 import torch
 
-from derive import symbols as Y
-from derive.compare import compare
-from derive.identity import zero_test
-from numeric.reference import torch_reference
+from optequiv.derive import symbols as Y
+from optequiv.derive.compare import compare
+from optequiv.derive.identity import zero_test
+from optequiv.numeric.reference import torch_reference
 
 eta, mu, lam, lr = Y.hyper("eta"), Y.hyper("mu"), Y.hyper("lam"), Y.hyper("lr")
 
 
 def torch_closed_loop(spec_text: str, hyper: dict, theta0: float, steps: int) -> float:
     """theta_k of torch.optim on f(theta) = theta**2/2 (gradient theta), float64."""
-    spec = __import__("derive.spec", fromlist=["parse_spec"]).parse_spec(spec_text)
+    spec = __import__("optequiv.derive.spec", fromlist=["parse_spec"]).parse_spec(spec_text)
     spec = spec.substitute({Y.hyper(k): sp.Rational(v) for k, v in hyper.items()
                             if not k.endswith("_float")})
     cls, kwargs = torch_reference(spec)

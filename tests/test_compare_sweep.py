@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from benchmarks.symbolic import SWEEP_SPECS
-from derive.compare import compare
-from derive.spec import parse_spec
-from numeric import numpy_step
+from optequiv.benchmarks.symbolic import SWEEP_SPECS
+from optequiv.derive.compare import compare
+from optequiv.derive.spec import parse_spec
+from optequiv.numeric import numpy_step
 
 PAIRS = [(a, b) for a in SWEEP_SPECS for b in SWEEP_SPECS
          if len(parse_spec(a).symbols() | parse_spec(b).symbols()) <= 3]

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from derive.printers import prose_markdown
-from proofs.documents import PREAMBLE, write_documents
-from proofs.registry import theorems
+from optequiv.derive.printers import prose_markdown
+from optequiv.proofs.documents import PREAMBLE, write_documents
+from optequiv.proofs.registry import theorems
 
 ROOT = Path(__file__).resolve().parent.parent
 KATEX = ROOT / "docs" / "vendor" / "katex" / "katex.min.js"
@@ -30,7 +30,7 @@ needs_tex = pytest.mark.skipif(shutil.which("pdflatex") is None, reason=(
 def docs(tmp_path_factory):
     out = tmp_path_factory.mktemp("docs")
     try:  # the figures plugin, as an installed optequiv[plot] provides it to `docs`
-        from numeric.figures.commands import figures
+        from optequiv.numeric.figures.commands import figures
     except ImportError:
         figures = None
     write_documents(out, pdf=False, figures=figures)
@@ -197,7 +197,7 @@ def test_one_page_of_markdown_renders_in_katex_without_errors(docs, tmp_path):
 # -- compare and unroll for documentation --------------------------------------------------------
 
 def cli(*args) -> tuple:
-    proc = subprocess.run([sys.executable, "-m", "derive", *args], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "optequiv.derive", *args], capture_output=True, text=True,
                           cwd=ROOT, timeout=300)
     return proc.returncode, proc.stdout
 

@@ -13,8 +13,8 @@ pytest.importorskip("matplotlib", reason="matplotlib is the extra optequiv[plot]
 
 from matplotlib.image import imread  # noqa: E402
 
-from numeric.figures import data  # noqa: E402
-from numeric.figures.commands import register, run_plot  # noqa: E402
+from optequiv.numeric.figures import data  # noqa: E402
+from optequiv.numeric.figures.commands import register, run_plot  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 NAMES = ("weight-decay-trajectories", "weight-decay-effective", "weight-decay-heavy-ball")
@@ -78,7 +78,7 @@ def test_heavy_ball_roots_match_the_theorem():
 
 
 def test_negative_control_a_planted_decay_shows_in_the_roots(monkeypatch):
-    from proofs.theorems import heavy_ball
+    from optequiv.proofs.theorems import heavy_ball
 
     monkeypatch.setattr(heavy_ball, "DECOUPLED", heavy_ball.L2)  # plant: decoupled is L2
     roots = data.heavy_ball_radius([0.9], [1e-3], lr=0.1)
@@ -88,7 +88,7 @@ def test_negative_control_a_planted_decay_shows_in_the_roots(monkeypatch):
 def test_plot_is_a_registered_command_with_help():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert project["project"]["entry-points"]["optequiv.commands"]["plot"] == \
-        "numeric.figures.commands:register"
+        "optequiv.numeric.figures.commands:register"
     assert "matplotlib" in " ".join(project["project"]["optional-dependencies"]["plot"])
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers())
@@ -118,13 +118,13 @@ def test_optequiv_plot_through_the_entry_point(tmp_path):
             "[optequiv.commands]\nplot = numeric.figures.commands:register\n")
         env["PYTHONPATH"] = str(tmp_path / "site")
     out = tmp_path / "figures"
-    proc = subprocess.run([sys.executable, "-m", "derive", "plot", "-o", str(out)], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "optequiv.derive", "plot", "-o", str(out)], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in out.iterdir()) == sorted(
         f"{n}.{ext}" for n in NAMES for ext in ("png", "svg"))
     out.joinpath("x.png").write_bytes(b"")  # a file where a folder is asked for
-    proc = subprocess.run([sys.executable, "-m", "derive", "plot", "-o", str(out / "x.png")],
+    proc = subprocess.run([sys.executable, "-m", "optequiv.derive", "plot", "-o", str(out / "x.png")],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "not a directory" in \
         proc.stderr

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from numeric.c_build import find_compiler
+from optequiv.numeric.c_build import find_compiler
 from test_numeric_crosscheck import SPECS, short
 from twins import assert_matches, twins
 

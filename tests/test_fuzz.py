@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from derive.cli import main
+from optequiv.derive.cli import main
 
 BUDGET = "3"  # seconds per command: the code's limit, not a test timeout
 SETTINGS = dict(deadline=None, derandomize=True, database=None,

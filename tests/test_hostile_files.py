@@ -9,9 +9,9 @@ import threading
 
 import pytest
 
-from derive.atomic import write_atomic
-from derive.cli import main
-from derive.errors import UserError
+from optequiv.derive.atomic import write_atomic
+from optequiv.derive.cli import main
+from optequiv.derive.errors import UserError
 
 
 def test_a_fifo_is_written_through_not_replaced(tmp_path):
@@ -47,7 +47,7 @@ def test_dev_stdout_redirected_to_a_file_appends_to_it(tmp_path):
     # `--json /dev/stdout > out`: the JSON follows what was printed, in the same file
     out, link = tmp_path / "out.txt", tmp_path / "stdout"
     link.symlink_to("/dev/stdout")
-    code = ("import sys\nfrom derive.atomic import write_atomic\n"
+    code = ("import sys\nfrom optequiv.derive.atomic import write_atomic\n"
             "print('printed', flush=True)\nwrite_atomic(sys.argv[1], 'json\\n')\n")
     with open(out, "w") as handle:
         subprocess.run([sys.executable, "-c", code, str(link)], stdout=handle, check=True)
@@ -80,7 +80,7 @@ def test_bench_json_on_a_folder_is_refused_up_front(tmp_path, capsys):
 
 def test_stdout_full_or_closed_is_one_line_exit_2():
     with open("/dev/full", "w") as full:
-        proc = subprocess.run([sys.executable, "-m", "derive", "list", "--json"], stdout=full,
+        proc = subprocess.run([sys.executable, "-m", "optequiv.derive", "list", "--json"], stdout=full,
                               stderr=subprocess.PIPE, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.count("\n") == 1 and "No space left on device" in proc.stderr

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from derive.cli import main
+from optequiv.derive.cli import main
 
 BOUND = "60"  # seconds; each case below took from 7 s to minutes before the fix
 

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from derive.cli import main
-from derive.errors import UserError, shown
-from derive.spec import parse_spec
+from optequiv.derive.cli import main
+from optequiv.derive.errors import UserError, shown
+from optequiv.derive.spec import parse_spec
 
 
 def one_line_exit_2(capsys, argv, *words):
@@ -112,7 +112,7 @@ def test_a_failing_pdflatex_leaves_the_earlier_set_untouched(tmp_path, monkeypat
 
 
 def test_a_hanging_pdflatex_is_stopped(tmp_path, monkeypatch, capsys):
-    import proofs.documents as documents
+    import optequiv.proofs.documents as documents
     monkeypatch.setattr(documents, "PDF_TIMEOUT", 1)
     fake_pdflatex(tmp_path, monkeypatch, "exec sleep 600\n")
     one_line_exit_2(capsys, ["docs", "-o", str(tmp_path / "docs")], "did not finish")
@@ -136,7 +136,7 @@ def test_pdflatex_scratch_stays_in_the_output_folder_and_stale_ones_go(tmp_path,
 
 
 def test_concurrent_no_pdf_runs_tolerate_each_others_unlink(tmp_path, monkeypatch):
-    import proofs.documents as documents
+    import optequiv.proofs.documents as documents
     out = tmp_path / "docs"
     out.mkdir()
     (out / "optequiv.pdf").write_bytes(b"%PDF old")

@@ -6,10 +6,10 @@ import itertools
 
 import pytest
 
-from derive import symbols as Y
-from derive.cli import main
-from derive.errors import UserError
-from derive.unroll import unroll
+from optequiv.derive import symbols as Y
+from optequiv.derive.cli import main
+from optequiv.derive.errors import UserError
+from optequiv.derive.unroll import unroll
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,7 @@ import numpy
 import pytest
 import torch
 
-from numeric import numpy_step, torch_optimizer
+from optequiv.numeric import numpy_step, torch_optimizer
 
 
 def _pair(spec, cls, **kwargs):

@@ -7,9 +7,9 @@ import subprocess
 
 import pytest
 
-from derive.cli import main
-from numeric import c_build
-from numeric.fused import fused_kernel
+from optequiv.derive.cli import main
+from optequiv.numeric import c_build
+from optequiv.numeric.fused import fused_kernel
 
 HAS_CC = pytest.mark.skipif(c_build.find_compiler() is None, reason="no C compiler on this machine")
 SOURCE = "double optequiv_probe(double x) { return 2 * x; }\n"

@@ -9,9 +9,9 @@ nbformat = pytest.importorskip("nbformat", reason="nbformat is in the test extra
 nbclient = pytest.importorskip("nbclient", reason="nbclient is in the test extra")
 pytest.importorskip("ipykernel", reason="ipykernel is in the test extra")
 
-from derive import compare  # noqa: E402
-from derive.derivation import Derivation  # noqa: E402
-from proofs.registry import prove  # noqa: E402
+from optequiv.derive import compare  # noqa: E402
+from optequiv.derive.derivation import Derivation  # noqa: E402
+from optequiv.proofs.registry import prove  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 

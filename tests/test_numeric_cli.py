@@ -11,9 +11,9 @@ import sys
 import pytest
 import torch
 
-import numeric.against_torch as against
-from derive.cli import main
-from numeric import torch_optimizer
+import optequiv.numeric.against_torch as against
+from optequiv.derive.cli import main
+from optequiv.numeric import torch_optimizer
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(),
                           reason="CUDA is not available (torch.cuda.is_available() is False)")
@@ -27,7 +27,7 @@ def cli(capsys, *argv):
 
 
 def test_the_installed_command_prints_json_and_exits_0():
-    proc = subprocess.run([sys.executable, "-m", "derive", "crosscheck",
+    proc = subprocess.run([sys.executable, "-m", "optequiv.derive", "crosscheck",
                            "adamw(lr=1e-3, weight_decay=0.1)", "--json"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
@@ -138,9 +138,9 @@ def test_cuda_crosscheck(dtype, capsys):
 
 def test_the_command_is_a_plugin_that_needs_torch_only_when_it_runs():
     code = ("import sys; sys.modules['torch'] = None\n"
-            "from derive.cli import build_parser, main\n"
+            "from optequiv.derive.cli import build_parser, main\n"
             "assert 'crosscheck' in build_parser().format_help()\n"
-            "import numeric, numpy\n"
+            "from optequiv import numeric\nimport numpy\n"
             "s = numeric.numpy_step('adam')\n"
             "print(s(s.init(numpy.ones(2)), numpy.ones(2), numpy.ones(2))[1])\n"
             "sys.exit(main(['crosscheck', 'adam']))\n")

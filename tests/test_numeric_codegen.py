@@ -13,12 +13,12 @@ import pytest
 import sympy as sp
 import torch
 
-from derive.rules import build_rule
-from derive.spec import parse_spec
-from numeric import numpy_step
-from numeric.program import cached_program
-from numeric.reference import TORCH_STATE, torch_reference
-from numeric.structure import structure_key
+from optequiv.derive.rules import build_rule
+from optequiv.derive.spec import parse_spec
+from optequiv.numeric import numpy_step
+from optequiv.numeric.program import cached_program
+from optequiv.numeric.reference import TORCH_STATE, torch_reference
+from optequiv.numeric.structure import structure_key
 
 RTOL = 1e-12
 

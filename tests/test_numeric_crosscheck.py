@@ -17,11 +17,11 @@ import pytest
 import sympy as sp
 import torch
 
-from derive import stages as S
-from derive.rules import build_rule
-from numeric import torch_optimizer
-from numeric.against_torch import crosscheck
-from numeric.harness import Scenario
+from optequiv.derive import stages as S
+from optequiv.derive.rules import build_rule
+from optequiv.numeric import torch_optimizer
+from optequiv.numeric.against_torch import crosscheck
+from optequiv.numeric.harness import Scenario
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(),
                           reason="CUDA is not available (torch.cuda.is_available() is False)")
@@ -211,7 +211,7 @@ MACHINERY = {
 
 @pytest.mark.parametrize("kind", sorted(MACHINERY))
 def test_negative_control_planted_machinery_is_caught(kind, monkeypatch):
-    import numeric.against_torch as against
+    import optequiv.numeric.against_torch as against
 
     spec = MACHINERY[kind]
     monkeypatch.setattr(against, "torch_optimizer",
@@ -239,7 +239,7 @@ def raising_at(step: int, factory):
 
 
 def test_a_reference_that_raises_cuts_the_comparison_short_and_fails_it():
-    from numeric.harness import side_by_side
+    from optequiv.numeric.harness import side_by_side
 
     spec = "adam(lr=0.01)"
     adam = lambda ps: torch.optim.Adam(ps, lr=0.01)  # noqa: E731
@@ -278,7 +278,7 @@ def test_torchs_fused_sgd_bug_makes_the_report_partial_not_agreement():
 
 
 def test_unknown_or_no_implementations_are_refused():
-    from derive.errors import UserError
+    from optequiv.derive.errors import UserError
 
     for bad in (("loop", "fusd"), ()):
         with pytest.raises(UserError, match="implementations must be some of loop, foreach"):

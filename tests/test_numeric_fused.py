@@ -17,12 +17,12 @@ import io
 import pytest
 import torch
 
-from numeric import torch_optimizer
-from numeric.against_torch import crosscheck
-from numeric.c_build import find_compiler
-from numeric.c_codegen import GRAIN
-from numeric.metrics import tolerance
-from numeric.reference import torch_reference
+from optequiv.numeric import torch_optimizer
+from optequiv.numeric.against_torch import crosscheck
+from optequiv.numeric.c_build import find_compiler
+from optequiv.numeric.c_codegen import GRAIN
+from optequiv.numeric.metrics import tolerance
+from optequiv.numeric.reference import torch_reference
 from twins import assert_matches, closure, feed, switch_features
 from twins import twins as torch_and_generated
 from test_numeric_crosscheck import MACHINERY, PLANTED, SPECS, assert_agrees, planted_machinery, \
@@ -64,7 +64,7 @@ def test_negative_control_planted_rule_is_caught_in_fused_mode(bug, dtype):
 
 @pytest.mark.parametrize("kind", sorted(MACHINERY))
 def test_negative_control_planted_machinery_is_caught_in_fused_mode(kind, monkeypatch):
-    import numeric.against_torch as against
+    import optequiv.numeric.against_torch as against
 
     spec = MACHINERY[kind]
     monkeypatch.setattr(against, "torch_optimizer",

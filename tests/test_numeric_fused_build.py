@@ -10,16 +10,16 @@ import pytest
 import sympy as sp
 import torch
 
-import numeric.fused as fused_module
-from derive import symbols as Y
-from derive.cli import main
-from derive.spec import as_spec
-from numeric import c_build, torch_optimizer
-from numeric.c_codegen import c_source
-from numeric.fused import FusedKernel, fused_kernel
-from numeric.program import GRAD, THETA, Program, cached_program
-from numeric.structure import structure_key
-from numeric.torch_codegen import compile_torch
+import optequiv.numeric.fused as fused_module
+from optequiv.derive import symbols as Y
+from optequiv.derive.cli import main
+from optequiv.derive.spec import as_spec
+from optequiv.numeric import c_build, torch_optimizer
+from optequiv.numeric.c_codegen import c_source
+from optequiv.numeric.fused import FusedKernel, fused_kernel
+from optequiv.numeric.program import GRAD, THETA, Program, cached_program
+from optequiv.numeric.structure import structure_key
+from optequiv.numeric.torch_codegen import compile_torch
 
 HAS_CC = pytest.mark.skipif(c_build.find_compiler() is None,
                             reason="no C compiler on this machine")
@@ -204,7 +204,7 @@ def test_fused_and_foreach_together_are_refused_as_torch_does():
 
 @HAS_CC
 def test_a_fused_step_allocates_no_tensor_memory():
-    from benchmarks.optimizers import peak_extra_bytes
+    from optequiv.benchmarks.optimizers import peak_extra_bytes
 
     p = _params(1000, torch.float32)
     fused = torch_optimizer("adamw")([p], fused=True)
@@ -219,7 +219,7 @@ def test_a_fused_step_allocates_no_tensor_memory():
 
 @HAS_CC
 def test_optimizer_rows_quick_has_every_key(monkeypatch):
-    import benchmarks.optimizers as bench
+    import optequiv.benchmarks.optimizers as bench
 
     monkeypatch.setattr(bench, "QUICK_SIZES", (5000,))
     rows = bench.optimizer_rows(quick=True, repeats=2)
@@ -239,7 +239,7 @@ def test_optimizer_rows_quick_has_every_key(monkeypatch):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_optimizer_rows_on_cuda_without_cuda_is_a_clear_error():
-    from benchmarks.optimizers import optimizer_rows
+    from optequiv.benchmarks.optimizers import optimizer_rows
 
     with pytest.raises(RuntimeError, match="CUDA is not available"):
         optimizer_rows(quick=True, device="cuda")

@@ -13,9 +13,9 @@ import math
 import pytest
 import torch
 
-from derive.errors import UserError
-from numeric import torch_optimizer
-from numeric.reference import torch_reference
+from optequiv.derive.errors import UserError
+from optequiv.numeric import torch_optimizer
+from optequiv.numeric.reference import torch_reference
 
 from twins import CUDA, assert_matches, closure, feed, switch_features, twins
 

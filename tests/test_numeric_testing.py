@@ -18,8 +18,8 @@ import warnings
 import pytest
 import torch
 
-from numeric import torch_optimizer
-from numeric.testing import Check, UnresolvedWarning, assert_matches_spec
+from optequiv.numeric import torch_optimizer
+from optequiv.numeric.testing import Check, UnresolvedWarning, assert_matches_spec
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(),
                           reason="CUDA is not available (torch.cuda.is_available() is False)")
@@ -137,7 +137,7 @@ def test_the_pytest_plugin_offers_the_check_as_a_fixture(tmp_path):
             else:
                 raise RuntimeError("the wrong optimizer passed")
     """))
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "numeric.pytest_plugin",
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "optequiv.numeric.pytest_plugin",
                            "-p", "no:cacheprovider", str(tmp_path)],
                           capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr

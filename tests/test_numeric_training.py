@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from numeric import torch_optimizer
-from numeric.reference import torch_reference
+from optequiv.numeric import torch_optimizer
+from optequiv.numeric.reference import torch_reference
 
 STEPS, RESUME_AT, RTOL = 60, 30, 1e-12
 SPECS = ["sgd(lr=0.05, momentum=0.9, nesterov=true, weight_decay=1e-3)",

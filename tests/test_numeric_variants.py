@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from derive.rules import build_rule
-from derive.spec import CHOICES, FLAGS, KEYS, parse_spec
-from numeric.variants import nearest_variants, same_optimizer_at
+from optequiv.derive.rules import build_rule
+from optequiv.derive.spec import CHOICES, FLAGS, KEYS, parse_spec
+from optequiv.numeric.variants import nearest_variants, same_optimizer_at
 
 SPECS = ["sgd(lr=0.1)", "sgd(lr=0.1, momentum=0.9, dampening=0.5, weight_decay=0.01)",
          "sgd(lr=0.1, momentum=0.9, nesterov=true)", "adam(lr=0.01)",

@@ -25,10 +25,23 @@ def test_readme_quickstart_is_two_commands_and_ci_runs_the_second():
 
 def test_symbolic_core_runs_without_torch():
     code = ("import sys; sys.modules['torch'] = None\n"
-            "from derive import compare\n"
+            "from optequiv.derive import compare\n"
             "r = compare('sgd(weight_decay=lam)', 'sgd(weight_decay=lam2, decay=decoupled)')\n"
             "assert r.equivalent is True\n"
-            "import proofs\n")
+            "import optequiv.proofs\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=ROOT, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_installed_under_one_name(tmp_path):
+    """The install puts optequiv.* into site-packages, never the generic names derive, numeric,
+    proofs or benchmarks (run from outside the repository, where its folders are not on the
+    path)."""
+    code = ("import importlib.util, optequiv, optequiv.derive, optequiv.numeric, optequiv.proofs\n"
+            "print([n for n in ('derive', 'numeric', 'proofs', 'benchmarks')"
+            " if importlib.util.find_spec(n)])\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"

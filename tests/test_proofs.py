@@ -7,11 +7,11 @@ import random
 import pytest
 import sympy as sp
 
-from derive.compare import compare
-from derive.derivation import Equation, Inequality, Prose, label
-from derive.identity import random_point
-from derive.printers import prose_text, to_json, to_latex, to_markdown, to_text
-from proofs.registry import REFUTED, claim_divergent, claim_equivalent, names, prove
+from optequiv.derive.compare import compare
+from optequiv.derive.derivation import Equation, Inequality, Prose, label
+from optequiv.derive.identity import random_point
+from optequiv.derive.printers import prose_text, to_json, to_latex, to_markdown, to_text
+from optequiv.proofs.registry import REFUTED, claim_divergent, claim_equivalent, names, prove
 
 EXPECTED_NAMES = ["sgd-l2-is-decay", "momentum-l2-vs-decay", "heavy-ball-shrink",
                   "adam-l2-vs-adamw", "fixed-preconditioner", "decay-conventions",

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import sympy as sp
 
-from derive import symbols as Y
-from derive.rules import build_rule
-from derive.spec import parse_spec
-from derive.unroll import grad_f, unroll
+from optequiv.derive import symbols as Y
+from optequiv.derive.rules import build_rule
+from optequiv.derive.spec import parse_spec
+from optequiv.derive.unroll import grad_f, unroll
 
 th, g1, g2 = Y.theta(0), Y.grad(1), Y.grad(2)
 lr, mu, tau, lam = Y.hyper("lr"), Y.hyper("mu"), Y.hyper("tau"), Y.hyper("lam")

@@ -13,11 +13,11 @@ import sympy as sp
 
 import exact_torch as X
 
-from derive import symbols as Y
-from derive.compare import compare
-from derive.domains import admissibility, constraint
-from derive.regions import coincide, regions
-from derive.spec import parse_spec
+from optequiv.derive import symbols as Y
+from optequiv.derive.compare import compare
+from optequiv.derive.domains import admissibility, constraint
+from optequiv.derive.regions import coincide, regions
+from optequiv.derive.spec import parse_spec
 
 
 def torch_sgd(lr, grads, momentum=0, dampening=0, buffer="torch", wd=0, theta0=F(1)):

@@ -4,10 +4,10 @@ from __future__ import annotations
 import pytest
 import sympy as sp
 
-from derive.errors import UserError
-from derive.grammar import parse_expression
-from derive.spec import make_spec, parse_spec
-from derive.symbols import hyper
+from optequiv.derive.errors import UserError
+from optequiv.derive.grammar import parse_expression
+from optequiv.derive.spec import make_spec, parse_spec
+from optequiv.derive.symbols import hyper
 
 lr, lam, wd = hyper("lr"), hyper("lam"), hyper("wd")
 

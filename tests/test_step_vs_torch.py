@@ -15,9 +15,9 @@ import sympy as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from derive import stages as S
-from derive.rules import build_rule
-from derive.spec import parse_spec
+from optequiv.derive import stages as S
+from optequiv.derive.rules import build_rule
+from optequiv.derive.spec import parse_spec
 from oracle import close, symbolic_step, torch_step
 
 unit = st.floats(min_value=0.0, max_value=1.0, allow_nan=False)

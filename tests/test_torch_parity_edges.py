@@ -11,9 +11,9 @@ import numpy
 import pytest
 import torch
 
-from derive.errors import UserError
-from numeric import numpy_step, torch_optimizer
-from numeric.reference import torch_reference
+from optequiv.derive.errors import UserError
+from optequiv.numeric import numpy_step, torch_optimizer
+from optequiv.numeric.reference import torch_reference
 
 DUPLICATED = ["sgd(lr=0.1, momentum=0.9)", "sgd(lr=0.1, momentum=0.9, dampening=0.5)",
               "sgd(lr=0.1, momentum=0.9, nesterov=true, weight_decay=0.1)",

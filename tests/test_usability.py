@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy
 import pytest
 
-from derive.cli import build_parser
+from optequiv.derive.cli import build_parser
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def run(*args):
-    proc = subprocess.run([sys.executable, "-m", "derive", *args], capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "optequiv.derive", *args], capture_output=True,
                           text=True, timeout=300, cwd=ROOT)
     return proc.returncode, proc.stdout, proc.stderr
 
@@ -75,7 +75,7 @@ def test_list_separates_torch_keys_and_prints_defaults_as_typed():
 
 
 def test_numpy_step_takes_none_as_an_empty_state():
-    from numeric import numpy_step
+    from optequiv.numeric import numpy_step
 
     theta, grad = numpy.array([1.0, -2.0]), numpy.array([0.5, 0.25])
     for spec in ("adam(lr=1e-2)", "sgd(lr=0.1, momentum=0.9)"):

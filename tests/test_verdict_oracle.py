@@ -31,7 +31,7 @@ a, b1, b2, c2, e = map(H, ("a", "b1", "b2", "c2", "e"))
 
 
 def engine(spec_a: str, spec_b: str, steps: int, start: str = "start"):
-    from derive.compare import compare
+    from optequiv.derive.compare import compare
     kwargs = {"steps": steps, "start": start}
     if "seconds" in inspect.signature(compare).parameters:
         kwargs["seconds"] = SECONDS

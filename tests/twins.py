@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from numeric.metrics import tolerance
-from numeric.optimizer import torch_optimizer
-from numeric.reference import torch_reference
+from optequiv.numeric.metrics import tolerance
+from optequiv.numeric.optimizer import torch_optimizer
+from optequiv.numeric.reference import torch_reference
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(),
                           reason="CUDA is not available (torch.cuda.is_available() is False)")

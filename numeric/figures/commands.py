@@ -4,8 +4,8 @@ entry-point group optequiv.commands). matplotlib is imported when the command ru
 from __future__ import annotations
 
 
-from derive.atomic import output_folder
-from derive.errors import UserError
+from optequiv.derive.atomic import output_folder
+from optequiv.derive.errors import UserError
 
 
 def run_plot(args) -> int:

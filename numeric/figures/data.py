@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy
 import sympy as sp
 
-from numeric import numpy_step
+from optequiv.numeric import numpy_step
 
 LOSS = {"h": 1.0, "theta_star": 2.0}  # a minimum away from 0, so that decay shows
 SGD_PAIR = ("sgd(lr=0.05, momentum=0.9, weight_decay=0.5)",
@@ -55,10 +55,10 @@ def heavy_ball_radius(mus, decays, lr: float = 0.1) -> dict:
     M (on theta, buf) and the state after torch's first step both come from the symbolic rules;
     for decoupled decay that state is the theta mode itself (the buffer copies g = 0), so its
     buffer mode mu never shows in theta."""
-    from derive import symbols as Y
-    from derive.rules import build_rule
-    from derive.spec import parse_spec
-    from proofs.theorems.heavy_ball import DECOUPLED, L2, linear_map
+    from optequiv.derive import symbols as Y
+    from optequiv.derive.rules import build_rule
+    from optequiv.derive.spec import parse_spec
+    from optequiv.proofs.theorems.heavy_ball import DECOUPLED, L2, linear_map
 
     symbols = (Y.hyper("lr"), Y.hyper("momentum"), Y.hyper("weight_decay"))
     out = {}

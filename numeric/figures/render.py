@@ -10,7 +10,7 @@ import numpy
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from derive.atomic import write_atomic
+from optequiv.derive.atomic import write_atomic
 
 from . import data
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import sympy as sp
 
-from derive import symbols as Y
-from derive.compare import compare
-from derive.derivation import Equation, Prose, label
-from derive.identity import zero_test
-from derive.rules import build_rule
-from derive.spec import parse_spec
-from derive.narrate import comparison_blocks
-from proofs.registry import PROVEN, REFUTED, Theorem, claim_divergent, combine
+from optequiv.derive import symbols as Y
+from optequiv.derive.compare import compare
+from optequiv.derive.derivation import Equation, Prose, label
+from optequiv.derive.identity import zero_test
+from optequiv.derive.rules import build_rule
+from optequiv.derive.spec import parse_spec
+from optequiv.derive.narrate import comparison_blocks
+from optequiv.proofs.registry import PROVEN, REFUTED, Theorem, claim_divergent, combine
 
 L2 = "adam(weight_decay=weight_decay)"
 ADAMW = "adamw(weight_decay=lam2)"

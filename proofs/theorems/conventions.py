@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import sympy as sp
 
-from derive import symbols as Y
-from derive.compare import compare
-from derive.derivation import Equation, Prose, label
-from derive.identity import simplest, zero_test
-from derive.rules import build_rule
-from derive.spec import parse_spec
-from derive.narrate import comparison_blocks
-from proofs.registry import PROVEN, REFUTED, Theorem, claim_divergent, claim_equivalent, combine
+from optequiv.derive import symbols as Y
+from optequiv.derive.compare import compare
+from optequiv.derive.derivation import Equation, Prose, label
+from optequiv.derive.identity import simplest, zero_test
+from optequiv.derive.rules import build_rule
+from optequiv.derive.spec import parse_spec
+from optequiv.derive.narrate import comparison_blocks
+from optequiv.proofs.registry import PROVEN, REFUTED, Theorem, claim_divergent, claim_equivalent, combine
 
 TORCH = "adamw(lr=alpha, weight_decay=wd_torch)"
 PAPER = "adamw(lr=alpha, weight_decay=wd_paper, decay=independent)"

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import sympy as sp
 
-from derive import symbols as Y
-from derive.derivation import Equation, Prose, label
-from derive.identity import zero_test
-from derive.rules import build_rule
-from derive.spec import parse_spec
-from derive.narrate import recurrence
-from proofs.registry import PROVEN, REFUTED, Theorem, combine
+from optequiv.derive import symbols as Y
+from optequiv.derive.derivation import Equation, Prose, label
+from optequiv.derive.identity import zero_test
+from optequiv.derive.rules import build_rule
+from optequiv.derive.spec import parse_spec
+from optequiv.derive.narrate import recurrence
+from optequiv.proofs.registry import PROVEN, REFUTED, Theorem, combine
 
 L2 = "sgd(momentum=momentum, weight_decay=weight_decay)"
 DECOUPLED = "sgd(momentum=momentum, weight_decay=weight_decay, decay=decoupled)"

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import sympy as sp
 
-from derive.compare import compare
-from derive.narrate import parts
-from proofs.registry import Theorem, claim_divergent, claim_equivalent, combine
+from optequiv.derive.compare import compare
+from optequiv.derive.narrate import parts
+from optequiv.proofs.registry import Theorem, claim_divergent, claim_equivalent, combine
 
 ADAMW = "adamw(eps=0, weight_decay=lam)"
 ADAM_L2 = "adam(eps=0, weight_decay=lam)"

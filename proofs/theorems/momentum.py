@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import sympy as sp
 
-from derive import symbols as Y
-from derive.compare import compare
-from derive.derivation import Equation, Prose, label
-from derive.narrate import comparison_blocks
-from proofs.registry import PROVEN, REFUTED, Theorem, claim_divergent, combine
+from optequiv.derive import symbols as Y
+from optequiv.derive.compare import compare
+from optequiv.derive.derivation import Equation, Prose, label
+from optequiv.derive.narrate import comparison_blocks
+from optequiv.proofs.registry import PROVEN, REFUTED, Theorem, claim_divergent, combine
 
 FORMS = (
     ("torch's momentum (the buffer copies the first gradient)",

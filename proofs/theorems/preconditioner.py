@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import sympy as sp
 
-from derive import symbols as Y
-from derive.compare import compare
-from derive.derivation import Equation, Prose, label
-from derive.narrate import comparison_blocks
-from proofs.registry import Theorem, claim_equivalent, combine
+from optequiv.derive import symbols as Y
+from optequiv.derive.compare import compare
+from optequiv.derive.derivation import Equation, Prose, label
+from optequiv.derive.narrate import comparison_blocks
+from optequiv.proofs.registry import Theorem, claim_equivalent, combine
 
 DECOUPLED = "sgd(lr=alpha/s, weight_decay=lam, decay=independent)"
 PENALTY = "sgd(lr=alpha/s, weight_decay=2*c*s)"

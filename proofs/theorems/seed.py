@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from derive.derivation import Equation, Inequality, Prose, label
-from derive.identity import PROVEN, REFUTED
-from proofs.claims import check_file, spec_betas
-from proofs.registry import Theorem
+from optequiv.derive.derivation import Equation, Inequality, Prose, label
+from optequiv.derive.identity import PROVEN, REFUTED
+from optequiv.proofs.claims import check_file, spec_betas
+from optequiv.proofs.registry import Theorem
 
 SEED_CLAIMS = Path(__file__).resolve().parent.parent / "claims" / "seed.toml"
 # the claims that state the post's own attribution (the others re-read a formula elsewhere)
@@ -74,7 +74,7 @@ def build(theorem: Theorem):
 def _point(result) -> dict:
     import sympy as sp
 
-    from derive import symbols as Y
+    from optequiv.derive import symbols as Y
 
     out = {}
     for name, value in result.counterexample["point"].items():

@@ -6,10 +6,10 @@ needs its decay to follow the schedule (a constant lam' only matches a constant 
 """
 from __future__ import annotations
 
-from derive import symbols as Y
-from derive.compare import compare
-from derive.narrate import parts
-from proofs.registry import Theorem, claim_divergent, claim_equivalent, combine
+from optequiv.derive import symbols as Y
+from optequiv.derive.compare import compare
+from optequiv.derive.narrate import parts
+from optequiv.proofs.registry import Theorem, claim_divergent, claim_equivalent, combine
 
 L2 = "sgd(lr=eta, weight_decay=lam)"
 DECOUPLED = "sgd(lr=eta, weight_decay=lam2, decay=decoupled)"
