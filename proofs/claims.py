@@ -27,7 +27,6 @@ import random
 import re
 import tomllib
 from dataclasses import dataclass
-from pathlib import Path
 
 import sympy as sp
 
