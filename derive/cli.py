@@ -9,6 +9,8 @@ Contract: bad input is one line on stderr and exit status 2, never a traceback.
 """
 from __future__ import annotations
 
+from fractions import Fraction
+
 import argparse
 import errno
 import json
@@ -22,7 +24,8 @@ from .budget import LIMIT_ENV, OutOfTime, command_limit, within
 from .compare import DEFAULT_STEPS, compare
 from .errors import UserError, shown
 from .explain import compare_text, unroll_latex, unroll_markdown, unroll_text
-from .spec import BUFFERS, DECAYS, KEYS, NAMES, SYMBOLIC_WHEN_OMITTED, TORCH_DEFAULTS, parse_spec
+from .catalogue import ENTRIES, NOT_MODELLED
+from .spec import parse_spec
 from .unroll import unroll
 
 PLUGIN_GROUP = "optequiv.commands"
@@ -105,9 +108,6 @@ def run_unroll(args) -> int:
 
 # -- list ----------------------------------------------------------------------------------------
 
-OWN_KEYS = ("decay", "buffer")  # optequiv's, not torch.optim arguments
-
-
 def typed(default) -> str:
     """A default as the user would type it in a spec: (0.9, 0.999), false, 1e-3."""
     if isinstance(default, bool):
@@ -117,25 +117,34 @@ def typed(default) -> str:
     return str(default)
 
 
+def _symbolic_default(h) -> str:
+    """What a symbolic command puts for an omitted key (derive.spec.Spec.hyper): a symbol where
+    torch's default is non-zero, else 0 (the feature off)."""
+    names = [s.name if Fraction(s.default) != 0 else "0" for s in h.scalars]
+    if h.pair:
+        return "(" + ", ".join(names) + ")"
+    return names[0] if names[0] != "0" else "0 (off)"
+
+
 def catalogue() -> dict:
     out = {}
-    for name in NAMES:
+    for name, e in ENTRIES.items():
         keys = {}
-        for key in KEYS[name]:
-            default = TORCH_DEFAULTS[name][key]
-            entry = {"torch_default": default if not isinstance(default, tuple) else list(default),
-                     "typed": typed(default), "torch_key": key not in OWN_KEYS}
-            if key in SYMBOLIC_WHEN_OMITTED or (name == "adamw" and key == "weight_decay"):
-                entry["symbolic_default"] = "(beta1, beta2)" if key == "betas" else key
-            elif isinstance(default, str) and key not in OWN_KEYS:
-                entry["symbolic_default"] = "0 (off)"
-            if key == "decay":
-                entry["choices"] = dict(DECAYS)
-            if key == "buffer":
-                entry["choices"] = dict(BUFFERS)
-            keys[key] = entry
-        out[name] = {"torch_class": {"sgd": "torch.optim.SGD", "adam": "torch.optim.Adam",
-                                     "adamw": "torch.optim.AdamW"}[name], "keys": keys}
+        choices = e.all_choices
+        for key, default in e.defaults().items():
+            info = {"torch_default": default if not isinstance(default, tuple) else list(default),
+                    "typed": typed(default), "torch_key": key not in choices}
+            if key in e.numbers:
+                info["symbolic_default"] = _symbolic_default(e.hyper(key))
+            if key in choices:
+                info["choices"] = dict(choices[key])
+            keys[key] = info
+        out[name] = {"modelled": True, "torch_class": e.torch_class or "none",
+                     "reference": e.reference, "keys": keys,
+                     "state": {s.key: {"symbol": s.name, "latex": s.latex, "meaning": s.meaning}
+                               for s in e.states}}
+    for name, reason in NOT_MODELLED.items():
+        out[name] = {"modelled": False, "reason": reason}
     return out
 
 
@@ -145,6 +154,8 @@ def run_list(args) -> int:
         print_json(data)
         return 0
     for name, info in data.items():
+        if not info["modelled"]:
+            continue
         print(f"{name}  ({info['torch_class']} semantics)")
         own = {k: e for k, e in info["keys"].items() if not e["torch_key"]}
         print(f"  {'torch' + chr(39) + 's keys':<27}default (as typed in a spec)")
@@ -160,6 +171,12 @@ def run_list(args) -> int:
             print(f"    {key:<24} {entry['typed']}")
             for choice, meaning in entry.get("choices", {}).items():
                 print(f"      {choice:<12} {meaning}")
+        print("  state (torch's key: symbol)  " + ", ".join(
+            f"{key}: {s['symbol']}" for key, s in info["state"].items()))
+    print("not modelled (not element-wise first-order rules; one coordinate cannot stand for them)")
+    for name, info in data.items():
+        if not info["modelled"]:
+            print(f"  {name:<12} {info['reason']}")
     return 0
 
 

@@ -196,7 +196,8 @@ def _run_case(A, B, steps, start, schedule, bend, covered=()) -> CaseResult:
     base_unknowns = Y.by_name(B.symbols() - A.symbols())
     betas = beta_symbols(A) | beta_symbols(B)
     rng = random.Random(0)
-    state_a, state_b = ra.initial_state(start), rb.initial_state(start)
+    state_a = ra.initial_state(start, step_hyper(ha, schedule, 1))
+    state_b = rb.initial_state(start, step_hyper(hb, schedule, 1))
     theta_a = theta_b = Y.theta(0)
     partials, complete = [Partial({}, [])], True
     free = [Y.theta(0), *Y.by_name(initial_free(ra, rb, start))]

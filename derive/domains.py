@@ -1,7 +1,8 @@
 """Admissibility: is B, under a mapping of its symbols, an optimizer torch would build?
 
-A mapping found by algebra is a proof only where B under it stays inside torch's domain (lr, eps,
-weight_decay, momentum >= 0; 0 <= beta < 1; nesterov with momentum > 0): e2 -> -eta solves the
+A mapping found by algebra is a proof only where B under it stays inside torch's domain (each
+scalar's in its catalogue entry: lr, eps, weight_decay, momentum >= 0; 0 <= beta < 1; nesterov
+with momentum > 0): e2 -> -eta solves the
 equations of sgd(maximize=true) against sgd, but no torch SGD has a negative lr. The values are
 expressions of A's hyperparameters, which range over torch's domain themselves, so each
 constraint is decided for *every* admissible value of A's symbols by the signs of its factors:
@@ -19,8 +20,6 @@ import sympy as sp
 from .errors import UserError
 from .spec import Spec
 
-NONNEGATIVE_KEYS = ("lr", "momentum", "weight_decay", "eps")
-BETA_KEYS = ("beta1", "beta2")
 
 
 @dataclass
@@ -29,10 +28,14 @@ class Admissibility:
     valid_when: list = field(default_factory=list)  # conditions on A's symbols, as sympy relations
 
 
+def _unit(scalar) -> bool:
+    return scalar.low == "0" and scalar.high == "1"
+
+
 def beta_symbols(spec: Spec) -> set:
-    """Symbols that stand for a beta of `spec` (known to lie in [0, 1))."""
+    """Symbols that stand for a scalar of `spec` known to lie in [0, 1] (betas, rho, alpha)."""
     h = spec.hyper()
-    return {h[k] for k in BETA_KEYS if k in h and isinstance(h[k], sp.Symbol)}
+    return {h[s.name] for s in spec.entry.scalars if _unit(s) and isinstance(h[s.name], sp.Symbol)}
 
 
 def _positive_form(expr: sp.Expr, betas: set) -> sp.Expr:
@@ -118,12 +121,16 @@ def constraint(value: sp.Expr, strict: bool, betas: set):
 
 
 def _constraints(spec: Spec, values: dict) -> list:
-    """(value, strict) pairs that torch requires of a spec's hyperparameters."""
-    out = [(values[k], False) for k in NONNEGATIVE_KEYS if k in values]
-    out += [(values[k], False) for k in BETA_KEYS if k in values]
-    out += [(1 - values[k], True) for k in BETA_KEYS if k in values]
-    if spec.flag("nesterov"):
-        out.append((values["momentum"], True))
+    """(value, strict) pairs that torch requires of a spec's hyperparameters: each scalar's
+    domain in its catalogue entry, and the entry's own joint constraints (Nesterov's momentum)."""
+    out = []
+    for s in spec.entry.scalars:
+        if s.low is not None:
+            out.append((values[s.name] - sp.Rational(s.low), s.low_strict))
+        if s.high is not None:
+            out.append((sp.Rational(s.high) - values[s.name], s.high_strict))
+    if spec.entry.extra_constraints:
+        out += spec.entry.extra_constraints(spec, values)
     return out
 
 

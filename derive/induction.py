@@ -61,8 +61,8 @@ def _scale_factors(rule_a, rule_b, ha1, hb1, start, schedule, bend) -> dict:
     if start == "state" or not shared:
         return {n: sp.Integer(1) for n in shared}
     g, th = Y.grad(1), Y.theta(0)
-    sa, _ = rule_a.step(rule_a.initial_state(start), th, g, ha1)
-    sb, _ = rule_b.step(rule_b.initial_state(start), th, bend(g), hb1)
+    sa, _ = rule_a.step(rule_a.initial_state(start, ha1), th, g, ha1)
+    sb, _ = rule_b.step(rule_b.initial_state(start, hb1), th, bend(g), hb1)
     per_step = [Y.stepped(s, 1) for s in schedule]
     out = {}
     for n in shared:
@@ -82,7 +82,7 @@ def _zero_invariant(rule: Rule, h1: dict, ht: dict, start: str, g1, gt) -> set:
     generic step whenever they all are 0. A general state (--from state) has no such names."""
     if start == "state":
         return set()
-    after, _ = rule.step(rule.initial_state(start), Y.theta(0), g1, h1)
+    after, _ = rule.step(rule.initial_state(start, h1), Y.theta(0), g1, h1)
     names = {n for n in rule.state_names if after[n] is not None and sp.expand(after[n]) == 0}
     while names:
         generic = {n: sp.Integer(0) if n in names else Y.state(n, "t-1") for n in rule.state_names}
@@ -141,8 +141,9 @@ def induction(rule_a, rule_b, ha, hb, sigma, schedule, start, bend) -> Induction
             checks.append((f"{n}_0 (base)", sp.Integer(0) if ok else sp.nan,
                            PROVEN if ok else REFUTED))
     else:
-        sa, ta = rule_a.step(rule_a.initial_state(start), Y.theta(0), Y.grad(1), ha_1)
-        sb, tb = rule_b.step(rule_b.initial_state(start), Y.theta(0), bend(Y.grad(1)), hb_1)
+        sa, ta = rule_a.step(rule_a.initial_state(start, ha_1), Y.theta(0), Y.grad(1), ha_1)
+        sb, tb = rule_b.step(rule_b.initial_state(start, hb_1), Y.theta(0), bend(Y.grad(1)),
+                             hb_1)
         check("theta_1 (base)", tb - ta)
         for n in relevant:
             check(f"{n}_1 (base)", sb[n] - scale[n] * sa[n])

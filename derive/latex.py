@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from . import catalogue
+
 
 @dataclass(frozen=True)
 class Letter:
@@ -23,28 +25,31 @@ class Letter:
     meaning: str  # prose (formulas between dollars) for the notation table; "" keeps it out
 
 
-NOTATION = {
-    "lr": Letter(r"\gamma", "γ", "learning rate (torch's `lr`)"),
-    "weight_decay": Letter(r"\lambda", "λ", "weight-decay coefficient (torch's `weight_decay`)"),
-    "momentum": Letter(r"\mu", "μ", "momentum"),
-    "dampening": Letter(r"\tau", "τ", "dampening of the momentum buffer"),
-    "beta1": Letter(r"\beta_1", "β₁", "decay rate of the first moment (`betas[0]`)"),
-    "beta2": Letter(r"\beta_2", "β₂", "decay rate of the second moment (`betas[1]`)"),
-    "eps": Letter(r"\epsilon", "ε", "term added to the denominator (`eps`)"),
+_GENERIC = {
     "theta": Letter(r"\theta", "θ", "one coordinate of the parameter; $theta_t$ after step $t$"),
     "g": Letter("g", "g", "its gradient, $g_t = nabla f(theta_{t-1})$"),
-    "buf": Letter("b", "b", "SGD's momentum buffer"),
-    "m": Letter("m", "m", "Adam's first moment (EMA of gradients)"),
-    "v": Letter("v", "v", "Adam's second moment (EMA of squared gradients)"),
     "m_hat": Letter(r"\hat{m}", "m̂", "bias-corrected first moment, $m_t/(1 - beta1^t)$"),
     "v_hat": Letter(r"\hat{v}", "v̂", "bias-corrected second moment, $v_t/(1 - beta2^t)$"),
-    "vmax": Letter(r"v^{\max}", "vᵐᵃˣ", "AMSGrad's running maximum of $v$"),
-    "t": Letter("t", "t", "the step count"),
     "u": Letter("u", "u", "the update direction as it flows through the stages"),
     # names the catalogue gives its own coefficients: letters, not table rows
     "lam": Letter(r"\lambda", "λ", ""),
     "wd": Letter(r"\mathrm{wd}", "wd", ""),
 }
+
+
+def _notation() -> dict:
+    """Each scalar's and each state entry's letter, from the catalogue (the first entry that
+    names it), then the generic letters."""
+    out = {}
+    for e in catalogue.ENTRIES.values():
+        for s in e.scalars:
+            out.setdefault(s.name, Letter(s.latex, s.unicode, s.meaning))
+        for s in e.states:
+            out.setdefault(s.name, Letter(s.latex, s.unicode, s.meaning))
+    return {**{k: v for k, v in out.items() if k not in _GENERIC}, **_GENERIC}
+
+
+NOTATION = _notation()
 LETTERS = {name: letter.latex for name, letter in NOTATION.items()}
 _GREEK = {name: sp.latex(sp.Symbol(name)) for name in (
     "alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "kappa", "lambda", "mu", "nu",

@@ -23,6 +23,7 @@ from typing import Callable
 
 import sympy as sp
 
+from . import catalogue
 from .errors import UserError
 from .grammar import MAX_DEPTH, MAX_EXPONENT, MAX_TEXT
 
@@ -34,7 +35,10 @@ FUNCTIONS = {"sqrt": sp.sqrt, "exp": sp.exp, "log": sp.log, "ln": sp.log, "max":
 _SPACES = {",", ";", "!", ":", "quad", "qquad", " "}
 _TIMES = {"cdot", "times"}
 _FONTS = {"mathrm", "text", "operatorname", "mathit"}
-_STATE_LETTERS = {"theta", "g", "buf", "m", "v"}
+# tensor state entries written as one letter (the catalogue's): b_t is the SGD buffer buf_t
+_BY_LETTER = {s.latex: s.name for e in catalogue.ENTRIES.values() for s in e.states
+              if not s.scalar and re.fullmatch(r"[A-Za-z]", s.latex)}
+_STATE_LETTERS = {"theta", "g", *_BY_LETTER.values()}
 
 _TOKEN = re.compile(r"""\s*(?:
     (?P<number>\d+(?:\.\d+)?)
@@ -330,7 +334,7 @@ class LatexParser:
         if index is None:
             return self.resolve(base)
         step = {"t": self.steps, "t-1": self.steps - 1, "t+1": self.steps + 1}.get(index)
-        base = "buf" if base == "b" else base  # b_t: the SGD buffer, as the notation table says
+        base = _BY_LETTER.get(base, base)  # b_t: the SGD buffer, as the notation table says
         if base in _STATE_LETTERS and (step is not None or index.isdigit()):
             return self.resolve(f"{base}_{step if step is not None else index}")
         if not re.fullmatch(r"[A-Za-z0-9]+", index):

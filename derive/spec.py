@@ -1,7 +1,7 @@
 """The spec language: `name(key=value, ...)`, with torch.optim's keyword names and semantics.
 
     spec  := name [ "(" [ arg ("," arg)* ] ")" ]       sgd(lr=eta, momentum=mu, weight_decay=lam)
-    name  := sgd | adam | adamw
+    name  := a catalogue entry's name (derive.catalogue): sgd | adam | adamw | ...
     arg   := key "=" value
     value := number | true | false | identifier | arithmetic | (value, value)
 
@@ -18,35 +18,19 @@ from types import MappingProxyType
 import sympy as sp
 
 from .errors import UserError
+from . import catalogue
+from .catalogue import base
 from .grammar import Parser
 from .symbols import hyper as hyper_symbol
 
-NAMES = ("sgd", "adam", "adamw")
-DECAYS = {
-    "l2": "coupled L2: g <- g + weight_decay*theta, before momentum or moments (torch SGD/Adam)",
-    "decoupled": "decoupled, lr-scaled: theta <- theta*(1 - lr*weight_decay) (torch AdamW)",
-    "independent": "decoupled, lr-independent: theta <- theta*(1 - weight_decay) (Loshchilov & Hutter)",
-    "after": "decoupled, applied after the step to the updated theta (old Hugging Face AdamW)",
-}
-BUFFERS = {
-    "torch": "the first gradient is copied into the buffer, undampened (torch)",
-    "zero": "the buffer starts at 0: buf = momentum*buf + (1 - dampening)*g from step 1",
-}
-
-# torch.optim's keyword defaults (torch 2.13 sgd.py / adam.py / adamw.py)
-TORCH_DEFAULTS = {
-    "sgd": {"lr": "1e-3", "momentum": "0", "dampening": "0", "weight_decay": "0",
-            "nesterov": False, "maximize": False, "decay": "l2", "buffer": "torch"},
-    "adam": {"lr": "1e-3", "betas": ("0.9", "0.999"), "eps": "1e-8", "weight_decay": "0",
-             "amsgrad": False, "maximize": False, "decoupled_weight_decay": False, "decay": "l2"},
-    "adamw": {"lr": "1e-3", "betas": ("0.9", "0.999"), "eps": "1e-8", "weight_decay": "1e-2",
-              "amsgrad": False, "maximize": False, "decay": "decoupled"},
-}
-KEYS = {name: tuple(defaults) for name, defaults in TORCH_DEFAULTS.items()}
-FLAGS = ("nesterov", "maximize", "amsgrad", "decoupled_weight_decay")
-CHOICES = {"decay": tuple(DECAYS), "buffer": tuple(BUFFERS)}
-# coefficients whose torch default is non-zero become symbols when a symbolic command omits them
-SYMBOLIC_WHEN_OMITTED = {"lr", "betas", "eps"}
+NAMES = catalogue.NAMES
+DECAYS = base.DECAYS
+BUFFERS = catalogue.ENTRIES["sgd"].choices["buffer"]
+# views over the catalogue, for callers that ask about every optimizer at once
+TORCH_DEFAULTS = {name: e.defaults() for name, e in catalogue.ENTRIES.items()}
+KEYS = {name: e.keys for name, e in catalogue.ENTRIES.items()}
+FLAGS = tuple(dict.fromkeys(f for e in catalogue.ENTRIES.values() for f in e.flags))
+CHOICES = {k: tuple(v) for e in catalogue.ENTRIES.values() for k, v in e.all_choices.items()}
 
 
 def _rational(text: str) -> sp.Rational:
@@ -64,82 +48,83 @@ def fmt_number(value) -> str:
     return str(value)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Spec:
-    """A parsed, validated spec. `given` holds what the user wrote, key -> value, in order."""
+    """A parsed, validated spec. `given` holds what the user wrote, key -> value, in order.
+    A hashable value: equal specs (same name, same values) hash alike, so a Spec keys caches."""
 
     name: str
     given: MappingProxyType
     # the text the user wrote for each value (key, or (key, index) for betas): messages and
     # printing show 1e-3 as written, not as the exact rational 1/1000 it is computed with
-    sources: MappingProxyType = field(default_factory=lambda: MappingProxyType({}),
-                                      compare=False)
+    sources: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Spec) and (self.name, dict(self.given)) == \
+            (other.name, dict(other.given))
+
+    def __hash__(self) -> int:
+        return hash((self.name, tuple(sorted(self.given.items(), key=lambda kv: kv[0]))))
 
     # -- derived views -----------------------------------------------------------------------
     @property
-    def family(self) -> str:
-        return "sgd" if self.name == "sgd" else "adam"
+    def entry(self) -> base.Entry:
+        return catalogue.ENTRIES[self.name]
 
     def flag(self, key: str) -> bool:
-        return bool(self.given.get(key, TORCH_DEFAULTS[self.name].get(key, False)))
+        return bool(self.given.get(key, self.entry.flags.get(key, False)))
 
     @property
     def decay(self) -> str:
         if "decay" in self.given:
             return self.given["decay"]
-        if self.name == "adam" and self.flag("decoupled_weight_decay"):
+        flag = self.entry.decay_flag
+        if flag and self.flag(flag):
             return "decoupled"
-        return TORCH_DEFAULTS[self.name]["decay"]
+        return self.entry.decays[0]
 
     @property
     def buffer(self) -> str:
         return self.given.get("buffer", "torch")
 
     def hyper(self, numeric: bool = False) -> dict:
-        """Canonical hyperparameters lr, momentum, dampening, weight_decay, beta1, beta2, eps.
+        """Canonical hyperparameters (lr, beta1, beta2, ...: the entry's scalars).
 
         numeric=False: omitted coefficients that torch defaults to a non-zero value are symbols
         named canonically (AdamW's weight_decay too); omitted features stay off (0).
         numeric=True: omitted values take torch's defaults; a symbolic value is an error.
         """
-        defaults = TORCH_DEFAULTS[self.name]
         out = {}
-        for key in KEYS[self.name]:
-            if key in FLAGS or key in CHOICES:
-                continue
-            if key in self.given:
-                value = self.given[key]
-            elif numeric:
-                value = defaults[key]
-                value = tuple(map(_rational, value)) if key == "betas" else _rational(value)
-            elif key in SYMBOLIC_WHEN_OMITTED or (key == "weight_decay" and self.name == "adamw"):
-                value = (hyper_symbol("beta1"), hyper_symbol("beta2")) if key == "betas" \
-                    else hyper_symbol(key)
-            else:
-                value = sp.Integer(0)
-            if key == "betas":
-                out["beta1"], out["beta2"] = value
-            else:
-                out[key] = value
+        for h in self.entry.hypers:
+            value = self.given.get(h.key)
+            for i, scalar in enumerate(h.scalars):
+                if value is not None:
+                    out[scalar.name] = value[i] if h.pair else value
+                elif numeric or _rational(scalar.default) == 0:
+                    out[scalar.name] = _rational(scalar.default)
+                else:
+                    out[scalar.name] = hyper_symbol(scalar.name)
         if numeric:
-            for key, value in out.items():
-                if not value.is_number:
-                    shown = f"betas=({self.given['betas'][0]}, {self.given['betas'][1]})" \
-                        if key.startswith("beta") and "betas" in self.given \
-                        else f"{key}={value}"
-                    raise UserError(
-                        f"{shown} is symbolic, but this command needs numbers: give every "
-                        "hyperparameter a numeric value or leave it out for torch's default"
-                    )
+            for h in self.entry.hypers:
+                for i, scalar in enumerate(h.scalars):
+                    if not out[scalar.name].is_number:
+                        shown = f"{h.key}=({', '.join(map(str, self.given[h.key]))})" \
+                            if h.pair else f"{h.key}={out[scalar.name]}"
+                        raise UserError(
+                            f"{shown} is symbolic, but this command needs numbers: give every "
+                            "hyperparameter a numeric value or leave it out for torch's default"
+                        )
         return out
 
+    def on(self, name: str) -> bool:
+        """A switch (derive.catalogue.base.on): momentum or weight_decay non-zero."""
+        return base.on(self, name)
+
     def momentum_on(self) -> bool:
-        return self.family == "sgd" and self.given.get("momentum", 0) != 0
+        return self.on("momentum")
 
     def decay_on(self) -> bool:
-        if self.name == "adamw" and "weight_decay" not in self.given:
-            return True  # AdamW's weight_decay defaults to 1e-2 (or the symbol weight_decay)
-        return self.given.get("weight_decay", 0) != 0
+        return self.on("weight_decay")
 
     def symbols(self) -> set:
         """Free symbols of the symbolic hyperparameters (what compare maps and solves over)."""
@@ -153,15 +138,11 @@ class Spec:
         a feature whose coefficient becomes 0 is switched off exactly as torch switches it off."""
         given = dict(self.given)
         filled = self.hyper()
-        for key in KEYS[self.name]:
-            if key == "betas":
-                pair = (filled["beta1"].xreplace(mapping), filled["beta2"].xreplace(mapping))
-                if "betas" in given or pair != (filled["beta1"], filled["beta2"]):
-                    given["betas"] = pair
-            elif key in filled:
-                value = filled[key].xreplace(mapping)
-                if key in given or value != filled[key]:
-                    given[key] = value
+        for h in self.entry.hypers:
+            old = tuple(filled[s.name] for s in h.scalars)
+            new = tuple(v.xreplace(mapping) for v in old)
+            if h.key in given or new != old:
+                given[h.key] = new if h.pair else new[0]
         kept = {k: text for k, text in self.sources.items()
                 if given.get(k if isinstance(k, str) else k[0]) == self.given.get(
                     k if isinstance(k, str) else k[0])}
@@ -181,23 +162,30 @@ class Spec:
         return f"{self.name}({', '.join(parts)})"
 
 
-def _check_values(name: str, given: dict, sources: dict) -> None:
+def _violates(value, scalar: base.Scalar) -> bool:
+    """Outside the scalar's domain for certain (NaN is: it gets torch's words where torch has
+    a check, as torch's Adam refuses NaN through `not 0.0 <= lr`; -oo too, as torch)."""
+    if not isinstance(value, sp.Expr):
+        return False
+    if value.has(sp.nan):
+        return True
+    for bound, strict, below in ((scalar.low, scalar.low_strict, True),
+                                 (scalar.high, scalar.high_strict, False)):
+        if bound is None:
+            continue
+        gap = value - _rational(bound) if below else _rational(bound) - value
+        if bool(gap.is_extended_nonpositive if strict else gap.is_extended_negative):
+            return True
+    return False
+
+
+def _check_values(entry: base.Entry, given: dict, sources: dict) -> None:
     """torch's own validation (with torch's wording), applied where a value is a known number.
     Messages show the value as the user wrote it (torch prints the Python value passed)."""
 
     def shown(key, value, index=None):
         text = sources.get(key if index is None else (key, index))
         return text if text else fmt_number(value)
-
-    def known(value):
-        return isinstance(value, sp.Expr) and value.is_number
-
-    def negative(value):
-        # NaN counts as negative, so it gets torch's words where torch has a check (its Adam
-        # refuses NaN through `not 0.0 <= lr`); a NaN hyperparameter only ever yields NaN
-        if not isinstance(value, sp.Expr):
-            return False
-        return value.has(sp.nan) or bool(value.is_extended_negative)  # -oo too, as torch
 
     numbers = [(key, v, i) for key, value in given.items() if isinstance(value, (sp.Expr, tuple))
                for i, v in (enumerate(value) if isinstance(value, tuple) else [(None, value)])]
@@ -206,58 +194,54 @@ def _check_values(name: str, given: dict, sources: dict) -> None:
         # (a claim may state a complex formula, to be refuted; a hyperparameter may not)
         if not value.has(sp.nan) and value.is_extended_real is False:
             raise UserError(f"{key} must be a real number, got {shown(key, value, index)}")
-
-    if "lr" in given and negative(given["lr"]):
-        raise UserError(f"Invalid learning rate: {shown('lr', given['lr'])}")
-    if name == "sgd" and "momentum" in given and negative(given["momentum"]):
-        raise UserError(f"Invalid momentum value: {shown('momentum', given['momentum'])}")
-    if "eps" in given and negative(given["eps"]):
-        raise UserError(f"Invalid epsilon value: {shown('eps', given['eps'])}")
-    if "betas" in given:
-        for index, beta in enumerate(given["betas"]):
-            if negative(beta) or (known(beta) and beta >= 1) or bool((beta - 1).is_nonnegative):
-                raise UserError(f"Invalid beta parameter at index {index}: {shown('betas', beta, index)}")
-    if "weight_decay" in given and negative(given["weight_decay"]):
-        raise UserError(f"Invalid weight_decay value: {shown('weight_decay', given['weight_decay'])}")
-    if given.get("nesterov"):
-        momentum = given.get("momentum", sp.Integer(0))
-        dampening = given.get("dampening", sp.Integer(0))
-        if (known(momentum) and momentum <= 0) or dampening != 0:
-            raise UserError("Nesterov momentum requires a momentum and zero dampening")
+    order = list(entry.check_order) + [h.key for h in entry.hypers
+                                       if h.key not in entry.check_order]
+    for key in order:
+        h = entry.hyper(key)
+        if key not in given or not h.message:
+            continue
+        values = given[key] if h.pair else (given[key],)
+        for index, (value, scalar) in enumerate(zip(values, h.scalars)):
+            if _violates(value, scalar):
+                texts = [shown(key, v, i if h.pair else None) for i, v in enumerate(values)]
+                raise UserError(h.message.format(
+                    value=texts[index], index=index, first=texts[0], second=texts[-1]))
+    if entry.extra_check:
+        entry.extra_check(given, shown)
     for key, value, index in numbers:  # keys torch does not check (dampening)
         if value.has(sp.nan):
             raise UserError(f"{key} must be a real number, got {shown(key, value, index)}")
-    if name == "adam" and given.get("decoupled_weight_decay") and given.get("decay", "decoupled") != "decoupled":
-        raise UserError(
-            f"decoupled_weight_decay=true contradicts decay={given['decay']}; "
-            "give one of them"
-        )
+    flag = entry.decay_flag
+    if flag and given.get(flag) and given.get("decay", "decoupled") != "decoupled":
+        raise UserError(f"{flag}=true contradicts decay={given['decay']}; give one of them")
 
 
 def make_spec(name: str, given: dict, sources: dict | None = None) -> Spec:
     """Validate keys and values (already parsed) and build a Spec."""
-    if name not in NAMES:
-        raise UserError(f"unknown optimizer {name!r}; valid names: {', '.join(NAMES)}")
-    valid = KEYS[name]
+    entry = catalogue.entry(name)
+    valid, choices = entry.keys, entry.all_choices
     for key, value in given.items():
         if key not in valid:
             extra = ""
-            if name == "adamw" and key == "decoupled_weight_decay":
-                extra = " (AdamW.__init__() got an unexpected keyword argument " \
-                        "'decoupled_weight_decay': AdamW's decay is always decoupled)"
+            if any(key == e.decay_flag for e in catalogue.ENTRIES.values()) \
+                    and entry.decays[0] == "decoupled":
+                extra = f" ({entry.class_name}.__init__() got an unexpected keyword argument " \
+                        f"'{key}': {entry.class_name}'s decay is always decoupled)"
             raise UserError(f"unknown key {key!r} for {name}{extra}; valid keys: {', '.join(valid)}")
-        if key in FLAGS and not isinstance(value, bool):
+        if key in entry.flags and not isinstance(value, bool):
             raise UserError(f"{key} must be true or false (a concrete flag), got {value}")
-        if key in CHOICES and value not in CHOICES[key]:
+        if key in choices and value not in choices[key]:
             raise UserError(
-                f"{key} must be one of {', '.join(CHOICES[key])}, got {value}"
+                f"{key} must be one of {', '.join(choices[key])}, got {value}"
             )
-        if key == "betas" and not isinstance(value, tuple):
-            raise UserError(f"betas must be a pair (beta1, beta2), got {value}")
-        if key not in FLAGS and key not in CHOICES and key != "betas" \
-                and not isinstance(value, sp.Expr):
-            raise UserError(f"{key} must be a number or an expression, got {value}")
-    _check_values(name, given, sources or {})
+        if key in entry.numbers:
+            h = entry.hyper(key)
+            if h.pair and not isinstance(value, tuple):
+                raise UserError(f"{key} must be a pair "
+                                f"({', '.join(s.name for s in h.scalars)}), got {value}")
+            if not h.pair and not isinstance(value, sp.Expr):
+                raise UserError(f"{key} must be a number or an expression, got {value}")
+    _check_values(entry, given, sources or {})
     return Spec(name, MappingProxyType(dict(given)), MappingProxyType(dict(sources or {})))
 
 
@@ -270,8 +254,7 @@ def parse_spec(text: str) -> Spec:
     if tok.kind != "name":
         raise parser.error("expected an optimizer name (" + ", ".join(NAMES) + ")")
     name = tok.text
-    if name not in NAMES:
-        raise UserError(f"unknown optimizer {name!r}; valid names: {', '.join(NAMES)}")
+    choices = catalogue.entry(name).all_choices
     parser.i += 1
     given, sources = {}, {}
     if parser.accept("("):
@@ -282,10 +265,10 @@ def parse_spec(text: str) -> Spec:
                     raise parser.error("expected a key such as lr")
                 parser.i += 1
                 parser.expect("=", f"expected '=' after {key_tok.text!r}")
-                if key_tok.text in CHOICES:
+                if key_tok.text in choices:
                     choice = parser.tok
                     if choice.kind != "name":
-                        raise parser.error(f"expected one of {', '.join(CHOICES[key_tok.text])}")
+                        raise parser.error(f"expected one of {', '.join(choices[key_tok.text])}")
                     parser.i += 1
                     value = choice.text
                 else:

@@ -136,3 +136,24 @@ SCALE_LR = Stage("scale_lr", _scale_lr, "scale by the learning rate")
 APPLY = Stage("apply", _apply, "theta <- theta - direction")
 DECAY_AFTER = Stage("decay_after", _decay_after,
                     "decay after the step: theta <- theta - lr*weight_decay*theta (updated theta)")
+
+
+def place_decay(spec, before: list, core: list) -> tuple:
+    """before, then core (momentum, moments, the adaptive direction), the lr scaling and the
+    update, with the decay stage placed where the spec's convention puts it: this position is
+    the whole difference between the conventions."""
+    decay = spec.decay if spec.decay_on() else None
+    out = list(before)
+    out += [DECAY_L2] if decay == "l2" else []
+    out += core
+    out += [DECAY_DECOUPLED] if decay == "decoupled" else []
+    out.append(SCALE_LR)
+    out += [DECAY_INDEPENDENT] if decay == "independent" else []
+    out.append(APPLY)
+    out += [DECAY_AFTER] if decay == "after" else []
+    return tuple(out)
+
+
+def signed(spec) -> list:
+    """maximize: the gradient's sign first, as torch does before anything else reads it."""
+    return [NEGATE] if spec.flag("maximize") else []

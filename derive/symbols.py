@@ -6,8 +6,8 @@ project is made here, with assumptions fixed by its role:
     torch rejects negative lr, momentum, weight_decay, eps and betas; dampening is not validated by
     torch but is used in [0, 1]. The assumption lets sqrt((g + lam*theta)**2) stay honest while
     |c + lam| simplifies for numeric c > 0;
-  - theta, gradients and first-moment state (buf, m) are reals; second moments (v, vmax) are
-    nonnegative; the step count t is a nonnegative integer.
+  - theta and gradients are reals; each state entry has the assumptions its catalogue entry
+    gives (first moments real, second moments nonnegative, the step count a nonnegative integer).
 Indices are integers (theta_0, g_1) or the generic step labels 't' and 't-1' used by recurrences.
 """
 from __future__ import annotations
@@ -17,21 +17,17 @@ from functools import lru_cache
 
 import sympy as sp
 
+from . import catalogue
 from .errors import UserError
 
-# state names per optimizer family, in display order
-STATE_NAMES = ("t", "buf", "m", "v", "vmax")
-_STATE_ASSUMPTIONS = {
-    "buf": {"real": True},
-    "m": {"real": True},
-    "v": {"nonnegative": True},
-    "vmax": {"nonnegative": True},
-    "t": {"integer": True, "nonnegative": True},
-}
-CANONICAL_HYPER = ("lr", "momentum", "dampening", "weight_decay", "beta1", "beta2", "eps")
+# every state entry of the catalogue, name -> assumptions (one name has one meaning throughout)
+_STATE_ASSUMPTIONS = catalogue.state_assumptions()
+STATE_NAMES = tuple(_STATE_ASSUMPTIONS)
+CANONICAL_HYPER = tuple(dict.fromkeys(s.name for e in catalogue.ENTRIES.values()
+                                      for s in e.scalars))
 
 # names a user may not take for a hyperparameter: they denote theta, gradients and state
-RESERVED = re.compile(r"^(theta|g|buf|m|v|vmax|t)_(\d+|t|\{t-1\})$")
+RESERVED = re.compile(r"^(" + "|".join(("theta", "g") + STATE_NAMES) + r")_(\d+|t|\{t-1\})$")
 
 
 @lru_cache(maxsize=None)

@@ -99,7 +99,7 @@ def unroll(spec, steps: int, start: str = "start", loop: str = "open",
     hyper = spec.hyper() if hyper is None else hyper
     schedule = tuple(Y.by_name(schedule))
     Y.check_stepped_names(schedule, spec.symbols())
-    initial = rule.initial_state(start)
+    initial = rule.initial_state(start, step_hyper(hyper, schedule, 1))
     result = Unrolled(rule, hyper, start, loop, schedule, initial, [])
     concrete_state = dict(initial)
     for k in range(1, steps + 1):

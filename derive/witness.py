@@ -108,14 +108,15 @@ def counterexample(A, B, ra, rb, ha, hb, sigma, base_unknowns, schedule, k, star
         state0 = {}
         if start == "state":
             state0 = random_point(initial_free(ra, rb, start), rng)
-        ia = {n: (v.xreplace(state0) if v is not None else None)
-              for n, v in ra.initial_state(start).items()}
-        ib = {n: (v.xreplace(state0) if v is not None else None)
-              for n, v in rb.initial_state(start).items()}
 
         def at(h):
             return lambda i: {key: v.xreplace(full) for key, v in
                               step_hyper(h, schedule, i).items()}
+
+        ia = {n: (v.xreplace(state0) if v is not None else None)
+              for n, v in ra.initial_state(start, at(ha)(1)).items()}
+        ib = {n: (v.xreplace(state0) if v is not None else None)
+              for n, v in rb.initial_state(start, at(hb)(1)).items()}
 
         try:
             theta_a = _run_closed(ra, at(ha), ia, theta0, gradient, k)
@@ -137,16 +138,12 @@ def counterexample(A, B, ra, rb, ha, hb, sigma, base_unknowns, schedule, k, star
     return None
 
 
-TYPICAL = {"lr": sp.Rational(1, 10), "momentum": sp.Rational(9, 10), "dampening": sp.Rational(1, 2),
-           "weight_decay": sp.Rational(1, 10), "beta1": sp.Rational(9, 10),
-           "beta2": sp.Rational(999, 1000), "eps": sp.Rational(1, 10**8)}
-
-
 def _typical_value(spec: Spec, s: sp.Symbol) -> sp.Rational:
-    """Values a reader recognises for a counterexample: torch's betas and eps, lr 1/10."""
-    for key, value in spec.hyper().items():
-        if value == s and key in TYPICAL:
-            return TYPICAL[key]
+    """Values a reader recognises for a counterexample (each scalar's `typical` in its catalogue
+    entry: torch's betas and eps, lr 1/10)."""
+    for scalar in spec.entry.scalars:
+        if spec.hyper()[scalar.name] == s:
+            return sp.Rational(scalar.typical)
     return sp.Rational(1, 10)
 
 

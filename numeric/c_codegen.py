@@ -36,7 +36,7 @@ import sympy as sp
 from sympy.printing.c import C99CodePrinter
 
 from .printing import ScalarTable, reciprocal_of, split_add, split_term
-from .program import GRAD, SCALAR_STATE, THETA, Program
+from .program import GRAD, THETA, Program
 
 TYPES = ("float", "double")
 GRAIN = 32768  # elements per thread below which a second thread costs more than it saves
@@ -49,11 +49,11 @@ def function_name(ctype: str) -> str:
 
 def tensor_roles(program: Program) -> tuple:
     """The kernel's pointer-array arguments, in order: theta, grad, then tensor state entries."""
-    return ("theta", "grad") + tuple(n for n in program.state if n not in SCALAR_STATE)
+    return ("theta", "grad") + tuple(n for n in program.state if n not in program.scalar_state)
 
 
 def scalar_roles(program: Program) -> tuple:
-    return tuple(n for n in program.state if n in SCALAR_STATE)
+    return tuple(n for n in program.state if n in program.scalar_state)
 
 
 def roles(program: Program) -> tuple:
@@ -226,7 +226,7 @@ def _kernel(program: Program, T: str) -> str:
         element.append(f"const {T} {sym.name} = {body.expr(e)};")
     stores = []
     for name, e in program.outputs:
-        if name not in SCALAR_STATE:
+        if name not in program.scalar_state:
             stores.append(f"{name}_p[j] = {body.expr(e)};")
     used = set().union(*(e.free_symbols for _, e in program.temps + program.outputs))
     loads = [f"const {T} {body.names[s]} = {body.names[s]}_p[j];"
@@ -246,7 +246,7 @@ def _kernel(program: Program, T: str) -> str:
     pointers = [f"{T} *restrict {r}_p = ({T} *){block[r]};" for r in tensors]
     # scalar state (the step count) is written after every thread has read it
     new_scalars = [f"write_scalar({block[n]}, scalar_double, {cprint.doprint(e)});"
-                   for n, e in program.outputs if n in SCALAR_STATE]
+                   for n, e in program.outputs if n in program.scalar_state]
     args = ["int64_t n", "const int64_t *numel", "void *const *ptr", "const double *hyper",
             "int scalar_double", "int threads"]
     ind = "\n" + " " * 16

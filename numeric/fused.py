@@ -21,7 +21,6 @@ import torch
 from . import c_build
 from .c_codegen import TYPES, c_source, function_name, scalar_roles, tensor_roles
 from .program import cached_program
-from .reference import TORCH_STATE
 
 DTYPES = dict(zip((torch.float32, torch.float64), TYPES))
 _ADDRESS = ctypes.c_void_p
@@ -33,9 +32,9 @@ class FusedKernel:
     def __init__(self, program):
         self.program = program
         self.source = c_source(program)
-        self.tensor_keys = tuple(TORCH_STATE[n] for n in tensor_roles(program)[2:])
-        self.scalar_keys = tuple(TORCH_STATE[n] for n in scalar_roles(program))
-        self.absent_tensors = tuple(TORCH_STATE[n] for n in tensor_roles(program)[2:]
+        self.tensor_keys = tuple(program.key(n) for n in tensor_roles(program)[2:])
+        self.scalar_keys = tuple(program.key(n) for n in scalar_roles(program))
+        self.absent_tensors = tuple(program.key(n) for n in tensor_roles(program)[2:]
                                     if n in program.absent)
         self.absent_scalars = tuple(k for n, k in zip(scalar_roles(program), self.scalar_keys)
                                     if n in program.absent)

@@ -22,9 +22,9 @@ from optequiv.derive.rules import build_rule
 from optequiv.derive.spec import as_spec
 
 from .numpy_codegen import compile_numpy
-from .program import HYPER, SCALAR_STATE, cached_program
+from .program import cached_program
 from .structure import structure_key
-from .validation import FLAGS, NUMBERS, check_values
+from .validation import check_values
 
 
 @lru_cache(maxsize=None)
@@ -44,34 +44,40 @@ class NumpyStep:
         self.spec = as_spec(spec)
         self.rule_for = rule_for
         self.defaults = {k: float(v) for k, v in self.spec.hyper(numeric=True).items()}
-        self.flags = {f: self.spec.flag(f) for f in ("nesterov", "maximize", "amsgrad")}
-        self.flags["decoupled_weight_decay"] = self.spec.decay == "decoupled"
+        entry = self.spec.entry
+        self.hyper_names = tuple(s.name for s in entry.scalars)
+        self.flags = {f: self.spec.flag(f) for f in entry.flags}
+        if entry.decay_flag:
+            self.flags[entry.decay_flag] = self.spec.decay == "decoupled"
 
     def _hyper(self, hyper: dict) -> dict:
-        unknown = set(hyper) - set(HYPER[self.spec.family])
+        unknown = set(hyper) - set(self.hyper_names)
         if unknown:
             raise TypeError(f"{self.spec.name} step got unexpected hyperparameters "
-                            f"{sorted(unknown)}; valid: {', '.join(HYPER[self.spec.family])}")
+                            f"{sorted(unknown)}; valid: {', '.join(self.hyper_names)}")
         h = {**self.defaults, **hyper}
         if hyper:  # the spec's own values were checked when it was parsed
-            values = {k: v for k, v in h.items() if k in NUMBERS}
-            if "beta1" in h:
-                values["betas"] = (h["beta1"], h["beta2"])
-            values.update({k: v for k, v in self.spec.given.items() if k in FLAGS})
+            values = {}
+            for hp in self.spec.entry.hypers:  # canonical names back to torch's keywords
+                parts = tuple(h[s.name] for s in hp.scalars)
+                values[hp.key] = parts if hp.pair else parts[0]
+            values.update({k: v for k, v in self.spec.given.items() if k in self.spec.entry.flags})
             check_values(self.spec, values)
         return h
 
     def _key(self, h: dict):
-        return structure_key(self.spec, momentum_on=h.get("momentum", 0) != 0,
-                             decay_on=h["weight_decay"] != 0, flags=self.flags)
+        return structure_key(self.spec, h=h, flags=self.flags)
 
     def init(self, theta, **hyper) -> dict:
-        """torch's fresh state for `theta`: entries that start at 0 are zeros, SGD's torch
-        buffer is None (it is created by the first step)."""
-        program = cached_program(self._key(self._hyper(hyper)), frozenset(), self.rule_for)
+        """torch's fresh state for `theta`: each entry at torch's first value (zeros; lr for
+        Rprop's step sizes), SGD's torch buffer None (it is created by the first step)."""
+        h = self._hyper(hyper)
+        program = cached_program(self._key(h), frozenset(), self.rule_for)
         theta = numpy.asarray(theta)
-        return {name: None if name in program.lazy else 0 if name in SCALAR_STATE
-                else numpy.zeros_like(theta) for name in program.state}
+        first = program.first_values(h)
+        return {name: None if name in program.lazy else first[name]
+                if name in program.scalar_state else numpy.full_like(theta, first[name])
+                for name in program.state}
 
     def program(self, state: dict | None = None, **hyper):
         """The Program a call with these arguments runs (see numeric.program)."""

@@ -39,21 +39,10 @@ from optequiv.derive.spec import as_spec
 
 from . import c_build
 from .fused import fused_kernel
-from .program import SCALAR_STATE, cached_program
+from .program import cached_program
 from .structure import structure_key
-from .validation import FLAGS, NUMBERS, check_values
-from .reference import TORCH_STATE
+from .validation import check_values
 from .torch_codegen import compile_torch
-
-# torch 2.13's signatures: positional-or-keyword names, then keyword-only ones
-POSITIONAL = {"sgd": ("lr", "momentum", "dampening", "weight_decay", "nesterov"),
-              "adam": ("lr", "betas", "eps", "weight_decay", "amsgrad"),
-              "adamw": ("lr", "betas", "eps", "weight_decay", "amsgrad")}
-KEYWORD = {"sgd": ("maximize", "foreach", "differentiable", "fused"),
-           "adam": ("foreach", "maximize", "capturable", "differentiable", "fused",
-                    "decoupled_weight_decay"),
-           "adamw": ("maximize", "foreach", "capturable", "differentiable", "fused")}
-CLASS_NAMES = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW"}
 
 
 @torch.compiler.disable  # building (SymPy, exec) runs once per program, never inside a graph
@@ -63,16 +52,17 @@ def _kernel(key, absent, rule_for):
 
 
 def _defaults(spec) -> dict:
+    """The constructor's defaults (the catalogue entry's signature): the spec's values."""
     h = {k: float(v) for k, v in spec.hyper(numeric=True).items()}
+    entry = spec.entry
     out = {}
-    for key in POSITIONAL[spec.name] + KEYWORD[spec.name]:
-        if key == "betas":
-            out[key] = (h["beta1"], h["beta2"])
-        elif key in h:
-            out[key] = h[key]
-        elif key == "decoupled_weight_decay":
+    for key in entry.positional + entry.keyword:
+        if entry.has(key):
+            parts = tuple(h[s.name] for s in entry.hyper(key).scalars)
+            out[key] = parts if entry.hyper(key).pair else parts[0]
+        elif key == entry.decay_flag:
             out[key] = spec.decay == "decoupled"
-        elif key in FLAGS:
+        elif key in entry.flags:
             out[key] = spec.flag(key)
         else:
             out[key] = None if key in ("foreach", "fused") else False
@@ -81,12 +71,13 @@ def _defaults(spec) -> dict:
 
 def validate(spec, values: dict) -> None:
     """derive's checks (validation.check_values), then what only the torch optimizer has."""
-    if spec.family == "adam":  # torch's Adam and AdamW constructors refuse these (SGD does not)
+    checks = spec.entry.torch_checks  # what only some torch constructors refuse (Adam's)
+    if "tensor_lr_foreach" in checks:
         if isinstance(values.get("lr"), torch.Tensor) and values.get("foreach"):
             raise ValueError("lr as a Tensor is not supported for capturable=False and "
                              "foreach=True")
     check_values(spec, values)
-    if spec.family == "adam":  # after the range checks, as torch: an int or a bool is refused
+    if "betas_type" in checks:  # after the range checks, as torch: an int or a bool is refused
         betas = tuple(values.get("betas", ()))
         if not any(all(isinstance(b, kind) for b in betas) for kind in (float, torch.Tensor)):
             raise ValueError("betas must be either both floats or both Tensors")
@@ -132,7 +123,7 @@ class GeneratedOptimizer(torch.optim.Optimizer):
         super().__setstate__(state)
         for group in self.param_groups:
             for key, value in self.defaults.items():
-                if key not in READ_ORDER[self.spec.name]:  # torch defaults switches, not numbers
+                if key not in self.spec.entry.read_order:  # torch defaults switches, not numbers
                     group.setdefault(key, value)
         counts = self._count_keys()
         for p_state in self.state.values():
@@ -144,29 +135,29 @@ class GeneratedOptimizer(torch.optim.Optimizer):
     def _hyper(cls, group) -> dict:
         """The group's values under the programs' canonical names, as Python floats (a tensor
         stays a tensor under torch.compile: see _number)."""
-        h = {k: _number(group[k]) for k in NUMBERS if k in group}
-        if "betas" in group:
-            h["beta1"], h["beta2"] = (_number(b) for b in group["betas"])
-        if cls.spec.family == "adam":
-            h.pop("momentum", None), h.pop("dampening", None)
+        h = {}
+        for hp in cls.spec.entry.hypers:
+            if hp.key in group:
+                values = group[hp.key] if hp.pair else (group[hp.key],)
+                h.update({s.name: _number(v) for s, v in zip(hp.scalars, values)})
         return h
 
     @classmethod
     @torch.compiler.disable  # SymPy, once per structure: never inside a graph
     def _key(cls, group, h: dict):
-        return structure_key(cls.spec, momentum_on=h.get("momentum", 0) != 0,
-                             decay_on=h["weight_decay"] != 0,
-                             flags={f: group.get(f, False) for f in FLAGS})
+        return structure_key(cls.spec, h=h,
+                             flags={f: group.get(f, False) for f in cls.spec.entry.flags})
 
     @classmethod
     def _plan(cls, group, h: dict) -> "_Plan":
         """The group's program now, found from a tuple of booleans. (structure_key builds SymPy
         objects and the program caches hash them: after a large step has streamed through the
         CPU caches, that Python is slow enough to show in a step's time.)"""
-        for key in READ_ORDER[cls.spec.name]:
+        entry = cls.spec.entry
+        for key in entry.read_order:
             group[key]  # a group of another optimizer's checkpoint: torch's KeyError, in its order
-        switches = (h.get("momentum", 0) != 0, h["weight_decay"] != 0,
-                    *(bool(group.get(f, False)) for f in FLAGS))
+        switches = (*(h.get(n, 0) != 0 for n in entry.switches),
+                    *(bool(group.get(f, False)) for f in entry.flags))
         plans = cls.__dict__.get("_plans")
         if plans is None:  # one cache per class: a subclass may change spec or rule_for
             plans = cls._plans = {}
@@ -175,7 +166,7 @@ class GeneratedOptimizer(torch.optim.Optimizer):
             plan = plans[switches] = _Plan(cls._key(group, h), cls.rule_for)
         return plan
 
-    def _state(self, p, program, keys) -> tuple:
+    def _state(self, p, program, keys, h) -> tuple:
         """(state, absent): torch's lazy state, created on a parameter's first step with a
         gradient (entries that start at 0 are made here, entries that start absent are made by
         the step), and the names of the entries still absent. keys: _keys(program.state)."""
@@ -184,15 +175,20 @@ class GeneratedOptimizer(torch.optim.Optimizer):
         state = self.state[p]
         missing = [name for name, key in keys if key not in state]
         made = bool(state)  # torch makes the state on the first step only, then indexes it
+        made_here = [name for name in missing if name not in program.lazy]
+        first = _first_values(program, h) if made_here and not made else {}
         for name in missing:
             if name in program.lazy:
                 continue
+            key = program.key(name)
             if made:
-                raise KeyError(TORCH_STATE[name])  # e.g. amsgrad switched on after a step
-            if name in SCALAR_STATE:
-                state[TORCH_STATE[name]] = torch.tensor(0.0, dtype=_step_dtype())
+                raise KeyError(key)  # e.g. amsgrad switched on after a step
+            if name in program.scalar_state:
+                state[key] = torch.tensor(first[name], dtype=_step_dtype())
+            elif first[name] == 0:
+                state[key] = torch.zeros_like(p, memory_format=torch.preserve_format)
             else:
-                state[TORCH_STATE[name]] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state[key] = torch.full_like(p, first[name], memory_format=torch.preserve_format)
         if "step" in state and not isinstance(state["step"], torch.Tensor):
             state["step"] = torch.tensor(float(state["step"]), dtype=_step_dtype())
         return state, (frozenset(missing) & program.lazy if missing else _NONE)
@@ -223,17 +219,18 @@ class GeneratedOptimizer(torch.optim.Optimizer):
         graph, then marks every state tensor static (graph attributes, not inputs), as for
         torch.optim's own classes. The lazy state is made here, so that the graph only reads
         it and updates it in place, and CUDA graphs can replay it on the same storage."""
-        plan = self._plan(group, self._hyper(group))
+        h = self._hyper(group)
+        plan = self._plan(group, h)
         for p in group["params"]:
             if p.grad is not None and not p.grad.is_sparse and not p.is_complex():
-                state, absent = self._state(p, plan.shape, plan.keys)
+                state, absent = self._state(p, plan.shape, plan.keys, h)
                 # built here, outside the graph: a kernel first built while tracing is a graph
                 # break, and every parameter after it a frame of its own, guarded on the
                 # parameter's identity (a recompilation per parameter up to dynamo's limit)
                 plan.eager(absent)
                 if group.get("capturable"):  # dynamo sets it for CUDA parameters, as torch
-                    for name in SCALAR_STATE:  # does: the count on the device, for CUDA graphs
-                        key = TORCH_STATE[name]
+                    for name in plan.shape.scalar_state:  # does: the count on the device,
+                        key = plan.shape.key(name)  # for CUDA graphs
                         if key in state and state[key].device != p.device:
                             state[key] = state[key].to(p.device)
 
@@ -246,16 +243,13 @@ class GeneratedOptimizer(torch.optim.Optimizer):
             grad = p.grad
             if grad is None:
                 continue
-            if grad.is_sparse and self.spec.family == "adam":  # torch's words (AdamW's too)
-                raise RuntimeError("Adam does not support sparse gradients, please consider "
-                                   "SparseAdam instead")
-            if grad.is_sparse:
-                raise RuntimeError(f"{type(self).__name__} does not support sparse gradients "
-                                   "(torch.optim.SGD does: use it for sparse embeddings)")
+            if grad.is_sparse:  # torch's words, from the entry
+                raise RuntimeError(self.spec.entry.sparse_message.format(
+                    name=self.spec.entry.class_name, cls=type(self).__name__))
             if p.is_complex():
                 raise RuntimeError(f"{type(self).__name__} supports real parameters only "
                                    "(torch.optim steps a complex one as pairs of reals)")
-            ready.append((p, grad, *self._state(p, shape, keys)))
+            ready.append((p, grad, *self._state(p, shape, keys, h)))
         # every state is made (and what is absent noted) before any parameter steps, as torch's
         # _init_group does: a parameter listed twice finds its buffer absent both times
         for p, grad, state, absent in ready:
@@ -272,8 +266,8 @@ class GeneratedOptimizer(torch.optim.Optimizer):
     def _count_keys(cls) -> tuple:
         """torch's keys of the scalar state (the step count) of the class's program."""
         group = _defaults(cls.spec)
-        return tuple(key for name, key in cls._plan(group, cls._hyper(group)).keys
-                     if name in SCALAR_STATE)
+        plan = cls._plan(group, cls._hyper(group))
+        return tuple(key for name, key in plan.keys if name in plan.shape.scalar_state)
 
     # -- inspection --------------------------------------------------------------------------------
     @classmethod
@@ -292,11 +286,12 @@ class GeneratedOptimizer(torch.optim.Optimizer):
 
 
 _NONE = frozenset()
-# the hyperparameters torch's step reads from a group, in the order it reads them (a group
-# without one raises KeyError there: torch's __setstate__ does not default them)
-READ_ORDER = {"sgd": ("momentum", "weight_decay", "lr", "dampening"),
-              "adam": ("betas", "lr", "weight_decay", "eps"),
-              "adamw": ("betas", "lr", "weight_decay", "eps")}
+
+
+@torch.compiler.disable  # SymPy: the state is made outside the graph (see _init_group)
+def _first_values(program, h: dict) -> dict:
+    """torch's first value of each state entry at the group's values (a tensor lr read once)."""
+    return program.first_values({k: float(v) for k, v in h.items()})
 
 
 def _number(value):
@@ -323,7 +318,7 @@ class _Plan:
     def __init__(self, key, rule_for):
         self.key, self.rule_for = key, rule_for
         self.shape = cached_program(key, _NONE, rule_for)
-        self.keys = _keys(self.shape.state)
+        self.keys = tuple(zip(self.shape.state, self.shape.keys))
         self.kernels = {}
 
     def eager(self, absent=_NONE):
@@ -339,12 +334,6 @@ class _Plan:
         return k
 
 
-@lru_cache(maxsize=None)
-def _keys(state_names: tuple) -> tuple:
-    """(state name, torch's key) for each entry of a program's state."""
-    return tuple((name, TORCH_STATE[name]) for name in state_names)
-
-
 def _step_dtype():
     # torch keeps the step count as a float32 CPU scalar, float64 under a float64 default dtype
     return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
@@ -354,8 +343,8 @@ def _signature(spec) -> inspect.Signature:
     defaults = _defaults(spec)
     P = inspect.Parameter
     params = [P("params", P.POSITIONAL_OR_KEYWORD)]
-    params += [P(k, P.POSITIONAL_OR_KEYWORD, default=defaults[k]) for k in POSITIONAL[spec.name]]
-    params += [P(k, P.KEYWORD_ONLY, default=defaults[k]) for k in KEYWORD[spec.name]]
+    params += [P(k, P.POSITIONAL_OR_KEYWORD, default=defaults[k]) for k in spec.entry.positional]
+    params += [P(k, P.KEYWORD_ONLY, default=defaults[k]) for k in spec.entry.keyword]
     return inspect.Signature(params)
 
 
@@ -365,7 +354,7 @@ def torch_optimizer(spec, *, rule_for=build_rule) -> type:
     rule for each structural spec (default derive.rules.build_rule; tests plant wrong rules)."""
     spec = as_spec(spec)
     signature = _signature(spec)  # spec.hyper(numeric=True) rejects a symbolic spec here
-    name = "Generated" + CLASS_NAMES[spec.name]
+    name = "Generated" + spec.entry.class_name
     doc = (f"torch.optim.Optimizer generated from `{spec}` by optequiv (stages: "
            f"{', '.join(build_rule(spec).stage_names())}).\n\nSignature: {name}{signature}")
     return type(name, (GeneratedOptimizer,), {

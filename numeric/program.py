@@ -19,13 +19,9 @@ import sympy as sp
 
 from optequiv.derive import symbols as Y
 from optequiv.derive.rules import build_rule
-from optequiv.derive.spec import make_spec
 
 THETA = Y.theta(0)
 GRAD = Y.grad(1)
-HYPER = {"sgd": ("lr", "momentum", "dampening", "weight_decay"),
-         "adam": ("lr", "beta1", "beta2", "eps", "weight_decay")}
-SCALAR_STATE = ("t",)  # state entries that are numbers (the step count), not tensors
 
 
 @dataclass(frozen=True)
@@ -35,6 +31,10 @@ class Program:
     state: tuple  # the rule's state names, in order
     absent: frozenset  # state names that do not exist before this step (torch's lazy buffer)
     lazy: frozenset  # state names that start absent (created by the first step), not at 0
+    keys: tuple  # torch's state key of each state name, in the order of `state`
+    scalar_state: frozenset  # state names that are one number per parameter (the step count)
+    inits: tuple  # ((name, Expr of the hyperparameters), ...): torch's first value of each
+    #               state entry that is not lazy (0; Adagrad's initial_accumulator_value)
     decay: str | None  # the decay convention when decay is switched on
     temps: tuple  # ((Symbol, Expr), ...) tensor-valued common subexpressions, in order
     outputs: tuple  # ((name, Expr), ...): state names, then "theta"
@@ -45,6 +45,16 @@ class Program:
 
     def state_symbol(self, name: str) -> sp.Symbol:
         return Y.state(name, 0)
+
+    def key(self, name: str) -> str:
+        return self.keys[self.state.index(name)]
+
+    def first_values(self, h: dict) -> dict:
+        """torch's first value of each entry that is not lazy, at the values `h` (canonical
+        names -> numbers): 0 for moments, lr for Rprop's step sizes, 1 for NAdam's product."""
+        at = {Y.hyper(k): sp.Float(v, 17) if isinstance(v, float) else v for k, v in h.items()
+              if isinstance(v, (int, float))}
+        return {n: float(e.xreplace(at)) for n, e in self.inits}
 
 
 # -- rewrites: (decay convention, output name, expr) -> expr, applied to each output before CSE --
@@ -83,9 +93,8 @@ REWRITES = (shrink_decoupled,)
 
 # -- building ------------------------------------------------------------------------------------
 
-def _scalar_symbols(family: str, state: tuple) -> frozenset:
-    hyper = {Y.hyper(name) for name in HYPER[family]}
-    return frozenset(hyper | {Y.state(n, 0) for n in state if n in SCALAR_STATE})
+def _scalar_symbols(hyper: tuple, scalar_state) -> frozenset:
+    return frozenset({Y.hyper(name) for name in hyper} | {Y.state(n, 0) for n in scalar_state})
 
 
 def _inline_scalar_temps(temps, outputs, scalars):
@@ -105,9 +114,10 @@ def build_program(structure, absent: frozenset = frozenset(), rule_for=build_rul
     """The program of one step of `structure` (a Spec whose values only switch features on or
     off), with the state entries in `absent` not yet created (they enter the step as None)."""
     rule = rule_for(structure)
-    family = structure.family
+    entry = structure.entry
+    hyper = tuple(s.name for s in entry.scalars)
     state = {n: (None if n in absent else Y.state(n, 0)) for n in rule.state_names}
-    h = {n: Y.hyper(n) for n in HYPER[family]}
+    h = {n: Y.hyper(n) for n in hyper}
     new_state, new_theta = rule.step(state, THETA, GRAD, h)
     decay = structure.decay if structure.decay_on() else None
     outputs = [(n, new_state[n]) for n in rule.state_names] + [("theta", new_theta)]
@@ -115,16 +125,19 @@ def build_program(structure, absent: frozenset = frozenset(), rule_for=build_rul
         outputs = [(n, rewrite(decay, n, e)) for n, e in outputs]
     symbols = sp.numbered_symbols("x", real=True)
     temps, reduced = sp.cse([e for _, e in outputs], symbols=symbols)
-    scalars = _scalar_symbols(family, rule.state_names)
+    scalar_state = frozenset(n for n in rule.state_names if entry.state(n).scalar)
+    scalars = _scalar_symbols(hyper, scalar_state)
     temps, outs = _inline_scalar_temps(temps, zip([n for n, _ in outputs], reduced), scalars)
-    lazy = frozenset(n for n, v in rule.initial_state("start").items() if v is None)
-    return Program(str(structure), HYPER[family], tuple(rule.state_names), frozenset(absent),
-                   lazy, decay, temps, outs, scalars)
+    first = rule.initial_state("start", h)
+    lazy = frozenset(n for n, v in first.items() if v is None)
+    inits = tuple((n, v) for n, v in first.items() if v is not None)
+    keys = tuple(entry.state(n).key for n in rule.state_names)
+    return Program(str(structure), hyper, tuple(rule.state_names), frozenset(absent),
+                   lazy, keys, scalar_state, inits, decay, temps, outs, scalars)
 
 
 @lru_cache(maxsize=None)
-def cached_program(key, absent: frozenset, rule_for=build_rule) -> Program:
+def cached_program(structure, absent: frozenset, rule_for=build_rule) -> Program:
     """Programs are pure functions of the structure: one per (structure, absent state, rule);
-    `key` is numeric.structure.structure_key's (name, given items)."""
-    name, items = key
-    return build_program(make_spec(name, dict(items)), absent, rule_for)
+    `structure` is numeric.structure.structure_key's Spec (a hashable value)."""
+    return build_program(structure, absent, rule_for)

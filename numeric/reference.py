@@ -1,19 +1,39 @@
 """torch.optim as the independent reference: the class and keyword arguments a spec denotes.
 
-Only the mapping of names lives here; torch's update rules are never copied into this project.
+Only the mapping of names lives here (read from the catalogue entry); torch's update rules are
+never copied into this project.
 """
 from __future__ import annotations
 
+from optequiv.derive import catalogue
 from optequiv.derive.errors import UserError
-from optequiv.derive.spec import Spec, as_spec
+from optequiv.derive.rules import build_rule
+from optequiv.derive.spec import Spec, as_spec, with_changes
 
-# torch.optim's per-parameter state keys for derive's state names (generated optimizers use them
-# too, so that state_dicts load across the two)
-TORCH_STATE = {"buf": "momentum_buffer", "t": "step", "m": "exp_avg", "v": "exp_avg_sq",
-               "vmax": "max_exp_avg_sq"}
 # torch.optim's implementations of one class, by the keyword arguments that select them
 IMPLEMENTATIONS = {"loop": {"foreach": False}, "foreach": {"foreach": True},
                    "fused": {"fused": True}}
+_MACHINERY = ("foreach", "fused", "capturable", "differentiable")
+
+
+def _rule_shape(spec: Spec) -> tuple:
+    rule = build_rule(spec)
+    return rule.stage_names(), tuple(rule.initial_state().items())
+
+
+def _torch_entry(spec: Spec):
+    """The entry whose torch class implements `spec`'s decay, and its decay flag's value."""
+    entry = spec.entry
+    if not spec.entry.has("weight_decay") or not spec.decay_on() \
+            or spec.decay == entry.decays[0]:
+        return entry, False
+    if entry.decay_flag and spec.decay == "decoupled":
+        return entry, True
+    if spec.decay in entry.torch_decays:
+        return catalogue.ENTRIES[entry.torch_decays[spec.decay]], False
+    native = entry.decays[0] + (" and decay=decoupled" if entry.decay_flag else "")
+    raise UserError(f"{spec} has no torch.optim class: {entry.torch_class}'s weight_decay is "
+                    f"decay={native}, not decay={spec.decay}")
 
 
 def torch_reference(spec) -> tuple:
@@ -21,28 +41,26 @@ def torch_reference(spec) -> tuple:
     import torch
 
     spec = as_spec(spec)
+    if spec.entry.torch_class is None:
+        raise UserError(f"{spec} has no torch.optim class: torch has no {spec.name} "
+                        f"(the reference is {spec.entry.reference})")
+    for key, values in spec.entry.all_choices.items():
+        default = next(iter(values))
+        if key != "decay" and spec.given.get(key, default) != default \
+                and _rule_shape(spec) != _rule_shape(with_changes(spec, **{key: default})):
+            raise UserError(f"{spec} has no torch.optim class: {spec.entry.torch_class} "
+                            f"implements {key}={default} only; {key}={spec.given[key]} is "
+                            "checked against the generated reference instead")
+    entry, decoupled = _torch_entry(spec)
     h = {k: float(v) for k, v in spec.hyper(numeric=True).items()}
-    decay = spec.decay if spec.decay_on() else None
-    if spec.family == "sgd":
-        if spec.momentum_on() and spec.buffer != "torch":
-            raise UserError(f"{spec} has no torch.optim class: torch.optim.SGD copies the first "
-                            "gradient into its buffer (buffer=torch); buffer=zero is checked "
-                            "against the generated reference instead")
-        if decay not in (None, "l2"):
-            raise UserError(f"{spec} has no torch.optim class: torch.optim.SGD's weight_decay is "
-                            f"coupled L2 (decay=l2), not decay={decay}")
-        return torch.optim.SGD, dict(lr=h["lr"], momentum=h["momentum"],
-                                     dampening=h["dampening"], weight_decay=h["weight_decay"],
-                                     nesterov=spec.flag("nesterov"), maximize=spec.flag("maximize"))
-    if decay not in (None, "l2", "decoupled"):
-        raise UserError(f"{spec} has no torch.optim class: torch's Adam and AdamW implement "
-                        f"decay=l2 and decay=decoupled, not decay={decay}")
-    kwargs = dict(lr=h["lr"], betas=(h["beta1"], h["beta2"]), eps=h["eps"],
-                  weight_decay=h["weight_decay"], amsgrad=spec.flag("amsgrad"),
-                  maximize=spec.flag("maximize"))
-    if decay == "decoupled" or (spec.name == "adamw" and decay is None):
-        return torch.optim.AdamW, kwargs
-    return torch.optim.Adam, kwargs
+    kwargs = {}
+    for hp in entry.hypers:
+        parts = tuple(h[s.name] for s in hp.scalars)
+        kwargs[hp.key] = parts if hp.pair else parts[0]
+    for flag in entry.flags:
+        kwargs[flag] = decoupled if flag == entry.decay_flag else spec.flag(flag)
+    cls = getattr(torch.optim, entry.torch_class.rsplit(".", 1)[-1])
+    return cls, kwargs
 
 
 def has_torch_class(spec: Spec) -> bool:

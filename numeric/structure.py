@@ -1,12 +1,14 @@
 """Which program a step needs: the structure of a spec at the values a param group holds now.
 
-derive builds a rule's stage list from flags and from whether momentum and weight decay are
-switched on, never from their values. torch decides `momentum != 0` and `weight_decay != 0` from
-param_groups at every step (a scheduler or a user may change them), and flags may differ per
-group, so the generated optimizers pick a program per step from this key; the values themselves
-arrive as arguments.
+derive builds a rule's stage list from flags and from the entry's switches (momentum != 0,
+weight_decay != 0), never from their values. torch decides those from param_groups at every
+step (a scheduler or a user may change them), and flags may differ per group, so the generated
+optimizers pick a program per step from this structure; the values themselves arrive as
+arguments.
 """
 from __future__ import annotations
+
+from types import MappingProxyType
 
 import sympy as sp
 
@@ -16,23 +18,25 @@ from optequiv.derive.spec import Spec
 ZERO = sp.Integer(0)
 
 
-def structure_key(spec: Spec, *, momentum_on: bool, decay_on: bool, flags: dict) -> tuple:
-    """(name, given items): a hashable description of a structural spec (see program.py).
+def structure_key(spec: Spec, *, h: dict, flags: dict) -> Spec:
+    """The structural Spec (a hashable value) of `spec` for a group with canonical values `h`
+    and flags `flags`: each switch is its symbol or 0, each flag the group's.
 
-    `spec` fixes what torch has no keyword for (decay convention, SGD buffer initialisation);
-    `flags` are the group's nesterov / maximize / amsgrad / decoupled_weight_decay."""
-    given = {"maximize": bool(flags.get("maximize", False))}
-    decay = spec.decay
-    if spec.family == "sgd":
-        given["momentum"] = Y.hyper("momentum") if momentum_on else ZERO
-        # torch ignores nesterov while momentum is 0 (no buffer at all)
-        given["nesterov"] = bool(flags.get("nesterov", False)) and momentum_on
-        given["buffer"] = spec.buffer
-    else:
-        given["amsgrad"] = bool(flags.get("amsgrad", False))
-        if spec.name == "adam" and decay in ("l2", "decoupled"):
-            # torch.optim.Adam's keyword picks between the two torch conventions
-            decay = "decoupled" if flags.get("decoupled_weight_decay", False) else "l2"
-    given["weight_decay"] = Y.hyper("weight_decay") if decay_on else ZERO
-    given["decay"] = decay
-    return spec.name, tuple(sorted(given.items()))
+    `spec` fixes what torch has no keyword for (decay convention, SGD buffer initialisation).
+    Not revalidated: a group may hold what no constructor accepts (nesterov while a scheduler
+    set momentum to 0, which torch then ignores, as the stages do)."""
+    entry = spec.entry
+    given = {f: bool(flags.get(f, default)) for f, default in entry.flags.items()
+             if f != entry.decay_flag}
+    for key, values in entry.all_choices.items():
+        if key != "decay":
+            given[key] = spec.given.get(key, next(iter(values)))
+    for name in entry.switches:
+        given[name] = Y.hyper(name) if h.get(name, 0) != 0 else ZERO
+    if entry.has("weight_decay"):
+        decay = spec.decay
+        if entry.decay_flag and decay in ("l2", "decoupled"):
+            # torch's keyword (Adam's decoupled_weight_decay) picks between its two conventions
+            decay = "decoupled" if flags.get(entry.decay_flag, False) else "l2"
+        given["decay"] = decay
+    return Spec(spec.name, MappingProxyType(dict(sorted(given.items()))))

@@ -23,8 +23,7 @@ import math
 import sympy as sp
 
 from .printing import ScalarTable, compile_source, reciprocal_of, split_add, split_term
-from .program import GRAD, SCALAR_STATE, THETA, Program
-from .reference import TORCH_STATE
+from .program import GRAD, THETA, Program
 
 _UNARY = {sp.Abs: "torch.abs", sp.sign: "torch.sign", sp.exp: "torch.exp", sp.log: "torch.log"}
 
@@ -36,7 +35,7 @@ class _Kernel:
         self.p = program
         self.names = {THETA: "param", GRAD: "grad"}
         for n in program.state:
-            self.names[program.state_symbol(n)] = n if n in SCALAR_STATE else TORCH_STATE[n]
+            self.names[program.state_symbol(n)] = n if n in program.scalar_state else program.key(n)
         self.scalars = ScalarTable(program.is_scalar, self.names)
         self.lines = []
         self.counter = itertools.count()
@@ -219,7 +218,7 @@ def _bindings(program: Program) -> dict:
     out = {}
     temps = [s for s, _ in program.temps]
     for name, expr in program.outputs:
-        if name == "theta" or name in SCALAR_STATE or expr not in temps or expr in out:
+        if name == "theta" or name in program.scalar_state or expr not in temps or expr in out:
             continue
         if sum(e == expr for _, e in program.outputs) != 1:
             continue
@@ -241,23 +240,23 @@ def torch_source(program: Program, fname: str = "step") -> str:
         elif name in program.absent:
             k.names[sym] = _create(k, name, expr)
         else:
-            k.into(TORCH_STATE[name], expr, program.state_symbol(name))
-            k.names[sym] = TORCH_STATE[name]
+            k.into(program.key(name), expr, program.state_symbol(name))
+            k.names[sym] = program.key(name)
     deferred = []
     outputs = [(n, e) for n, e in program.outputs if n != "theta"] + \
         [(n, e) for n, e in program.outputs if n == "theta"]
     for i, (name, expr) in enumerate(outputs):
-        if name in SCALAR_STATE:
+        if name in program.scalar_state:
             # an item assignment, not fill_: under torch.compile, torch 2.13 drops in-place
             # methods (fill_, add_, copy_) on a 0-d float64 CPU tensor from the graph (the count
             # is one under a float64 default dtype: it stayed at 0); `[()] =` is kept
-            k.emit(f"state[{TORCH_STATE[name]!r}][()] = {k.s(expr)}")
+            k.emit(f"state[{program.key(name)!r}][()] = {k.s(expr)}")
         elif expr in bound:
             continue
         elif name != "theta" and name in program.absent:
             _create(k, name, expr)
         else:
-            dest = "param" if name == "theta" else TORCH_STATE[name]
+            dest = "param" if name == "theta" else program.key(name)
             old = THETA if name == "theta" else program.state_symbol(name)
             if any(old in e.free_symbols for _, e in outputs[i + 1:]):
                 deferred.append((dest, k.value(expr)[0]))  # old value still needed below
@@ -268,10 +267,10 @@ def torch_source(program: Program, fname: str = "step") -> str:
 
     reads = []
     for n in program.state:
-        if n in SCALAR_STATE:
-            reads.append(f"{n} = read_count(state[{TORCH_STATE[n]!r}])")
+        if n in program.scalar_state:
+            reads.append(f"{n} = read_count(state[{program.key(n)!r}])")
         elif n not in program.absent:
-            reads.append(f"{TORCH_STATE[n]} = state[{TORCH_STATE[n]!r}]")
+            reads.append(f"{program.key(n)} = state[{program.key(n)!r}]")
     hyper = ", ".join(program.hyper)
     lines = [f"def {fname}(param, grad, state, *, {hyper}):",
              f'    """{program.name}; absent state: {sorted(program.absent) or "none"}"""']
@@ -284,7 +283,7 @@ def _create(k: _Kernel, name: str, expr) -> str:
     x, fresh = k.value(expr)
     if not fresh:
         x = k.new(f"{x}.detach().clone()")
-    key = TORCH_STATE[name]
+    key = k.p.key(name)
     k.emit(f"state[{key!r}] = {key} = {x}")
     return key
 

@@ -10,10 +10,6 @@ import sympy as sp
 from optequiv.derive.errors import UserError
 from optequiv.derive.spec import make_spec
 
-NUMBERS = ("lr", "momentum", "dampening", "weight_decay", "eps")
-FLAGS = ("nesterov", "maximize", "amsgrad", "decoupled_weight_decay")
-
-
 def _number(key: str, value):
     """A hyperparameter as an exact SymPy number for derive's validation, and its text as torch
     prints it. NaN stays NaN: derive rejects it for every key (torch's Adam rejects it through
@@ -35,25 +31,30 @@ def _number(key: str, value):
 
 def check_values(spec, values: dict) -> None:
     """Check hyperparameters exactly as the spec language does (derive.spec), so messages are
-    torch's: `Invalid learning rate: -1.0`."""
+    torch's: `Invalid learning rate: -1.0`. `values` uses torch's keywords (betas a pair)."""
+    entry = spec.entry
     given, sources = {}, {}
-    for key in NUMBERS:
-        if key in values:
-            given[key], sources[key] = _number(key, values[key])
-    if "betas" in values:
-        pair = tuple(values["betas"])
+    for h in entry.hypers:
+        if h.key not in values:
+            continue
+        if not h.pair:
+            given[h.key], sources[h.key] = _number(h.key, values[h.key])
+            continue
+        pair = tuple(values[h.key])
         if len(pair) != 2:
-            raise UserError(f"betas must be a pair (beta1, beta2), got {values['betas']}")
-        numbers = [_number("betas", b) for b in pair]
-        given["betas"] = tuple(n for n, _ in numbers)
-        sources.update({("betas", i): text for i, (_, text) in enumerate(numbers)})
-    for key in FLAGS:
+            raise UserError(f"{h.key} must be a pair "
+                            f"({', '.join(s.name for s in h.scalars)}), got {values[h.key]}")
+        numbers = [_number(h.key, b) for b in pair]
+        given[h.key] = tuple(n for n, _ in numbers)
+        sources.update({(h.key, i): text for i, (_, text) in enumerate(numbers)})
+    for key in entry.flags:
         if key in values:
             given[key] = bool(values[key])
-    if spec.family == "sgd":
-        given["buffer"] = spec.buffer
-    if "decay" in spec.given and not (spec.name == "adam" and spec.decay in ("l2", "decoupled")):
-        given["decay"] = spec.decay  # adam's torch keyword decides l2 / decoupled itself
+    for key in entry.all_choices:
+        if key != "decay" and key in spec.given:
+            given[key] = spec.given[key]
+    if "decay" in spec.given and not (entry.decay_flag and spec.decay in ("l2", "decoupled")):
+        given["decay"] = spec.decay  # Adam's torch keyword decides l2 / decoupled itself
     for key in ("capturable", "differentiable"):
         if values.get(key):
             raise UserError(f"{key}=True is not supported by the generated optimizer")

@@ -21,7 +21,7 @@ import sympy as sp
 from optequiv.derive import symbols
 from optequiv.derive.errors import UserError
 from optequiv.derive.rules import build_rule
-from optequiv.derive.spec import CHOICES, FLAGS, KEYS, Spec, as_spec, make_spec
+from optequiv.derive.spec import Spec, as_spec, make_spec
 
 
 def _shape(rule) -> tuple:
@@ -30,7 +30,7 @@ def _shape(rule) -> tuple:
 
 
 def _current(spec: Spec, key: str):
-    return spec.flag(key) if key in FLAGS else getattr(spec, key)
+    return spec.flag(key) if key in spec.entry.flags else getattr(spec, key)
 
 
 def _with(spec: Spec, key: str, value) -> Spec | None:
@@ -39,7 +39,8 @@ def _with(spec: Spec, key: str, value) -> Spec | None:
     contradict the new value: it is dropped, when that leaves the new value in force."""
     given = {**spec.given, key: value}
     tries = [given] + [{k: v for k, v in given.items() if k != other} for other in spec.given
-                       if other != key and (other in FLAGS or other in CHOICES)]
+                       if other != key and (other in spec.entry.flags
+                                            or other in spec.entry.all_choices)]
     for attempt in tries:
         try:
             variant = make_spec(spec.name, attempt, dict(spec.sources))
@@ -55,10 +56,11 @@ def nearest_variants(spec) -> list:
     spec = as_spec(spec)
     seen = {_shape(build_rule(spec))}
     out = []
-    for key in KEYS[spec.name]:
-        if key in CHOICES:
-            values = [v for v in CHOICES[key] if v != _current(spec, key)]
-        elif key in FLAGS:
+    choices = spec.entry.all_choices
+    for key in spec.entry.keys:
+        if key in choices:
+            values = [v for v in choices[key] if v != _current(spec, key)]
+        elif key in spec.entry.flags:
             values = [not spec.flag(key)]
         else:
             continue
@@ -86,7 +88,7 @@ def same_optimizer_at(spec, variant, varying=("lr",)) -> bool:
           for r in (a, b)]
     theta, g = symbols.theta(0), symbols.grad(1)
     for start in ("start", "state"):
-        (sa, ta), (sb, tb) = (r.step(r.initial_state(start), theta, g, h)
+        (sa, ta), (sb, tb) = (r.step(r.initial_state(start, h), theta, g, h)
                               for r, h in zip((a, b), hs))
         pairs = [(ta, tb)] + [(sa[k], sb[k]) for k in a.state_names]
         if any((x is None) != (y is None) or x is not None and sp.simplify(x - y) != 0

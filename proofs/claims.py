@@ -43,7 +43,7 @@ KEYS = {"name", "spec", "start", "steps", "quantity", "equals", "equals_latex", 
         "expect"}
 REQUIRED = ("name", "spec", "expect")
 FORMULAS = ("equals", "equals_latex")  # exactly one: the plain formula language, or LaTeX
-QUANTITIES = ("theta", "buf", "m", "v", "vmax", "t")
+QUANTITIES = ("theta",) + Y.STATE_NAMES  # theta, or any state entry of the catalogue
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_STEPS = 8
 MAX_BYTES = 1 << 20  # a claims file is read up to this size, and refused beyond it

@@ -11,13 +11,14 @@ import sympy as sp
 import torch
 
 from optequiv.derive.rules import build_rule
-from optequiv.derive.spec import parse_spec
-from optequiv.numeric.reference import TORCH_STATE, torch_reference
+from optequiv.derive.spec import as_spec, parse_spec
+from optequiv.numeric.reference import torch_reference
 
 
 def torch_step(spec, theta: float, grad: float, state: dict | None):
     """theta_t and the state after one torch.optim step (single-tensor loop, float64)."""
     cls, kwargs = torch_reference(spec)
+    keys = {s.name: s.key for s in as_spec(spec).entry.states}  # the catalogue's torch keys
     p = torch.nn.Parameter(torch.tensor([theta], dtype=torch.float64))
     opt = cls([p], foreach=False, **kwargs)
     if state:
@@ -26,11 +27,11 @@ def torch_step(spec, theta: float, grad: float, state: dict | None):
             if name == "t":
                 slot["step"] = torch.tensor(float(value), dtype=torch.float32)
             else:
-                slot[TORCH_STATE[name]] = torch.tensor([value], dtype=torch.float64)
+                slot[keys[name]] = torch.tensor([value], dtype=torch.float64)
     p.grad = torch.tensor([grad], dtype=torch.float64)
     opt.step()
     out = {}
-    for name, key in TORCH_STATE.items():
+    for name, key in keys.items():
         if key in opt.state[p]:
             value = opt.state[p][key]
             out[name] = float(value.reshape(-1)[0])

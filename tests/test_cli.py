@@ -102,7 +102,10 @@ def test_latex_never_prints_two_symbols_alike():
 def test_list():
     rc, out, _ = run("list", "--json")
     data = json.loads(out)
-    assert rc == 0 and set(data) == {"sgd", "adam", "adamw"}
+    from optequiv.derive.catalogue import NAMES, NOT_MODELLED
+    assert rc == 0 and set(data) == set(NAMES) | set(NOT_MODELLED)
+    assert {"sgd", "adam", "adamw"} <= {n for n, info in data.items() if info["modelled"]}
+    assert not any(data[n]["modelled"] for n in NOT_MODELLED) and data["lbfgs"]["reason"]
     assert data["adamw"]["keys"]["weight_decay"]["torch_default"] == "1e-2"
     rc, out, _ = run("list")
     assert rc == 0 and "decoupled" in out

@@ -36,8 +36,9 @@ def fresh_cache(tmp_path, monkeypatch):
 
 
 def program(spec: str, absent=frozenset(), **on):
-    key = structure_key(as_spec(spec), momentum_on=on.get("momentum", False),
-                        decay_on=on.get("decay", False), flags=on.get("flags", {}))
+    h = {"momentum": 1.0 if on.get("momentum") else 0.0,
+         "weight_decay": 1.0 if on.get("decay") else 0.0}
+    key = structure_key(as_spec(spec), h=h, flags=on.get("flags", {}))
     return cached_program(key, frozenset(absent))
 
 
@@ -60,7 +61,9 @@ def _exotic_program() -> Program:
     new_theta = th - h["lr"] * new_m / (sp.sqrt(new_v) + h["eps"]) \
         + th ** 3 * h["weight_decay"] / (t + 1) - h["lr"] * new_v ** sp.Rational(-1, 2) / 1000
     outputs = (("t", t + 1), ("m", new_m), ("v", new_v), ("theta", new_theta))
-    return Program("exotic", tuple(h), ("t", "m", "v"), frozenset(), frozenset(), None, (),
+    return Program("exotic", tuple(h), ("t", "m", "v"), frozenset(), frozenset(),
+                   ("step", "exp_avg", "exp_avg_sq"), frozenset({"t"}),
+                   (("t", sp.Integer(0)), ("m", sp.Integer(0)), ("v", sp.Integer(0))), None, (),
                    outputs, frozenset(h.values()) | {t})
 
 

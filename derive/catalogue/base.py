@@ -1,0 +1,155 @@
+"""What a catalogue entry is: everything specific to one optimizer, held in one place.
+
+An entry names the torch class it models and lists, with torch's own words:
+  - its hyperparameters: keyword, default, domain and the message torch's constructor gives for
+    a value outside it (a pair such as betas is one keyword of two scalars);
+  - its flags (maximize, amsgrad, ...) and optequiv's own choice keys (decay, buffer);
+  - its state entries: torch's state key, the symbol that stands for it, its assumptions, its
+    letter, and the value torch gives it on a parameter's first step;
+  - which zero values switch torch to another branch (momentum 0: no buffer at all);
+  - its stages: a function of the spec that returns the ordered tuple (derive.rules runs it).
+Every layer (parser, validation, symbols, LaTeX, `list`, claims, code generation, state_dict keys,
+fused kernels) reads these fields; none keeps optimizer names of its own.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+DECAYS = {
+    "l2": "coupled L2: g <- g + weight_decay*theta, before momentum or moments (torch SGD/Adam)",
+    "decoupled": "decoupled, lr-scaled: theta <- theta*(1 - lr*weight_decay) (torch AdamW)",
+    "independent": "decoupled, lr-independent: theta <- theta*(1 - weight_decay) (Loshchilov & Hutter)",
+    "after": "decoupled, applied after the step to the updated theta (old Hugging Face AdamW)",
+}
+
+
+@dataclass(frozen=True)
+class Scalar:
+    """One number of a hyperparameter (lr; beta1 of betas) under its canonical symbol name."""
+
+    name: str  # the canonical symbol ("lr", "beta1"): the generated code's keyword too
+    default: str  # torch's default, as decimal text (exact: 1e-3 is 1/1000)
+    latex: str
+    unicode: str
+    meaning: str
+    typical: str  # a typical value, for counterexample search (a rational's text)
+    low: str | None = "0"  # the domain: low <= value (low < value when low_strict) ...
+    low_strict: bool = False
+    high: str | None = None  # ... and value <= high (value < high when high_strict)
+    high_strict: bool = False
+
+
+@dataclass(frozen=True)
+class Hyper:
+    """A keyword of the torch constructor that holds numbers: one Scalar, or two for a pair."""
+
+    key: str
+    scalars: tuple
+    # torch's ValueError for a value outside the domain, formatted with value= (as written),
+    # index= (in a pair), first= and second= (both values of a pair); "" where torch checks
+    # nothing (its value is still refused outside the domain, in optequiv's words)
+    message: str = ""
+
+    @property
+    def pair(self) -> bool:
+        return len(self.scalars) > 1
+
+    def default(self):
+        return tuple(s.default for s in self.scalars) if self.pair else self.scalars[0].default
+
+
+@dataclass(frozen=True)
+class State:
+    """A per-parameter state entry under torch's key."""
+
+    name: str  # the symbol's name: m -> m_0, m_t, m_{t-1}
+    key: str  # torch's state_dict key
+    assumptions: tuple  # SymPy assumptions of the symbol, e.g. (("real", True),)
+    latex: str
+    unicode: str
+    meaning: str
+    # torch's value on a parameter's first step, from (spec, hyperparameters): an expression,
+    # or None for an entry the first step creates itself (SGD's buffer copies the gradient)
+    init: Callable = field(default=lambda spec, h: 0, compare=False)
+    scalar: bool = False  # one number per parameter (a 0-dim tensor: the step count), not a tensor
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str  # the spec language's name, e.g. "adamw"
+    torch_class: str | None  # e.g. "torch.optim.AdamW"; None where torch has none (Lion)
+    reference: str  # what the model was read from
+    hypers: tuple  # Hyper, in the constructor's positional order
+    flags: dict  # flag -> torch's default (maximize, amsgrad, ...)
+    states: tuple  # every State the optimizer can hold, in display order
+    stages: Callable = field(compare=False)  # spec -> tuple of derive.stages.Stage
+    present: Callable = field(compare=False)  # spec -> names of the states it holds
+    positional: tuple = ()  # the constructor's positional keywords after params, in order
+    keyword: tuple = ()  # its keyword-only ones (including foreach / fused / capturable ...)
+    check_order: tuple = ()  # the order in which torch's constructor checks its keys
+    read_order: tuple = ()  # the keys torch's step reads from a group, in order (KeyError)
+    decays: tuple = ("l2",)  # the decay conventions offered; the first is torch's
+    decay_flag: str | None = None  # a torch flag that selects decay=decoupled (NAdam's, Adam's)
+    torch_decays: dict = field(default_factory=dict)  # decay -> another entry whose class has it
+    choices: dict = field(default_factory=dict)  # optequiv's other choice keys -> {value: doc}
+    switches: tuple = ("weight_decay",)  # canonical names whose zero changes the stages
+    implementations: tuple = ("loop", "foreach")  # torch's implementations of the class
+    extra_check: Callable | None = field(default=None, compare=False)  # (given, shown) -> None
+    extra_constraints: Callable | None = field(default=None, compare=False)  # (spec, h) -> pairs
+    # torch's RuntimeError for a sparse gradient; {name}: the torch class, {cls}: the generated
+    sparse_message: str = "{name} does not support sparse gradients"
+    torch_checks: tuple = ()  # checks only torch's constructor makes (numeric.optimizer has them)
+
+    # -- derived views -------------------------------------------------------------------------
+    @property
+    def scalars(self) -> tuple:
+        return tuple(s for h in self.hypers for s in h.scalars)
+
+    def scalar(self, name: str) -> Scalar:
+        return next(s for s in self.scalars if s.name == name)
+
+    def hyper(self, key: str) -> Hyper:
+        return next(h for h in self.hypers if h.key == key)
+
+    @property
+    def numbers(self) -> tuple:
+        return tuple(h.key for h in self.hypers)
+
+    @property
+    def all_choices(self) -> dict:
+        out = {"decay": {d: DECAYS[d] for d in self.decays}} if self.has("weight_decay") else {}
+        out.update(self.choices)
+        return out
+
+    @property
+    def keys(self) -> tuple:
+        return self.numbers + tuple(self.flags) + tuple(self.all_choices)
+
+    def has(self, key: str) -> bool:
+        return any(h.key == key for h in self.hypers)
+
+    def defaults(self) -> dict:
+        out = {h.key: h.default() for h in self.hypers}
+        out.update(self.flags)
+        out.update({k: next(iter(v)) for k, v in self.all_choices.items()})
+        return out
+
+    def state(self, name: str) -> State:
+        return next(s for s in self.states if s.name == name)
+
+    @property
+    def class_name(self) -> str:
+        return (self.torch_class or self.name.capitalize()).rsplit(".", 1)[-1]
+
+
+def on(spec, name: str) -> bool:
+    """Whether a switch's value is non-zero: torch's `if momentum != 0` on the spec's value (a
+    symbol counts as its generic, non-zero value; a caller substitutes 0 for the other branch)."""
+    value = spec.hyper().get(name, 0)
+    return value != 0
+
+
+REAL = (("real", True),)
+NONNEGATIVE = (("nonnegative", True),)
+COUNT = (("integer", True), ("nonnegative", True))
