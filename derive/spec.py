@@ -19,13 +19,13 @@ import sympy as sp
 
 from .errors import UserError
 from . import catalogue
-from .catalogue import base
+from .catalogue import base, sgd
 from .grammar import Parser
 from .symbols import hyper as hyper_symbol
 
 NAMES = catalogue.NAMES
 DECAYS = base.DECAYS
-BUFFERS = catalogue.ENTRIES["sgd"].choices["buffer"]
+BUFFERS = sgd.BUFFERS
 # views over the catalogue, for callers that ask about every optimizer at once
 TORCH_DEFAULTS = {name: e.defaults() for name, e in catalogue.ENTRIES.items()}
 KEYS = {name: e.keys for name, e in catalogue.ENTRIES.items()}
