@@ -34,16 +34,21 @@ choose between the decayed and the undecayed theta. torch's Rprop has no weight_
 
 Backends (`Arith`): FRACTION (exact rationals; refuses square roots and irrational powers),
 SYMPY (exact and symbolic: max, min, sign stay sympy functions, a branch whose condition the
-values do not decide becomes a Piecewise), MP (mpmath at 100 digits, exact_torch's margin
-argument), FLOAT64 (Python floats: torch under torch.set_default_dtype(torch.float64)) and
-FLOAT (Python floats with torch's float32 0-dim scalar state). torch keeps step, mu_product, eta
-and mu as 0-dim tensors of _get_scalar_dtype(): float32 unless the default dtype is float64.
+values do not decide becomes a Piecewise), MP (mpmath at 100 digits, as exact_torch.MP),
+FLOAT64 (Python floats: torch under torch.set_default_dtype(torch.float64)) and FLOAT
+(Python floats with torch's float32 0-dim scalar state). torch keeps step, mu_product, eta and
+mu as 0-dim tensors of _get_scalar_dtype(): float32 unless the default dtype is float64.
 step holds small integers (exact in float32); NAdam's `mu_product *= mu` is a float32 multiply
 (mu is cast to float32 first; read back with .item()); ASGD's eta (initially lr) and mu are
 rounded to float32 when stored and read back as such. FLOAT emulates exactly these; the exact
 backends model the documented real-number algorithm (no float32 rounding), so they agree with
 FLOAT64, and with FLOAT only to float32 precision for NAdam and ASGD. The algorithms' decimal
 constants (NAdam's 0.96, 0.5; RAdam's 5) are the exact decimals.
+Both float backends compute torch's `lerp_` (the moving averages exp_avg and grad_avg) as its
+CPU kernel does, with fused multiply-adds: the plain formula's ulp is magnified past 1e-12 by
+the cancellation in centered RMSprop. Elsewhere they follow torch's order of operations but not
+its fused kernels (addcdiv, addcmul), so they match torch to about an ulp per operation, not
+bit for bit.
 Branches on hyperparameter values are taken as torch takes them; a symbolic value takes the
 branch of its generic non-zero value (momentum > 0, weight_decay != 0), as in exact_torch.
 """
