@@ -254,7 +254,7 @@ def test_lion_matches_a_torch_implementation_of_the_paper(config):
 
 SYM = {"lr": sp.Symbol("gamma", positive=True), "beta2": sp.Symbol("beta_2", positive=True),
        "wd": sp.Symbol("lambda", positive=True)}
-SYMBOLIC = [  # (config with symbols, values to substitute, a function the result must contain)
+SYMBOLIC = [  # (a config with symbols, a sympy function that theta_k must contain)
     ({"family": "adamax", "lr": SYM["lr"], "weight_decay": SYM["wd"]}, sp.Max),
     ({"family": "nadam", "lr": SYM["lr"], "decoupled_weight_decay": True,
       "weight_decay": SYM["wd"]}, None),
