@@ -259,7 +259,8 @@ def to_latex(d: Derivation, level: str = "section") -> str:
         if isinstance(extra, tuple):
             reason, mark = extra
             out += [f"({prose_latex(reason)}; {mark})" if reason else f"({mark})", ""]
-    out += [f"\\noindent\\textbf{{Verdict:}} {tex_escape(d.final_verdict())}.", ""]
+    if d.verdict:  # a catalogue page shows a model, not a verdict
+        out += [f"\\noindent\\textbf{{Verdict:}} {tex_escape(d.final_verdict())}.", ""]
     return "\n".join(out)
 
 
@@ -294,7 +295,8 @@ def to_markdown(d: Derivation, level: int = 2) -> str:
             reason, mark = extra
             out.append(f"*({prose_markdown(reason)}; {mark})*" if reason else f"*({mark})*")
         out.append("")
-    out += [f"**Verdict:** {d.final_verdict()}", ""]
+    if d.verdict:
+        out += [f"**Verdict:** {d.final_verdict()}", ""]
     return "\n".join(out)
 
 

@@ -15,6 +15,8 @@ from optequiv.derive.errors import UserError
 from optequiv.derive.latex import notation_rows
 from optequiv.derive.printers import prose_latex, prose_markdown, tex_escape, to_latex, to_markdown
 
+from . import catalogue_pages
+from .catalogue_pages import INTRO as CATALOGUE_INTRO
 from .registry import prove, theorems
 
 FIGURES_GROUP = "optequiv.figures"
@@ -91,18 +93,29 @@ def figures_markdown(figures) -> str:
     return "\n".join(out)
 
 
-def article(derivations, figures=()) -> str:
-    body = "\n".join(to_latex(d) for d in derivations)
+def catalogue_latex(pages) -> str:
+    return ("\\section{The optimizers}\n" + prose_latex(CATALOGUE_INTRO) + "\n\n"
+            + "\n".join(to_latex(p, level="subsection") for p in pages))
+
+
+def catalogue_markdown(pages) -> str:
+    return ("## The optimizers\n\n" + prose_markdown(CATALOGUE_INTRO) + "\n\n"
+            + "\n".join(to_markdown(p, level=3) for p in pages))
+
+
+def article(derivations, figures=(), pages=()) -> str:
+    body = (catalogue_latex(pages) if pages else "") + "\n".join(to_latex(d) for d in derivations)
     return (PREAMBLE + f"\\title{{{tex_escape(TITLE)}}}\n\\author{{optequiv}}\n\\date{{}}\n"
             "\\begin{document}\n\\maketitle\n" + tex_escape(INTRO) + "\n\n"
             "\\tableofcontents\n\n" + notation_latex(derivations) + "\n" + body +
             figures_latex(figures) + "\n\\end{document}\n")
 
 
-def markdown(derivations, figures=()) -> str:
+def markdown(derivations, figures=(), pages=()) -> str:
     # no hand-made contents or anchors: GitHub, MkDocs Material and Jupyter each build their
     # own from the headings, and raw HTML would render differently in each
     return (f"# {TITLE}\n\n{prose_markdown(INTRO)}\n\n" + notation_markdown(derivations) + "\n"
+            + (catalogue_markdown(pages) + "\n" if pages else "")
             + "\n".join(to_markdown(d) for d in derivations) + figures_markdown(figures))
 
 
@@ -167,13 +180,14 @@ def write_documents(out_dir, pdf: bool = True, figures="installed") -> list:
     optequiv.figures plugin when it is there."""
     out = output_folder(out_dir)
     derivations = [prove(t.name) for t in theorems()]
+    pages = catalogue_pages.pages()
     maker = figure_maker() if figures == "installed" else figures
     with tempfile.TemporaryDirectory(prefix=SCRATCH, dir=out) as staging:
         # the figures are drawn aside and the PDF compiled first: when pdflatex fails nothing
         # is written, and the folder keeps a matching set (the earlier .tex beside the earlier
         # PDF), never a new .tex beside an old PDF
         drawn = maker(Path(staging)) if maker else []
-        tex = article(derivations, drawn)
+        tex = article(derivations, drawn, pages)
         compiled = compile_pdf(tex, out, [f.png for f in drawn]) \
             if pdf and shutil.which("pdflatex") else None
         written = []
@@ -183,7 +197,7 @@ def write_documents(out_dir, pdf: bool = True, figures="installed") -> list:
     for d in derivations:
         written.append(write_atomic(out / f"{d.name}.tex", to_latex(d)))
     written.append(write_atomic(out / "optequiv.tex", tex))
-    written.append(write_atomic(out / "optequiv.md", markdown(derivations, drawn)))
+    written.append(write_atomic(out / "optequiv.md", markdown(derivations, drawn, pages)))
     if compiled is not None:
         written.append(write_atomic(out / "optequiv.pdf", compiled))
     else:  # an earlier run's PDF no longer matches optequiv.tex; a concurrent run may have
