@@ -3,8 +3,9 @@
 AMSGrad's max(vmax, v), |x|, sign(x) and Piecewise (RAdam's switch on rho_t > 5, Rprop's switch on
 the sign of g*prev) make a difference zero on one region of the gradients and states and non-zero
 on another. A Piecewise's i-th branch holds where its condition holds and every earlier one fails;
-conditions are relationals (>, >=, <, <=, ==, !=) and And/Or/Not of them. Random points may never land where the max switches (with
-beta2 = 0.999, v_2 < v_1 needs |g_2| < 0.032|g_1|), so "zero at six random points" says nothing.
+conditions are relationals (>, >=, <, <=, ==, !=) and And/Or/Not of them. Random points may
+never land where the max switches (with beta2 = 0.999, v_2 < v_1 needs |g_2| < 0.032|g_1|), so
+"zero at six random points" says nothing.
 `coincide` therefore answers:
   proven   zero symbolically, or zero symbolically on every region of the piecewise atoms
            (the regions cover the whole domain, so no point needs to be found);
