@@ -99,11 +99,12 @@ def _scalar_symbols(hyper: tuple, scalar_state) -> frozenset:
 
 def _inline_scalar_temps(temps, outputs, scalars):
     """sympy.cse also names scalar pieces (t_0 + 1); the printers hoist scalars themselves, so
-    scalar temps go back into the expressions that use them."""
+    scalar temps go back into the expressions that use them. So do conditions (g*prev < 0,
+    named once for two switches): a printer writes a condition where a switch reads it."""
     subs, kept = {}, []
     for sym, expr in temps:
         expr = expr.xreplace(subs)
-        if expr.free_symbols <= scalars:
+        if expr.free_symbols <= scalars or isinstance(expr, sp.logic.boolalg.Boolean):
             subs[sym] = expr
         else:
             kept.append((sym, expr))
