@@ -13,14 +13,17 @@ from optequiv.derive.derivation import Equation, Inequality, Prose, label
 from optequiv.derive.identity import random_point
 from optequiv.derive.printers import prose_text, to_json, to_latex, to_markdown, to_text
 from optequiv.proofs.registry import REFUTED, claim_divergent, claim_equivalent, names, prove
+from optequiv.proofs.theorems import l2_vs_decoupled
 
 EXPECTED_NAMES = ["sgd-l2-is-decay", "momentum-l2-vs-decay", "heavy-ball-shrink",
                   "adam-l2-vs-adamw", "fixed-preconditioner", "decay-conventions",
                   "gradient-scale-invariance", "seed-audit", "lion-box", "adamw-ema"]
+# one theorem per catalogue entry offering L2 and decoupled decay (tests/test_proofs_l2_vs_decoupled.py)
+FAMILY = [t.name for t in l2_vs_decoupled.THEOREMS]
 
 
 def test_the_catalogue_has_every_theorem_of_the_issue():
-    assert names() == EXPECTED_NAMES
+    assert names() == EXPECTED_NAMES + FAMILY
 
 
 @pytest.mark.parametrize("name", EXPECTED_NAMES)
@@ -51,7 +54,7 @@ def _independent_zero(expr: sp.Expr) -> bool:
     return True
 
 
-@pytest.mark.parametrize("name", EXPECTED_NAMES)
+@pytest.mark.parametrize("name", EXPECTED_NAMES + FAMILY)
 def test_every_displayed_step_rechecks(name):
     for block in prove(name).checked():
         if isinstance(block, Equation):
@@ -62,7 +65,7 @@ def test_every_displayed_step_rechecks(name):
             assert abs(sp.N(block.lhs_value - block.rhs_value, 50)) > sp.Float("1e-30"), block
 
 
-@pytest.mark.parametrize("name", EXPECTED_NAMES)
+@pytest.mark.parametrize("name", EXPECTED_NAMES + FAMILY)
 def test_all_formats_render(name):
     d = prove(name)
     text, tex, md, data = to_text(d), to_latex(d), to_markdown(d), to_json(d)
