@@ -19,7 +19,8 @@ compare_module = import_module("optequiv.derive.compare")  # the module, not the
 FAMILY = [e.name + F.SUFFIX for e in ENTRIES.values() if F.offers_both(e)]
 # from the literature, for the entries whose first divergent step is known (Loshchilov &
 # Hutter: SGD with momentum from step 2, adaptive methods from step 1; Lion's sign from step 1)
-KNOWN = {"sgd": 2, "adam": 1, "lion": 1, "nadam": 1, "rmsprop": 1, "adagrad": 1, "adamax": 1}
+KNOWN = {"sgd": 2, "adam": 1, "lion": 1, "nadam": 1, "rmsprop": 1, "adagrad": 1, "adamax": 1,
+         "radam": 2}  # RAdam: unrectified (momentum SGD) while rho_t <= 5
 
 
 def test_every_entry_offering_both_has_its_theorem():
