@@ -200,3 +200,15 @@ def test_float32_ulp_distance_to_torch_loop(entry):
         assert r["within_tolerance"] == r["configurations"], r
         assert r["max_ulp"] <= ULP_BOUND[r["implementation"]], r
         assert r["max_rel_error_eps"] <= EPS_BOUND[r["implementation"]], r
+
+
+def test_bench_table_has_a_row_per_entry_and_implementation():
+    from optequiv.benchmarks.ulp import ulp_section
+
+    rows = D.ulp_figures(ENTRIES[:1], steps=2)
+    text = ulp_section(rows)
+    body = [line for line in text.splitlines() if line.startswith(f"| {ENTRIES[0].name} |")]
+    shown = [line.split("|")[2].strip() for line in body]
+    assert shown == [{"loop": "default"}.get(i, i) for i in D.implementations(ENTRIES[0])]
+    assert "Not measured: expecttest is missing." in ulp_section(
+        [{"case": "ulp", "not_measured": "expecttest is missing"}])
