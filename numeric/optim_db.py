@@ -7,16 +7,18 @@ optim_inputs_func(device) lists the configurations (kwargs and a description; on
 capturable ones), and whose supported_impls / supports_fused_on say which implementations the
 class has. `inputs` returns them as torch's tests run them (its
 _get_optim_inputs_including_global_cliquey_kwargs: each configuration, then the same with
-differentiable=True), the implementations apart (`implementations`), so that each is run
-against its own counterpart: torch's loop against ours by default, foreach against foreach,
-fused against fused. foreach is kept on the CPU, where optim_db's helper drops it because CPU is
-not one of torch's foreach-kernel devices: the classes run it there all the same.
+differentiable=True), the implementations apart (`pairs`), so that each is run against its own
+counterpart: torch's loop against ours by default, foreach against foreach, fused against fused
+(against torch's loop where the class has no fused). foreach is kept on the CPU, where
+optim_db's helper drops it because CPU is not one of torch's foreach-kernel devices: the classes
+run it there all the same.
 
 The module imports torch's testing package on first use only: it needs `expecttest`, a test
 dependency, not one of optequiv's.
 """
 from __future__ import annotations
 
+import inspect
 from copy import deepcopy
 from dataclasses import dataclass
 
@@ -100,10 +102,14 @@ def disagreement(entry) -> str | None:
             f"optim_db has {', '.join(theirs)} for {entry.torch_class}")
 
 
-def implementations(entry, device="cpu") -> tuple:
-    """The implementations both have on `device`, in the entry's order."""
+def pairs(entry, device="cpu") -> tuple:
+    """(ours, torch's) implementations to compare on `device`: each one the generated class
+    takes, against torch's of the same name, or against torch's loop where the class has none
+    (the generated class takes fused=True for every entry: a compiled kernel of the same rule)."""
     theirs = torch_implementations(entry, device)
-    return tuple(impl for impl in entry.implementations if impl in theirs)
+    takes = inspect.signature(torch_optimizer(entry.name)).parameters
+    return tuple((impl, impl if impl in theirs else "loop") for impl in OURS
+                 if impl == "loop" or impl in takes)
 
 
 def refused(kwargs: dict) -> str | None:
@@ -144,7 +150,7 @@ def ulp_figures(chosen=None, *, device="cpu", steps: int = STEPS) -> list:
     rows = []
     for entry in chosen or entries():
         configs = [i for i in inputs(entry, device) if refused(i.kwargs) is None]
-        for impl in implementations(entry, device):
+        for impl, _ in pairs(entry, device):
             runs = [check(entry, i, impl, dtype=torch.float32, device=device, steps=steps,
                           reference="loop") for i in configs]
             worst = max(runs, key=lambda c: c.max_ulp)

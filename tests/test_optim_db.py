@@ -46,9 +46,13 @@ def configurations():
     for device in DEVICES:
         for entry in ENTRIES:
             for optim_input in D.inputs(entry, device):
-                for impl in D.implementations(entry, device):
-                    out.append(pytest.param(entry, optim_input, impl, device, marks=_marks(device),
-                                            id=_id(device, entry.name, optim_input.desc, impl)))
+                pairs = D.pairs(entry, device)
+                # a configuration refused on purpose is refused whatever the implementation
+                for impl, theirs in pairs[:1] if D.refused(optim_input.kwargs) else pairs:
+                    out.append(pytest.param(entry, optim_input, impl, theirs, device,
+                                            marks=_marks(device),
+                                            id=_id(device, entry.name, optim_input.desc,
+                                                   impl if impl == theirs else f"{impl}_vs_{theirs}")))
     return out
 
 
@@ -72,15 +76,15 @@ def agreeing(entry, optim_input, impl, device, **kw):
     return comparison
 
 
-@pytest.mark.parametrize("entry, optim_input, impl, device", configurations())
+@pytest.mark.parametrize("entry, optim_input, impl, theirs, device", configurations())
 def test_generated_optimizer_matches_torch_on_its_own_test_configurations(entry, optim_input,
-                                                                        impl, device):
+                                                                        impl, theirs, device):
     why = D.refused(optim_input.kwargs)
     if why:
         _refuses(entry, optim_input, why, device)
         pytest.skip(f"{why} (on purpose: no CUDA-graph or autograd-through-the-step variant)")
-    comparison = agreeing(entry, optim_input, impl, device)
-    assert comparison.passed, (f"{entry.name} {optim_input.kwargs} {impl}: "
+    comparison = agreeing(entry, optim_input, impl, device, reference=theirs)
+    assert comparison.passed, (f"{entry.name} {optim_input.kwargs} {impl} vs {theirs}: "
                                f"{comparison.first_mismatch} {comparison.reference_error or ''}")
     assert comparison.steps == D.STEPS
     assert comparison.rtol == tolerance(torch.float64)
@@ -89,7 +93,8 @@ def test_generated_optimizer_matches_torch_on_its_own_test_configurations(entry,
 @pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: e.name)
 def test_catalogue_implementations_are_torchs(entry):
     assert D.disagreement(entry) is None
-    assert D.implementations(entry, "cpu")[0] == "loop"
+    assert D.pairs(entry, "cpu")[0] == ("loop", "loop")
+    assert {theirs for _, theirs in D.pairs(entry, "cpu")} == set(entry.implementations)
     assert D.inputs(entry, "cpu"), f"optim_db has no configuration for {entry.torch_class}"
 
 
@@ -158,23 +163,25 @@ def controls():
     out = []
     for device in DEVICES:
         for entry in ENTRIES:
-            impls = D.implementations(entry, device)
+            pairs = D.pairs(entry, device)
             for target in ("step",) + tuple(s.name for s in entry.states):
-                for impl in impls if target == "step" else impls[:1]:
-                    out.append(pytest.param(entry, target, impl, device, marks=_marks(device),
+                for impl, theirs in pairs if target == "step" else pairs[:1]:
+                    out.append(pytest.param(entry, target, impl, theirs, device,
+                                            marks=_marks(device),
                                             id=_id(device, entry.name, target, impl)))
     return out
 
 
-@pytest.mark.parametrize("entry, target, impl, device", controls())
-def test_negative_control_planted_bug_is_caught(entry, target, impl, device):
+@pytest.mark.parametrize("entry, target, impl, theirs, device", controls())
+def test_negative_control_planted_bug_is_caught(entry, target, impl, theirs, device):
     key = "step" if target == "step" else entry.state(target).key
     optim_input = D.inputs(entry, device)[0] if target == "step" else _holding(entry, key, device)
     if optim_input is None:
         pytest.skip(f"no configuration of optim_db makes torch's {entry.torch_class} hold "
                     f"state[{key!r}]")
-    assert agreeing(entry, optim_input, impl, device).passed  # the same input, unplanted
-    comparison = agreeing(entry, optim_input, impl, device, rule_for=Planted(target))
+    assert agreeing(entry, optim_input, impl, device, reference=theirs).passed  # unplanted
+    comparison = agreeing(entry, optim_input, impl, device, reference=theirs,
+                          rule_for=Planted(target))
     assert not comparison.agree, f"planted bug ({target} perturbed) slipped through"
     assert comparison.max_rel_error > 30 * comparison.rtol  # far outside, not a marginal call
     if target != "step":  # the perturbed entry is the first tensor to differ
@@ -194,7 +201,7 @@ EPS_BOUND = {"loop": 0, "foreach": 0, "fused": 3}
 @pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: e.name)
 def test_float32_ulp_distance_to_torch_loop(entry):
     rows = D.ulp_figures([entry])
-    assert [r["implementation"] for r in rows] == list(D.implementations(entry, "cpu"))
+    assert [r["implementation"] for r in rows] == [impl for impl, _ in D.pairs(entry, "cpu")]
     for r in rows:
         assert r["configurations"] > 0
         assert r["within_tolerance"] == r["configurations"], r
@@ -209,6 +216,6 @@ def test_bench_table_has_a_row_per_entry_and_implementation():
     text = ulp_section(rows)
     body = [line for line in text.splitlines() if line.startswith(f"| {ENTRIES[0].name} |")]
     shown = [line.split("|")[2].strip() for line in body]
-    assert shown == [{"loop": "default"}.get(i, i) for i in D.implementations(ENTRIES[0])]
+    assert shown == [{"loop": "default"}.get(i, i) for i, _ in D.pairs(ENTRIES[0])]
     assert "Not measured: expecttest is missing." in ulp_section(
         [{"case": "ulp", "not_measured": "expecttest is missing"}])
