@@ -9,7 +9,7 @@ import math
 import numpy
 from sympy.printing.numpy import NumPyPrinter
 
-from .printing import ScalarTable, compile_source, hoist
+from .printing import ScalarPrinter, ScalarTable, compile_source, hoist
 from .program import GRAD, THETA, Program
 
 
@@ -39,6 +39,9 @@ class _ArrayPrinter(NumPyPrinter):
 def numpy_source(program: Program, fname: str = "step") -> str:
     names = {THETA: "theta", GRAD: "grad"}
     names.update({program.state_symbol(n): f"{n}_0" for n in program.state})
+    names.update({sym: f"{n}_new" for n, sym in program.stored})  # float64, as Python's floats
+    stored = [f"{n}_new = {ScalarPrinter(names).doprint(e)}" for n, e in program.outputs
+              if n in dict(program.stored)]
     table = ScalarTable(program.is_scalar, names)
     printer = _ArrayPrinter(names)
     body = []
@@ -47,6 +50,8 @@ def numpy_source(program: Program, fname: str = "step") -> str:
     inputs = {THETA, GRAD} | {program.state_symbol(n) for n in program.state}
     results = []
     for name, expr in program.outputs:
+        if name in dict(program.stored):
+            continue
         text = table.ref(expr) if program.is_scalar(expr) \
             else printer.doprint(hoist(expr, table, program.is_scalar))
         if expr in inputs:
@@ -57,7 +62,7 @@ def numpy_source(program: Program, fname: str = "step") -> str:
     new_state = ", ".join(f"{n!r}: {n}_new" for n in program.state)
     lines = [f"def {fname}(state, theta, grad, {args}):",
              f'    """{program.name}; absent state: {sorted(program.absent) or "none"}"""']
-    lines += ["    " + line for line in reads + table.lines() + body + results]
+    lines += ["    " + line for line in reads + stored + table.lines() + body + results]
     lines.append(f"    return {{{new_state}}}, theta_new")
     return "\n".join(lines) + "\n"
 

@@ -22,7 +22,8 @@ import math
 
 import sympy as sp
 
-from .printing import ScalarTable, compile_source, reciprocal_of, split_add, split_term
+from .printing import ScalarPrinter, ScalarTable, compile_source, reciprocal_of, split_add, \
+    split_term
 from .program import GRAD, THETA, Program
 
 _UNARY = {sp.Abs: "torch.abs", sp.sign: "torch.sign", sp.exp: "torch.exp", sp.log: "torch.log"}
@@ -36,6 +37,8 @@ class _Kernel:
         self.names = {THETA: "param", GRAD: "grad"}
         for n in program.state:
             self.names[program.state_symbol(n)] = n if n in program.scalar_state else program.key(n)
+        for _, sym in program.stored:
+            self.names[sym] = sym.name
         self.scalars = ScalarTable(program.is_scalar, self.names)
         self.lines = []
         self.counter = itertools.count()
@@ -242,8 +245,9 @@ def torch_source(program: Program, fname: str = "step") -> str:
         else:
             k.into(program.key(name), expr, program.state_symbol(name))
             k.names[sym] = program.key(name)
+    stored = dict(program.stored)
     deferred = []
-    outputs = [(n, e) for n, e in program.outputs if n != "theta"] + \
+    outputs = [(n, e) for n, e in program.outputs if n != "theta" and n not in stored] + \
         [(n, e) for n, e in program.outputs if n == "theta"]
     for i, (name, expr) in enumerate(outputs):
         if name in program.scalar_state:
@@ -274,8 +278,26 @@ def torch_source(program: Program, fname: str = "step") -> str:
     hyper = ", ".join(program.hyper)
     lines = [f"def {fname}(param, grad, state, *, {hyper}):",
              f'    """{program.name}; absent state: {sorted(program.absent) or "none"}"""']
-    lines += ["    " + line for line in reads + k.scalars.lines() + k.lines]
+    lines += ["    " + line for line in reads + _stored(k, dict(program.outputs))
+              + k.scalars.lines() + k.lines]
     return "\n".join(lines) + "\n"
+
+
+def _stored(k: _Kernel, outputs: dict) -> list:
+    """Scalar state that is not a count (NAdam's mu product), first: computed on its 0-d tensor,
+    in the tensor's dtype, as torch's `mu_product *= mu` (the factor a Python float, rounded to
+    the tensor's dtype, then the product rounded); then read back for the rest of the step."""
+    printer = ScalarPrinter(k.names)
+    lines = []
+    for name, sym in k.p.stored:
+        key, expr, old = k.p.key(name), outputs[name], k.p.state_symbol(name)
+        if isinstance(expr, sp.Mul) and old in expr.args:
+            rest = sp.Mul(*[a for a in expr.args if a != old])
+            lines.append(f"state[{key!r}][()] = state[{key!r}] * ({printer.doprint(rest)})")
+        else:
+            lines.append(f"state[{key!r}][()] = {printer.doprint(expr)}")
+        lines.append(f"{sym.name} = read_count(state[{key!r}])")
+    return lines
 
 
 def _create(k: _Kernel, name: str, expr) -> str:
