@@ -15,6 +15,7 @@ import torch
 from optequiv import numeric
 from optequiv.derive import symbols as Y
 from optequiv.derive.catalogue import ENTRIES
+from optequiv.derive.rules import build_rule
 from optequiv.derive.spec import parse_spec
 from optequiv.derive.unroll import unroll
 from optequiv.numeric.reference import torch_reference
@@ -55,6 +56,33 @@ def assert_exact(expr, expected, what: str) -> None:
     """An expression of exact rationals equals a Fraction exactly."""
     assert expr.is_Rational, f"{what}: {expr} is not an exact rational"
     assert Fraction(int(expr.p), int(expr.q)) == expected, f"{what}: {expr} != {expected}"
+
+
+def same_number(a, b) -> bool:
+    """Two exact numbers (rationals under square roots and rational powers, from derive's rule
+    and from a hand recurrence) are the same: structurally, or their difference at 60 digits
+    is below 1e-45 of their size (sympy.simplify decides it too, in minutes on nested roots;
+    two different numbers of this size are nowhere near 1e-45 apart)."""
+    a, b = sp.sympify(a), sp.sympify(b)
+    if a == b:
+        return True
+    scale = max(abs(sp.N(a, 60)), abs(sp.N(b, 60)), 1)
+    return abs(sp.N(a - b, 60)) <= sp.Float("1e-45", 60) * scale
+
+
+def exact_steps(text: str, theta0, grads, initial: dict | None = None) -> list:
+    """[(theta_k, state_k)] of derive's rule stepped at exact numbers: the spec's values (exact
+    rationals), theta0, the gradients, and torch's fresh state or `initial` (a mid-run one)."""
+    spec = parse_spec(text)
+    rule = build_rule(spec)
+    h = spec.hyper(numeric=True)
+    state = rule.initial_state("start") if initial is None else \
+        {n: rational(v) for n, v in initial.items()}
+    theta, out = rational(theta0), []
+    for g in grads:
+        state, theta = rule.step(state, theta, rational(g), h)
+        out.append((theta, dict(state)))
+    return out
 
 
 def torch_messages(cls, generated, kwargs: dict) -> tuple:
