@@ -27,6 +27,7 @@ def test_the_family_covers_every_entry_whose_state_starts_at_a_hyperparameter():
     covered = {e.name for e in ENTRIES.values() if F.start_key(e)}
     assert covered and {n[:-len(F.SUFFIX)] for n in FAMILY} == covered
     assert "rprop" in covered and all(n in names() for n in FAMILY)
+    assert "asgd" not in covered  # its step recomputes eta from lr: lr is more than a start
     if "adagrad" in ENTRIES:
         assert F.start_key(ENTRIES["adagrad"]).key == "initial_accumulator_value"
 

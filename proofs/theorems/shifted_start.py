@@ -1,8 +1,8 @@
 """A hyperparameter that only sets torch's first state is a shifted start, not a new rule.
 
 Generic over the catalogue: an entry joins where one of its hyperparameters is the first value
-of a state entry (Adagrad's initial_accumulator_value is the first sum of squares; Rprop's lr
-is the first step size). With A = entry(key=c) and B = entry(key=torch's default), the engine
+of a state entry and is read by nothing else (Adagrad's initial_accumulator_value is the first
+sum of squares; Rprop's lr is the first step size). With A = entry(key=c) and B = entry(key=torch's default), the engine
 proves by induction that from any shared state the two step alike (the step never reads the
 key); A's torch start is B's general state at state_0 = A's first values. So A from torch's
 start is B started there, at every step. From torch's start itself they differ (a witness):
@@ -27,15 +27,21 @@ C = Y.hyper("c")
 
 
 def start_key(entry):
-    """The hyperparameter (a single scalar) that some state's torch first value is, or None."""
+    """The hyperparameter (a single scalar) that some state's torch first value is and that
+    the step itself never reads, or None. (ASGD's lr is eta's first value, but every step
+    recomputes eta from lr: not a start only, so not this theorem.)"""
     for h in entry.hypers:
         if h.pair or h.key == "weight_decay":
             continue
         spec = parse_spec(f"{entry.name}({h.key}=c)")
         rule = build_rule(spec)
         first = rule.initial_state()
-        if any(v is not None and v.has(C) for v in first.values()) \
-                and all(v is not None for v in first.values()):
+        if not any(v is not None and v.has(C) for v in first.values()) \
+                or any(v is None for v in first.values()):
+            continue
+        state, theta = rule.step(rule.initial_state("state"), Y.theta("t-1"), Y.grad("t"),
+                                 spec.hyper())
+        if not any(v.has(C) for v in (theta, *state.values()) if v is not None):
             return h
     return None
 
