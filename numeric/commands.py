@@ -118,6 +118,8 @@ def report_text(report) -> str:
         lines.append(f"  {impl:<8} NOT COMPARED: torch has none here ({why})")
     for impl in report.left_out:
         lines.append(f"  {impl:<8} left out on request (--skip {impl})")
+    for impl in report.not_in_torch:
+        lines.append(f"  {impl:<8} not compared: {report.torch_class} has no {impl} implementation")
     lines.append(_result(report))
     return "\n".join(lines)
 

@@ -283,3 +283,12 @@ def test_unknown_or_no_implementations_are_refused():
     for bad in (("loop", "fusd"), ()):
         with pytest.raises(UserError, match="implementations must be some of loop, foreach"):
             crosscheck("adam", steps=2, implementations=bad)
+
+
+def test_an_implementation_torch_lacks_is_reported_apart_not_as_incomplete():
+    from optequiv.numeric.against_torch import crosscheck as run
+
+    report = run("rmsprop(momentum=0.9)", steps=4)  # torch's RMSprop has no fused kernel
+    assert report.passed and report.not_in_torch == ("fused",)
+    assert set(report.to_json()["not_in_torch"]) == {"fused"}
+    assert run("adam", steps=4).not_in_torch == ()
