@@ -92,8 +92,8 @@ def theorem(entry, hyper) -> Theorem:
         name=entry.name + SUFFIX,
         title=f"{shown}: `{hyper.key}` is a shifted start",
         claim=f"`{a_text}` from torch's start equals `{b_text}` started from the general state "
-              f"whose entries ({states}) are A's first values, at every step; from torch's "
-              "start the two differ from step 1.",
+              f"whose entries ({states}) are the first values torch gives `{a_text}`, at every "
+              "step; from torch's start the two differ from step 1.",
         context=f"`{hyper.key}` only sets {shown}'s first state: a run with it is a run of "
                 "the plain optimizer from another state, which is what the engine finds.",
         reference=entry.reference,
