@@ -266,3 +266,12 @@ def test_list_shows_the_entry():
 def test_compare_renaming_lr_is_proven():
     c = compare("lion(lr=a, weight_decay=lam)", "lion(lr=b, weight_decay=lam)")
     assert c.verdict == "proven" and c.mapping == {Y.hyper("b"): Y.hyper("a")}
+
+
+def test_compare_l2_vs_decoupled_diverges_at_step_1():
+    """lam*theta inside the sign (L2) is no decoupled decay at any coefficient: the sign sees it
+    only where |g| is small against lam*|theta|, which the engine's spread points reach."""
+    c = compare("lion(weight_decay=lam, decay=l2)", "lion(weight_decay=lam2)",
+                want_conditions=False)
+    assert c.verdict == "refuted" and c.first_divergent_step == 1
+    assert c.certificate["equations"] and c.witness and c.witness[0] != c.witness[1]

@@ -13,13 +13,14 @@ from optequiv.derive.derivation import Equation, Inequality, Prose, label
 from optequiv.derive.identity import random_point
 from optequiv.derive.printers import prose_text, to_json, to_latex, to_markdown, to_text
 from optequiv.proofs.registry import REFUTED, claim_divergent, claim_equivalent, names, prove
-from optequiv.proofs.theorems import l2_vs_decoupled
+from optequiv.proofs.theorems import l2_vs_decoupled, shifted_start
 
 EXPECTED_NAMES = ["sgd-l2-is-decay", "momentum-l2-vs-decay", "heavy-ball-shrink",
                   "adam-l2-vs-adamw", "fixed-preconditioner", "decay-conventions",
                   "gradient-scale-invariance", "seed-audit", "lion-box", "adamw-ema"]
-# one theorem per catalogue entry offering L2 and decoupled decay (tests/test_proofs_l2_vs_decoupled.py)
-FAMILY = [t.name for t in l2_vs_decoupled.THEOREMS]
+# one theorem per catalogue entry offering L2 and decoupled decay, and per entry whose state
+# starts at a hyperparameter (tests/test_proofs_l2_vs_decoupled.py, test_proofs_shifted_start.py)
+FAMILY = [t.name for t in l2_vs_decoupled.THEOREMS + shifted_start.THEOREMS]
 
 
 def test_the_catalogue_has_every_theorem_of_the_issue():

@@ -39,11 +39,12 @@ def build(theorem: Theorem):
     # cost seconds per entry and say nothing about the decay
     c = compare(l2, decoupled, want_conditions=False)
     k = c.first_divergent_step
-    blocks = [Prose(f"torch's weight decay for this optimizer is "
-                    f"decay={ENTRIES[c.a.name].decays[0]}; decoupled decay is "
-                    "$theta*(1 - lr*lam) - lr*u$ with $u$ the optimizer's own direction.")]
+    entry = ENTRIES[c.a.name]
+    blocks = [Prose(f"{entry.class_name}'s own weight decay ({entry.reference}) is "
+                    f"decay={entry.decays[0]}; decoupled decay is $theta*(1 - lr*lam) - lr*u$ "
+                    "with $u$ the optimizer's own direction.")]
     blocks += comparison_blocks(c, "L2", "decoupled")
-    verdict = claim_divergent(c, k) if k else claim_divergent(c, 0)
+    verdict = claim_divergent(c, k)  # refuted where they coincide, undecided where unknown
     if c.reason:
         blocks.append(Prose(f"The engine's answer: {c.verdict} ({c.reason})."))
     return theorem.derivation(verdict, blocks)
