@@ -35,7 +35,8 @@ figure, as the copy's does.
 Keys per implementation NAME (ours, ours_fused, ours_eager, torch_loop, torch_foreach,
 torch_fused, copy): NAME_ms (median), NAME_min_ms, NAME_max_ms, NAME_iqr_ms ([q1, q3]),
 NAME_spread_ms (half the interquartile range, for "median ± spread");
-peak_extra_bytes_ratio_NAME (see below; _ours and _fused are ours and torch_fused's).
+peak_extra_bytes_ratio_NAME (see below; _ours, _fused and _fastest are ours, torch_fused's and
+torch_fastest's).
 compile_s: one compilation of the case's kernel, caches bypassed (a training run pays it once
 per machine; later runs load the cached library).
 
@@ -278,6 +279,7 @@ def _row(case: str, text: str, make_params, numel: int, tensors: int, dev, repea
             peak = None if opt is None else peak_extra_bytes(opt.step, dev.type)
             row[f"peak_extra_bytes_ratio_{name}"] = None if peak is None else peak / (numel * 4)
     row["peak_extra_bytes_ratio_ours"] = row[f"peak_extra_bytes_ratio_{best}"]
+    row["peak_extra_bytes_ratio_fastest"] = row.get(f"peak_extra_bytes_ratio_{fastest}")
     row["peak_extra_bytes_ratio_fused"] = row.pop("peak_extra_bytes_ratio_torch_fused", None)
     return row
 
