@@ -31,7 +31,9 @@ size, so COPY_CAP bounds the memory it takes), and gbps_vs_copy = gbps / copy_gb
 reads dst into the cache before overwriting it (write-allocate), traffic its figure does not
 count; an in-place step reads everything it writes, so a step can show more GB/s than the copy.
 At 1e6 parameters the tensors stay in the L3 cache between steps and gbps exceeds any DRAM
-figure, as the copy's does.
+figure, as the copy's does. torch_fastest_gbps_vs_copy is the same fraction for torch's fastest:
+where both are near 1, both steps move the bytes as fast as a copy and their ratio is 1 within
+the machine's noise (no code can do better than the memory allows).
 Keys per implementation NAME (ours, ours_fused, ours_eager, torch_loop, torch_foreach,
 torch_fused, copy): NAME_ms (median), NAME_min_ms, NAME_max_ms, NAME_iqr_ms ([q1, q3]),
 NAME_spread_ms (half the interquartile range, for "median ± spread");
@@ -269,6 +271,8 @@ def _row(case: str, text: str, make_params, numel: int, tensors: int, dev, repea
     row["copy_bytes"] = opts["copy"].nbytes
     row["copy_gbps"] = opts["copy"].nbytes / (med["copy"] / 1e3) / 1e9
     row["gbps_vs_copy"] = row["gbps"] / row["copy_gbps"]
+    row["torch_fastest_gbps_vs_copy"] = (nbytes / med[fastest] / 1e6 / row["copy_gbps"]
+                                         if fastest else None)
     for name, t in times.items():
         q = statistics.quantiles(t, n=4) if len(t) > 1 else [t[0]] * 3
         row[f"{name}_min_ms"], row[f"{name}_max_ms"] = min(t), max(t)

@@ -14,7 +14,8 @@ from optequiv.derive.catalogue import ENTRIES
 OPTIMIZER_KEYS = {"case", "entry", "spec", "reference", "device", "ours_ms", "torch_loop_ms",
                   "torch_foreach_ms", "torch_fused_ms", "torch_fastest", "torch_fastest_ms",
                   "ratio_vs_fastest", "ratio_vs_fused", "ratio_vs_loop", "gbps", "copy_ms",
-                  "copy_gbps", "gbps_vs_copy", "bytes_per_step", "copy_bytes"}
+                  "copy_gbps", "gbps_vs_copy", "torch_fastest_gbps_vs_copy", "bytes_per_step",
+                  "copy_bytes"}
 
 
 def run(*args):
@@ -41,6 +42,8 @@ def test_bench_quick_produces_every_row(tmp_path):
         assert r["ratio_vs_fastest"] == pytest.approx(r["ours_ms"] / r["torch_fastest_ms"])
         assert r["ratio_vs_loop"] == pytest.approx(r["ours_ms"] / r["torch_loop_ms"])
         assert r["gbps_vs_copy"] == pytest.approx(r["gbps"] / r["copy_gbps"])
+        assert r["torch_fastest_gbps_vs_copy"] == pytest.approx(
+            r["gbps_vs_copy"] * r["ours_ms"] / r["torch_fastest_ms"])
         assert r["copy_bytes"] == r["bytes_per_step"]  # the same bytes (all under COPY_CAP)
         expected = ENTRIES[r["entry"]].torch_class or "torch ops"
         assert r["reference"].startswith(expected)
