@@ -1,0 +1,275 @@
+"""Checks of one engine verdict on a pair of the catalogue's new families against the exact
+simulator tests/exact_catalogue.py (written from torch's documented algorithms and the Lion
+paper, never from derive's stages). The engine's answer is read in its JSON form (the contract
+of `compare --json`); each check returns a list of problems, empty when the verdict passed, so
+the negative controls can run them on planted results.
+
+  check_proven          at random admissible points of A's symbols (inside valid_when; at A's
+                        branch values with the certificate's branch mapping), with B's symbols
+                        the mapping leaves free drawn too, B under the mapping is an optimizer
+                        torch builds and both runs give the same theta_k and the same state
+                        (every torch state key the two share: B's equal to the certificate's
+                        state_map of A's, or to A's own where the map does not name it) at
+                        steps 1..REPLAY_STEPS, on drawn gradient sequences, in exact arithmetic;
+  check_counterexample  the counterexample's loss (a polynomial, differentiated here) run closed
+                        loop at its exact point: theta_A_k != theta_B_k, both as reported, and
+                        both optimizers are ones torch builds;
+  check_prefix          the certificate's prefix mapping makes steps 1..k-1 coincide on drawn
+                        inputs (B without own symbols: as given).
+A refutation with B's own symbols is not checked for "no mapping at all through step k" here
+(tests/verdict_checks.py does that for SGD/Adam with a Groebner basis): such a verdict is
+counted as `refuted*` in the report.
+"""
+from __future__ import annotations
+
+import random
+import re
+from fractions import Fraction
+
+import sympy as sp
+
+import exact_catalogue as EC
+import exact_torch as X
+from strategies_catalogue import positions, random_point, substitute, symbols_of, torch_refusal
+from strategies_specs import H, parse, random_grads
+from verdict_checks import gradient_of
+
+REPLAY_STEPS = 5
+
+
+# -- exact runs -----------------------------------------------------------------------------------
+
+def trajectory(config: dict, theta0, grads, steps=None) -> list:
+    """[(theta_k, state_k)] in exact rationals where the run needs no square root or irrational
+    power (Lion, Rprop, Adamax, ...), else mpmath at 100 digits (exact_torch.same's margin)."""
+    try:
+        return EC.simulate(config, theta0, grads, steps, ops=EC.FRACTION)
+    except TypeError:
+        return EC.simulate(config, theta0, grads, steps, ops=EC.MP)
+
+
+def _exact(x):
+    """x as a Fraction when it is an exact rational (Fraction, int, sympy Rational), else None."""
+    if isinstance(x, (Fraction, int)):
+        return Fraction(x)
+    if isinstance(x, sp.Basic) and x.is_Rational:
+        return Fraction(int(x.p), int(x.q))
+    return None
+
+
+def same(a, b) -> bool:
+    """Exact equality of rationals; otherwise equality at 100 digits within exact_torch.same's
+    margin (which refuses a difference it cannot decide)."""
+    ea, eb = _exact(a), _exact(b)
+    if ea is not None and eb is not None:
+        return ea == eb
+    return X.same(a, b, X.MP)
+
+
+def _sympy(x):
+    e = _exact(x)
+    if e is not None:
+        return sp.Rational(e.numerator, e.denominator)
+    if isinstance(x, sp.Basic):
+        return x
+    return sp.Float(X.mpmath.nstr(x, 100), 100)
+
+
+def _holds(condition: str, point: dict) -> bool:
+    value = parse(condition).xreplace(point)
+    if value not in (sp.true, sp.false):
+        raise ValueError(f"valid_when {condition!r} is not decided at {point}")
+    return value == sp.true
+
+
+def _mapping(raw) -> dict:
+    return {H(str(k)): parse(v) for k, v in (raw or {}).items()}
+
+
+_GENERIC = re.compile(r"\b([A-Za-z][A-Za-z0-9]*)_\{t-1\}")
+
+
+def state_map(raw: dict) -> dict:
+    """B's state name -> (expression, {symbol: A's state name}) from the certificate's text
+    (`buf_{t-1}/2`: A's buf at the same step, halved)."""
+    out = {}
+    for name, text in (raw or {}).items():
+        names = set(_GENERIC.findall(text))
+        symbols = {n: sp.Symbol(f"state__{n}") for n in names}
+        expr = parse(_GENERIC.sub(lambda m: f"state__{m.group(1)}", text))
+        expr = expr.xreplace({H(f"state__{n}"): s for n, s in symbols.items()})
+        out[name] = (expr, {s: n for n, s in symbols.items()})
+    return out
+
+
+def _keys(family: str) -> dict:
+    """state symbol name -> torch's key, from the catalogue entry (its declared names only)."""
+    from optequiv.derive.catalogue import ENTRIES
+
+    return {s.name: s.key for s in ENTRIES[family].states} if family in ENTRIES else {}
+
+
+def compare_states(A, B, sa: dict, sb: dict, phi: dict, values: dict, k: int) -> list:
+    """Every torch state key both hold at step k: B's value is phi(A's) where the certificate maps
+    it, else A's own."""
+    keys_a, keys_b = _keys(A["family"]), _keys(B["family"])
+    name_of_b = {v: n for n, v in keys_b.items()}
+    problems = []
+    for key in sorted(set(sa) & set(sb)):
+        name = name_of_b.get(key)
+        if name in phi:
+            expr, uses = phi[name]
+            at = {s: _sympy(sa[keys_a[n]]) for s, n in uses.items() if n in keys_a
+                  and keys_a[n] in sa}
+            if len(at) != len(uses):
+                problems.append(f"step {k}: state_map of {name} reads a state A does not hold")
+                continue
+            want = expr.xreplace({**values, **at})
+            if want.free_symbols:
+                problems.append(f"step {k}: state_map of {name} leaves {want.free_symbols}")
+                continue
+            how = f"state_map {name} -> {expr}"
+        else:
+            want, how = _sympy(sa[key]), "A's own"
+        if not same(want, sb[key]):
+            problems.append(f"step {k}: state {key!r} of B is {sb[key]}, {how} gives {want}")
+    return problems
+
+
+# -- the checks -----------------------------------------------------------------------------------
+
+def admissible_point(A, rng, valid_when=(), tries=60) -> dict | None:
+    from optequiv.derive.catalogue import ENTRIES
+
+    # the families' branch-switching keys (momentum 0: no buffer), from the entry where it exists
+    switches = ENTRIES[A["family"]].switches if A["family"] in ENTRIES \
+        else ("momentum", "weight_decay")
+    for _ in range(tries):
+        point = random_point(symbols_of(A), positions(A), rng, switches)
+        if torch_refusal(substitute(A, point)) is None \
+                and all(_holds(c, point) for c in valid_when):
+            return point
+    return None
+
+
+def _branch_mapping(mapping: dict, branches: list, point: dict) -> dict:
+    """The certificate's own mapping where the point is one of A's branch values (momentum 0)."""
+    for b in branches or ():
+        case = {H(k): parse(v) for k, v in b.get("case", {}).items()}
+        if case and all(point.get(s) == v for s, v in case.items()) and b.get("verdict") == "proven":
+            return _mapping(b.get("mapping"))
+    return mapping
+
+
+def replay(A, B, mapping, rng, steps, valid_when=(), phi=None, branches=(), points=3,
+           sequences=2) -> list:
+    """B under `mapping` equals A exactly at steps 1..steps (theta, and the state when phi)."""
+    if steps < 1:
+        return []
+    free_b = symbols_of(B) - symbols_of(A) - set(mapping)
+    where_b = positions(B)
+    ran = 0
+    for _ in range(points):
+        point = admissible_point(A, rng, valid_when)
+        if point is None:
+            return [f"no admissible point of A's symbols satisfies {valid_when}"]
+        here = _branch_mapping(mapping, branches, point)
+        refusal = None
+        for _ in range(1 if not free_b else 30):
+            b_point = {**point, **random_point(free_b - set(here), where_b, rng)}
+            b_num = substitute(substitute(B, here), b_point)
+            refusal = torch_refusal(b_num)
+            if not refusal:
+                break
+        if refusal:
+            return [f"at {point}, B under the mapping {here} is not an optimizer torch builds: "
+                    f"{refusal}"]
+        a_num = substitute(A, point)
+        for _ in range(sequences):
+            theta0, grads = random_grads(1, rng)[0], random_grads(steps, rng)
+            try:
+                ra, rb = trajectory(a_num, theta0, grads), trajectory(b_num, theta0, grads)
+            except ZeroDivisionError:  # eps = 0 with a zero denominator: torch's NaN
+                continue
+            ran += 1
+            for k in range(1, steps + 1):
+                (ta, sa), (tb, sb) = ra[k], rb[k]
+                if not same(ta, tb):
+                    return [f"replay differs at step {k}: point {point}, B values {b_point}, "
+                            f"theta_0 {theta0}, g {grads}: theta_A {ta}, theta_B {tb}"]
+                if phi is not None and here is mapping:
+                    bad = compare_states(A, B, sa, sb, phi, {**b_point, **here}, k)
+                    if bad:
+                        return [f"{p} (point {point}, B values {b_point}, theta_0 {theta0}, "
+                                f"g {grads})" for p in bad]
+    return [] if ran else ["every replay divided by zero: nothing compared"]
+
+
+def check_proven(A, B, r: dict, rng) -> list:
+    if r.get("equivalent") is not True:
+        return [f"verdict proven with equivalent={r.get('equivalent')!r}"]
+    if r.get("mapping") is None:
+        return ["proven without a mapping"]
+    cert = r.get("certificate") or {}
+    try:
+        return replay(A, B, _mapping(r["mapping"]), rng, REPLAY_STEPS, r.get("valid_when") or [],
+                      phi=state_map(cert.get("state_map")), branches=cert.get("branches"))
+    except ValueError as err:
+        return [str(err)]
+
+
+def check_counterexample(A, B, r: dict) -> list:
+    cx = r.get("counterexample")
+    if not cx:
+        return ["refuted without a counterexample"]
+    k = int(cx.get("step", -1))
+    problems = [] if k == r.get("first_divergent_step") else [
+        f"counterexample at step {k}, first_divergent_step {r.get('first_divergent_step')}"]
+    grad = gradient_of(str(cx.get("loss")))
+    if grad is None:
+        return problems + [f"counterexample loss {cx.get('loss')!r} is not a polynomial in theta"]
+    point = {H(n): parse(v) for n, v in cx.get("hyperparameters", {}).items()}
+    unset = (symbols_of(A) | symbols_of(B)) - set(point)
+    if unset:
+        return problems + [f"counterexample leaves {sorted(map(str, unset))} unset"]
+    a_num, b_num = substitute(A, point), substitute(B, point)
+    for name, c in (("A", a_num), ("B", b_num)):
+        if torch_refusal(c):
+            problems.append(f"counterexample's {name} is not an optimizer torch builds: "
+                            f"{torch_refusal(c)}")
+    theta0 = parse(cx["theta_0"])
+    ta = trajectory(a_num, theta0, grad, k)[k][0]
+    tb = trajectory(b_num, theta0, grad, k)[k][0]
+    if same(ta, tb):
+        problems.append(f"counterexample does not separate: theta_A_{k} = theta_B_{k} = {ta}")
+    for name, mine in (("theta_A", ta), ("theta_B", tb)):
+        if name in cx and not same(parse(cx[name]), mine):
+            problems.append(f"counterexample's {name} = {cx[name]}, simulator {mine}")
+    return problems
+
+
+def check_prefix(A, B, r: dict, rng) -> list:
+    k = r.get("first_divergent_step")
+    own = symbols_of(B) - symbols_of(A)
+    cert = r.get("certificate") or {}
+    if own and "prefix_mapping" not in cert:
+        return ["refutation without a certificate's prefix_mapping"]
+    return replay(A, B, _mapping(cert.get("prefix_mapping")), rng, k - 1)
+
+
+def check_result(A, B, r: dict, steps: int, seed=0) -> tuple:
+    """(problems, status): status is the verdict; `refuted*` where B has symbols of its own
+    (its "no mapping through step k" is the engine's word, not checked here)."""
+    rng = random.Random(seed)
+    verdict = r.get("verdict")
+    if verdict == "proven":
+        return check_proven(A, B, r, rng), verdict
+    if verdict == "refuted":
+        k = r.get("first_divergent_step")
+        if r.get("equivalent") is not False or not isinstance(k, int) or not 1 <= k <= steps:
+            return [f"refuted with equivalent={r.get('equivalent')!r}, step {k!r}"], verdict
+        problems = check_counterexample(A, B, r) + check_prefix(A, B, r, rng)
+        return problems, verdict + ("*" if symbols_of(B) - symbols_of(A) else "")
+    if verdict in ("undecided", "supported"):
+        return ([] if r.get("reason") else [f"{verdict} without a reason"]), verdict
+    return [f"unknown verdict {verdict!r}"], verdict

@@ -1,0 +1,216 @@
+"""The differential oracle for the catalogue's new families: every verdict of the engine on
+hypothesis-drawn spec pairs of a family that both derive.catalogue and tests/exact_catalogue.py
+know is checked against the exact simulator (tests/catalogue_checks.py says how). Families not
+in the catalogue yet are simply not drawn; the simulator's own tests and the negative controls
+below run whatever the catalogue holds.
+
+Negative controls plant a wrong mapping, a wrong state map, an off-by-one step and a misreported
+counterexample in hand-made results (computed by the simulator, not the engine) and require
+the checks to catch each.
+"""
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from fractions import Fraction
+
+import pytest
+import sympy as sp
+from hypothesis import HealthCheck, Phase, given, settings
+
+import exact_catalogue as EC
+from catalogue_checks import (check_counterexample, check_prefix, check_proven, check_result,
+                              trajectory)
+from strategies_catalogue import H, R, render, spec_pairs, substitute, torch_refusal
+from optequiv.derive.catalogue import ENTRIES
+
+FAMILIES = sorted(n for n in ENTRIES if n in EC.DEFAULTS)
+SECONDS = 8  # the engine's budget per comparison
+EXAMPLES = max(3, 18 // max(1, len(FAMILIES)))  # drawn pairs per family: the file stays < 90 s
+
+xlr, ylr, xwd, ywd = map(H, ("xlr", "ylr", "xweight_decay", "yweight_decay"))
+
+
+def engine(A: dict, B: dict, steps: int) -> dict:
+    """The verdict in its JSON form (what `compare --json` prints)."""
+    from optequiv.derive.compare import compare
+
+    return json.loads(json.dumps(compare(render(A), render(B), steps=steps,
+                                         seconds=SECONDS).to_json()))
+
+
+def rng():
+    return random.Random(10)
+
+
+# -- the oracle alone (runs whatever the catalogue holds) -----------------------------------------
+
+def test_oracle_lion_first_steps_by_hand():
+    """Lion's first two steps from the paper, worked by hand: m_0 = 0, so step 1 moves by
+    lr*sign(g_1) after the decoupled decay; step 2's sign reads beta1*m_1 + (1 - beta1)*g_2 with
+    m_1 = (1 - beta2)*g_1 (9/1000 - 1/10 < 0 here), and torch's constructor has no Lion."""
+    config = {"family": "lion", "lr": R(Fraction(1, 10)), "betas": (R(Fraction(9, 10)),
+              R(Fraction(99, 100))), "weight_decay": R(Fraction(1, 2))}
+    run = trajectory(config, 2, [1, -1])
+    assert run[1][0] == Fraction(2) * Fraction(19, 20) - Fraction(1, 10)
+    assert run[1][1]["exp_avg"] == Fraction(1, 100)
+    assert run[2][0] == run[1][0] * Fraction(19, 20) + Fraction(1, 10)
+    assert torch_refusal(config) is None
+    assert torch_refusal(dict(config, lr=R(-1))) is not None
+
+
+def test_oracle_torch_refusals():
+    """Admissibility is torch's constructor's word, in its wording."""
+    assert torch_refusal({"family": "rmsprop", "alpha": R(-1)}) == "Invalid alpha value: -1.0"
+    assert torch_refusal({"family": "adagrad", "lr": R(Fraction(1, 10))}) is None
+
+
+# -- negative controls: the checks fail on planted errors -------------------------------------
+
+ADAGRAD = {"family": "adagrad", "lr": xlr, "lr_decay": R(0), "eps": R(Fraction(1, 10))}
+LR_DECAY = (ADAGRAD, dict(ADAGRAD, lr_decay=R(Fraction(1, 10))))  # equal at step 1 only
+
+
+def proof(mapping, state_map=None, valid_when=()):
+    return {"verdict": "proven", "equivalent": True, "mapping": mapping,
+            "valid_when": list(valid_when), "first_divergent_step": None,
+            "certificate": {"kind": "induction", "state_map": state_map or {}, "branches": []}}
+
+
+def refutation(A, B, k, point, theta0=1, loss="theta**2/2", prefix=None):
+    """A counterexample in the contract's form with the simulator's values (hand-made)."""
+    grad = {"theta**2/2": lambda th: th, "(theta - 1)**2/2": lambda th: th - 1}[loss]
+    ta = trajectory(substitute(A, point), theta0, grad, k)[k][0]
+    tb = trajectory(substitute(B, point), theta0, grad, k)[k][0]
+    cx = {"loss": loss, "step": k, "theta_0": str(theta0),
+          "hyperparameters": {str(s): str(v) for s, v in point.items()},
+          "theta_A": str(sp.nsimplify(ta) if isinstance(ta, Fraction) else ta),
+          "theta_B": str(sp.nsimplify(tb) if isinstance(tb, Fraction) else tb)}
+    return {"verdict": "refuted", "equivalent": False, "mapping": None, "valid_when": [],
+            "first_divergent_step": k, "counterexample": cx,
+            "certificate": {"kind": "refutation", "step": k, "prefix_mapping": prefix or {},
+                            "counterexample": cx}}
+
+
+def test_control_right_mapping_passes_and_wrong_ones_are_caught():
+    A = {"family": "adagrad", "lr": xlr, "weight_decay": xwd, "decay": "decoupled"}
+    B = dict(A, lr=ylr, weight_decay=ywd)
+    assert check_proven(A, B, proof({"ylr": "xlr", "yweight_decay": "xweight_decay"}), rng()) \
+        == []
+    for planted in ({"ylr": "8*xlr/7", "yweight_decay": "xweight_decay"},
+                    {"ylr": "xlr", "yweight_decay": "8*xweight_decay/7"}):
+        assert check_proven(A, B, proof(planted), rng()) != [], planted
+
+
+def test_control_mapping_that_torch_refuses_is_caught():
+    """maximize against a negative lr: theta matches, but lr < 0 is no optimizer."""
+    A = {"family": "rmsprop", "lr": xlr, "maximize": True}
+    B = {"family": "rmsprop", "lr": ylr}
+    problems = check_proven(A, B, proof({"ylr": "-xlr"}), rng())
+    assert any("torch builds" in p for p in problems), problems
+
+
+def test_control_right_refutation_passes():
+    A, B = LR_DECAY
+    problems, status = check_result(A, B, refutation(A, B, 2, {xlr: R(Fraction(1, 2))}), 3)
+    assert problems == [] and status == "refuted"
+
+
+def test_control_late_step_is_caught_by_the_prefix():
+    """k + 1 reported: steps 1..k do not all coincide on drawn gradients."""
+    A, B = LR_DECAY
+    late = refutation(A, B, 3, {xlr: R(Fraction(1, 2))})
+    assert check_counterexample(A, B, late) == []  # a consistent fake
+    assert check_prefix(A, B, late, rng()) != []
+
+
+def test_control_early_step_is_caught_by_the_counterexample():
+    """k - 1 reported: step 1 coincides for every input, so no counterexample separates there."""
+    A, B = LR_DECAY
+    early = refutation(A, B, 1, {xlr: R(Fraction(1, 2))})
+    assert any("does not separate" in p for p in check_counterexample(A, B, early))
+
+
+def test_control_misreported_counterexample_is_caught():
+    A, B = LR_DECAY
+    wrong = refutation(A, B, 2, {xlr: R(Fraction(1, 2))})
+    wrong["counterexample"]["theta_B"] = "1/3"
+    assert any("theta_B" in p for p in check_counterexample(A, B, wrong))
+    at_minimum = refutation(A, B, 2, {xlr: R(Fraction(1, 2))}, theta0=1, loss="(theta - 1)**2/2")
+    assert any("does not separate" in p for p in check_counterexample(A, B, at_minimum))
+    shifted = refutation(A, B, 2, {xlr: R(Fraction(1, 2))})
+    shifted["counterexample"]["step"] = 3
+    assert check_counterexample(A, B, shifted) != []
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_control_planted_state_map_is_caught(family):
+    """A renaming of lr keeps every state entry: the identity state map passes, and one entry
+    doubled in the map (or A's own value where the map is silent, with B's lr halved) fails."""
+    A = {"family": family, "lr": xlr}
+    B = {"family": family, "lr": ylr}
+    entry = ENTRIES[family]
+    held = trajectory(substitute(A, {xlr: R(Fraction(1, 10))}), 1, [1])[1][1]
+    names = [s.name for s in entry.states if s.key in held and s.key != "step"]
+    identity = {n: f"{n}_{{t-1}}" for n in names}
+    assert check_proven(A, B, proof({"ylr": "xlr"}, identity), rng()) == []
+    if names:
+        planted = dict(identity, **{names[0]: f"2*{names[0]}_{{t-1}}"})
+        assert check_proven(A, B, proof({"ylr": "xlr"}, planted), rng()) != []
+
+
+# -- the engine on drawn pairs ------------------------------------------------------------------
+
+REPORT = {}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_drawn_verdicts_agree_with_simulator(family):
+    records = []
+
+    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
+              phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+    @given(spec_pairs(ENTRIES[family]))
+    def run(pair):
+        A, B, steps = pair
+        key = (render(A), render(B), steps)
+        if key in {r[:3] for r in records}:
+            return  # hypothesis repeats examples: each pair is judged once
+        try:
+            result = engine(A, B, steps)
+            problems, status = check_result(A, B, result, steps)
+            why = result.get("reason")
+        except Exception as err:  # a crash is a finding, not a reason to stop drawing
+            problems, status, why = [f"{type(err).__name__}: {err}"], "error", None
+        records.append((*key, status, problems, why))
+
+    run()
+    counts = {}
+    for r in records:
+        counts[r[3]] = counts.get(r[3], 0) + 1
+    REPORT[family] = counts
+    print(f"{family}: {len(records)} drawn pairs, by status {counts}")  # shown with -s
+    for a, b, k, status, _, why in records:
+        if status in ("undecided", "supported"):
+            print(f"  {status}: {a} vs {b}, steps {k}: {why}")
+    lines = [f"{a} vs {b}, steps {k}: {status}: " + "; ".join(p)
+             for a, b, k, status, p, _ in records if p]
+    assert not lines, f"{len(lines)} of {len(records)} drawn pairs fail:\n" + "\n".join(lines)
+    checked = sum(n for s, n in counts.items() if s.startswith(("proven", "refuted")))
+    assert checked, f"no drawn {family} pair got a verdict to check: {counts}"
+
+
+@pytest.mark.skipif(not FAMILIES, reason="no family in both the catalogue and exact_catalogue")
+def test_cli_json_verdict_checked():
+    """The same contract through the command line: a renaming of lr, proven, replayed."""
+    family = FAMILIES[0]
+    A = {"family": family, "lr": xlr}
+    B = {"family": family, "lr": ylr}
+    out = subprocess.run([sys.executable, "-m", "optequiv.derive", "compare", render(A), render(B),
+                          "--json", "--steps", "2"], capture_output=True, text=True, timeout=120)
+    result = json.loads(out.stdout)
+    assert result["verdict"] == "proven", result
+    problems, _ = check_result(A, B, result, 2)
+    assert problems == []
