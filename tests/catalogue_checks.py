@@ -16,12 +16,19 @@ the negative controls can run them on planted results.
                         both optimizers are ones torch builds;
   check_prefix          the certificate's prefix mapping makes steps 1..k-1 coincide on drawn
                         inputs (B without own symbols: as given).
-A refutation with B's own symbols is not checked for "no mapping at all through step k" here
-(tests/verdict_checks.py does that for SGD/Adam with a Groebner basis): such a verdict is
-counted as `refuted*` in the report.
+  check_no_mapping      at the certificate's point, no admissible value of B's own symbols makes
+                        steps 1..k coincide: exact equations from the simulator at drawn
+                        gradient sequences (square roots, max, min and sign as new symbols bound
+                        by polynomials, as tests/verdict_checks.py does for SGD/Adam), solved by
+                        a Groebner basis, each of B's branch values a case of its own; a
+                        candidate must survive a battery of exact runs. Where the equations are
+                        not polynomial (a Piecewise, a power with an unknown exponent) or too
+                        large, the refutation is counted as `refuted*`: its "no mapping" is the
+                        engine's word only.
 """
 from __future__ import annotations
 
+import itertools
 import random
 import re
 from fractions import Fraction
@@ -32,7 +39,7 @@ import exact_catalogue as EC
 import exact_torch as X
 from strategies_catalogue import positions, random_point, substitute, symbols_of, torch_refusal
 from strategies_specs import H, parse, random_grads
-from verdict_checks import gradient_of
+from verdict_checks import SHAPES, _candidates, _Poly, gradient_of
 
 REPLAY_STEPS = 5
 
@@ -258,8 +265,8 @@ def check_prefix(A, B, r: dict, rng) -> list:
 
 
 def check_result(A, B, r: dict, steps: int, seed=0) -> tuple:
-    """(problems, status): status is the verdict; `refuted*` where B has symbols of its own
-    (its "no mapping through step k" is the engine's word, not checked here)."""
+    """(problems, status): status is the verdict; `refuted*` where check_no_mapping could not
+    decide."""
     rng = random.Random(seed)
     verdict = r.get("verdict")
     if verdict == "proven":
@@ -269,7 +276,132 @@ def check_result(A, B, r: dict, steps: int, seed=0) -> tuple:
         if r.get("equivalent") is not False or not isinstance(k, int) or not 1 <= k <= steps:
             return [f"refuted with equivalent={r.get('equivalent')!r}, step {k!r}"], verdict
         problems = check_counterexample(A, B, r) + check_prefix(A, B, r, rng)
-        return problems, verdict + ("*" if symbols_of(B) - symbols_of(A) else "")
+        more, status = check_no_mapping(A, B, r, rng)
+        return problems + more, verdict + ("*" if status == "unknown" else "")
     if verdict in ("undecided", "supported"):
         return ([] if r.get("reason") else [f"{verdict} without a reason"]), verdict
     return [f"unknown verdict {verdict!r}"], verdict
+
+
+# -- no mapping through step k (B's own symbols) -------------------------------------------------
+
+def poly_arith(poly: _Poly) -> EC.Arith:
+    """exact_catalogue's arithmetic for exact equations (verdict_checks._Poly): square roots and
+    max of values not both numbers become new symbols bound by polynomial equations; so do min
+    and sign (s**3 = s: a sign is -1, 0 or 1; which one is left to the verification by exact
+    simulation). A branch whose condition the values do not decide stays a Piecewise, a power
+    with an unknown exponent stays a power: the system is then not polynomial, and undecided."""
+    def minimum(a, b):
+        return -poly.max(-a, -b)
+
+    def sign(x):
+        x = sp.sympify(x)
+        if x.is_number and not x.free_symbols:
+            return sp.sign(x)
+        s = sp.Symbol(f"_g{len(poly.equations)}", real=True)
+        poly.equations.append(s ** 3 - s)
+        return s
+
+    return EC.Arith("poly", X._sympy, poly.sqrt, poly.max, minimum, sign,
+                    lambda b, e: X._sympy(b) ** X._sympy(e), X._sympy_zero,
+                    lambda a, b: sp.Ne(a, b), EC._sym_pick, EC._lerp, lambda x: x)
+
+
+def _sequences(n, k, rng):
+    return [(random_grads(1, rng)[0], random_grads(k, rng, SHAPES[i % 3])) for i in range(n)]
+
+
+def _verify(A_num, B_case, values, battery, k) -> bool:
+    if any(not v.is_real or v.free_symbols or v < 0 for v in values.values()):
+        return False  # hyperparameter symbols are nonnegative reals
+    b_num = substitute(B_case, values)
+    if torch_refusal(b_num):
+        return False
+    for theta0, grads in battery:
+        try:
+            ra, rb = trajectory(A_num, theta0, grads, k), trajectory(b_num, theta0, grads, k)
+        except (ZeroDivisionError, TypeError):
+            return False
+        if not all(same(ra[j][0], rb[j][0]) for j in range(1, k + 1)):
+            return False
+    return True
+
+
+def no_mapping_at(A, B, point, unknowns, k, rng, n_sequences=2, seconds=6.0) -> tuple:
+    """('none', why) when no admissible values of `unknowns` make steps 1..k of B equal A's at
+    this point of A's symbols, each of B's branch values (an unknown at momentum or
+    weight_decay set to 0) a case of its own; ('found', values) with values that do (checked
+    on a battery of exact runs); ('unknown', why) when the equations cannot be decided."""
+    from optequiv.derive.catalogue import ENTRIES
+
+    where = positions(B)
+    switches = ENTRIES[B["family"]].switches if B["family"] in ENTRIES else ()
+    A_num, B_at = substitute(A, point), substitute(B, point)
+    branch = [u for u in unknowns if where.get(u) and all(key in switches for _, key in where[u])]
+    sequences = _sequences(n_sequences, k, rng)
+    battery = sequences + _sequences(16, k, rng)
+    why = []
+    for r in range(len(branch) + 1):
+        for zeros in itertools.combinations(branch, r):
+            fixed = dict.fromkeys(zeros, sp.Integer(0))
+            B_case = substitute(B_at, fixed)
+            rest = sorted(set(unknowns) - set(zeros), key=str)
+            poly = _Poly()
+            ops = poly_arith(poly)
+            equations = []
+            try:
+                for theta0, grads in sequences:
+                    ta = EC.simulate(A_num, theta0, grads, ops=ops)
+                    tb = EC.simulate(B_case, theta0, grads, ops=ops)
+                    for j in range(1, k + 1):
+                        num = sp.expand(sp.numer(sp.together(tb[j][0] - ta[j][0])))
+                        if num != 0:
+                            equations.append(num)
+                equations += poly.equations
+                found = _candidates(equations, rest, seconds) if equations else [{}]
+            except (NotImplementedError, TimeoutError, sp.PolynomialError, TypeError,
+                    ValueError) as err:
+                return "unknown", f"case {fixed}: {type(err).__name__}: {err}"
+            if not found:
+                why.append(f"case {fixed}: Groebner basis is [1]")
+                continue
+            for sol in found:
+                free = [u for u in rest if u not in sol]
+                if any(sol[u].free_symbols - set(free) for u in rest if u in sol):
+                    return "unknown", f"case {fixed}: a solution in terms of other symbols {sol}"
+                for _ in range(20 if free else 1):
+                    chosen = random_point(free, where, rng)
+                    values = {u: sp.nsimplify(sol[u]) if sol[u].is_Float
+                              else sol[u].xreplace(chosen) for u in rest if u in sol}
+                    values.update(chosen)
+                    values.update(fixed)
+                    if _verify(A_num, B_case, values, battery, k):
+                        return "found", values
+                if free:
+                    return "unknown", f"case {fixed}: a family of solutions {sol}"
+            why.append(f"case {fixed}: its solutions {found} are not admissible or fail the "
+                       "exact replay")
+    return "none", "; ".join(why)
+
+
+def check_no_mapping(A, B, r: dict, rng) -> tuple:
+    """(problems, status) at the certificate's point (symbols it leaves out drawn): 'none'
+    confirmed, 'found' contradicted, 'unknown'; 'n/a' when B has no symbols of its own (the
+    counterexample is then the whole proof)."""
+    k = r.get("first_divergent_step")
+    unknowns = symbols_of(B) - symbols_of(A)
+    if not unknowns:
+        return [], "n/a"
+    cert = r.get("certificate") or {}
+    problems = [] if "point" in cert else ["refutation without a certificate's point"]
+    given = {H(n): parse(v) for n, v in (cert.get("point") or {}).items()}
+    given = {s: v for s, v in given.items() if s in symbols_of(A)}
+    point = {**(admissible_point(A, rng) or {}), **given}
+    if torch_refusal(substitute(A, point)):
+        problems.append(f"certificate's point {cert.get('point')} is not admissible for A")
+        return problems, "unknown"
+    status, detail = no_mapping_at(A, B, point, sorted(unknowns, key=str), k, rng)
+    if status == "found":
+        problems.append(f"at {point}, B's {detail} make steps 1..{k} coincide: not refuted at "
+                        f"step {k}")
+    return problems, status

@@ -17,7 +17,7 @@ import sympy as sp
 from hypothesis import strategies as st
 
 import exact_catalogue as EC
-from strategies_specs import H, R, render  # noqa: F401  (render: the same spec syntax)
+from strategies_specs import H, R, render  # noqa: F401  (re-exported: the same spec syntax)
 
 # exact numbers a key takes in drawn specs (branch values first: momentum 0 has no buffer)
 NUMBERS = {

@@ -21,8 +21,8 @@ import sympy as sp
 from hypothesis import HealthCheck, Phase, given, settings
 
 import exact_catalogue as EC
-from catalogue_checks import (check_counterexample, check_prefix, check_proven, check_result,
-                              trajectory)
+from catalogue_checks import (check_counterexample, check_no_mapping, check_prefix, check_proven,
+                              check_result, trajectory)
 from strategies_catalogue import H, R, render, spec_pairs, substitute, torch_refusal
 from optequiv.derive.catalogue import ENTRIES
 
@@ -143,6 +143,38 @@ def test_control_misreported_counterexample_is_caught():
     shifted = refutation(A, B, 2, {xlr: R(Fraction(1, 2))})
     shifted["counterexample"]["step"] = 3
     assert check_counterexample(A, B, shifted) != []
+
+
+OWN_LR = (ADAGRAD, dict(ADAGRAD, lr=ylr, lr_decay=R(Fraction(1, 10))))
+OWN_MOMENTUM = ({"family": "rmsprop", "lr": xlr, "momentum": R(0)},
+                {"family": "rmsprop", "lr": ylr, "momentum": H("ymomentum")})
+
+
+def test_control_no_mapping_confirmed_and_early_step_with_own_symbols_caught():
+    """B's own lr: ylr = xlr makes step 1 coincide, and no value also gives step 2's
+    xlr/(1 + lr_decay) scaling: refuted at step 2 is confirmed, a claimed step 1 is contradicted
+    by the mapping found."""
+    A, B = OWN_LR
+    point = {xlr: R(Fraction(1, 2)), ylr: R(Fraction(1, 2))}
+    right = refutation(A, B, 2, point, prefix={"ylr": "xlr"})
+    right["certificate"]["point"] = {"xlr": "1/2"}
+    problems, status = check_result(A, B, right, 3)
+    assert problems == [] and status == "refuted", problems
+    early = refutation(A, B, 1, point)
+    early["certificate"]["point"] = {"xlr": "1/2"}
+    problems, status = check_no_mapping(A, B, early, rng())
+    assert status == "found" and problems != []
+
+
+def test_control_branch_value_of_b_is_its_own_case():
+    """B's momentum ymomentum = 0 is torch's other branch (no buffer): there ylr = xlr matches
+    every step, which the no-mapping check must find (a claimed refutation is contradicted)."""
+    A, B = OWN_MOMENTUM
+    planted = refutation(A, B, 2, {xlr: R(Fraction(1, 2)), ylr: R(Fraction(1, 2)),
+                                   H("ymomentum"): R(Fraction(1, 2))})
+    planted["certificate"]["point"] = {"xlr": "1/2"}
+    problems, status = check_no_mapping(A, B, planted, rng())
+    assert status == "found" and problems != [], (status, problems)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
