@@ -15,7 +15,9 @@ the negative controls can run them on planted results.
                         loop at its exact point: theta_A_k != theta_B_k, both as reported, and
                         both optimizers are ones torch builds;
   check_prefix          the certificate's prefix mapping makes steps 1..k-1 coincide on drawn
-                        inputs (B without own symbols: as given).
+                        inputs (B without own symbols: as given);
+  check_open_loop       B without own symbols: the certificate's exact open-loop point (g_1..g_k)
+                        separates step k;
   check_no_mapping      at the certificate's point, no admissible value of B's own symbols makes
                         steps 1..k coincide: exact equations from the simulator at drawn
                         gradient sequences (square roots, max, min and sign as new symbols bound
@@ -255,6 +257,27 @@ def check_counterexample(A, B, r: dict) -> list:
     return problems
 
 
+def check_open_loop(A, B, r: dict, rng) -> list:
+    """B without own symbols: the certificate's exact point (gradients g_1..g_k, theta_0 and A's
+    symbols where the difference needs them; the rest drawn, as the difference does not read
+    them) separates the open-loop runs at step k."""
+    cert = r.get("certificate") or {}
+    k = r.get("first_divergent_step")
+    point = {n: parse(v) for n, v in (cert.get("point") or {}).items()}
+    if symbols_of(B) - symbols_of(A) or not any(n.startswith("g_") for n in point):
+        return []
+    grads = [point.get(f"g_{j}", sp.Integer(1)) for j in range(1, k + 1)]
+    theta0 = point.get("theta_0", sp.Integer(1))
+    values = {s: v for s, v in point.items() if not re.match(r"^(g|theta)_\d+$", s)}
+    at = {**(admissible_point(A, rng) or {}), **{H(n): v for n, v in values.items()}}
+    a_num, b_num = substitute(A, at), substitute(B, at)
+    ta, tb = trajectory(a_num, theta0, grads)[k][0], trajectory(b_num, theta0, grads)[k][0]
+    if same(ta, tb):
+        return [f"certificate's point {cert.get('point')} does not separate step {k}: "
+                f"theta_A = theta_B = {ta}"]
+    return []
+
+
 def check_prefix(A, B, r: dict, rng) -> list:
     k = r.get("first_divergent_step")
     own = symbols_of(B) - symbols_of(A)
@@ -275,7 +298,8 @@ def check_result(A, B, r: dict, steps: int, seed=0) -> tuple:
         k = r.get("first_divergent_step")
         if r.get("equivalent") is not False or not isinstance(k, int) or not 1 <= k <= steps:
             return [f"refuted with equivalent={r.get('equivalent')!r}, step {k!r}"], verdict
-        problems = check_counterexample(A, B, r) + check_prefix(A, B, r, rng)
+        problems = check_counterexample(A, B, r) + check_prefix(A, B, r, rng) \
+            + check_open_loop(A, B, r, rng)
         more, status = check_no_mapping(A, B, r, rng)
         return problems + more, verdict + ("*" if status == "unknown" else "")
     if verdict in ("undecided", "supported"):

@@ -21,8 +21,8 @@ import sympy as sp
 from hypothesis import HealthCheck, Phase, given, settings
 
 import exact_catalogue as EC
-from catalogue_checks import (check_counterexample, check_no_mapping, check_prefix, check_proven,
-                              check_result, trajectory)
+from catalogue_checks import (check_counterexample, check_no_mapping, check_open_loop,
+                              check_prefix, check_proven, check_result, trajectory)
 from strategies_catalogue import H, R, render, spec_pairs, substitute, torch_refusal
 from optequiv.derive.catalogue import ENTRIES
 
@@ -131,6 +131,16 @@ def test_control_early_step_is_caught_by_the_counterexample():
     A, B = LR_DECAY
     early = refutation(A, B, 1, {xlr: R(Fraction(1, 2))})
     assert any("does not separate" in p for p in check_counterexample(A, B, early))
+
+
+def test_control_open_loop_point_that_does_not_separate_is_caught():
+    A, B = LR_DECAY
+    right = refutation(A, B, 2, {xlr: R(Fraction(1, 2))})
+    right["certificate"]["point"] = {"g_1": "1", "g_2": "-3"}
+    assert check_open_loop(A, B, right, rng()) == []
+    early = refutation(A, B, 1, {xlr: R(Fraction(1, 2))})
+    early["certificate"]["point"] = {"g_1": "1"}
+    assert any("does not separate" in p for p in check_open_loop(A, B, early, rng()))
 
 
 def test_control_misreported_counterexample_is_caught():
@@ -246,3 +256,38 @@ def test_cli_json_verdict_checked():
     assert result["verdict"] == "proven", result
     problems, _ = check_result(A, B, result, 2)
     assert problems == []
+
+
+# -- findings: pairs whose verdict the simulator does not confirm (each its own regression) -----
+
+def _lion(beta1):
+    return {"family": "lion", "lr": R(1), "betas": (R(beta1), R(Fraction(1, 2))),
+            "weight_decay": R(Fraction(1, 10)), "maximize": True, "decay": "decoupled"}
+
+
+FINDINGS = [
+    # the verdict is right (the certificate's open-loop point g = (23/19, -19/17) separates step
+    # 2 in the simulator) but it comes without a counterexample, while the certificate's `why`
+    # says the closed-loop counterexample shows the divergence; one exists: the concave loss
+    # -(theta - 3)**2/2 from theta_0 = 5/2 (ascent overshoots the top, so g_2 = -g_1/2 and B's
+    # sign argument is exactly 0 where A's is negative)
+    pytest.param(_lion(Fraction(9, 10)), _lion(Fraction(1, 2)), 3, id="lion-betas-no-counterexample",
+                 marks=pytest.mark.xfail(strict=True, reason="refuted at step 2 without a "
+                                         "counterexample (finding of issue 10's oracle)")),
+]
+
+
+def test_finding_lion_counterexample_exists():
+    """The counterexample the engine missed, established here in the simulator."""
+    A, B = _lion(Fraction(9, 10)), _lion(Fraction(1, 2))
+    grad = lambda th: 3 - th  # noqa: E731  (-(theta - 3)**2/2)
+    ra, rb = trajectory(A, Fraction(5, 2), grad, 2), trajectory(B, Fraction(5, 2), grad, 2)
+    assert ra[1][0] == rb[1][0] and ra[2][0] != rb[2][0]
+
+
+@pytest.mark.parametrize("A, B, steps", FINDINGS)
+def test_finding(A, B, steps):
+    if A["family"] not in FAMILIES:
+        pytest.skip(f"{A['family']} is not in the catalogue yet")
+    problems, _ = check_result(A, B, engine(A, B, steps), steps)
+    assert problems == [], "\n".join(problems)
