@@ -156,7 +156,8 @@ def run_list(args) -> int:
     for name, info in data.items():
         if not info["modelled"]:
             continue
-        print(f"{name}  ({info['torch_class']} semantics)")
+        print(f"{name}  ({info['torch_class']} semantics)" if info["torch_class"] != "none"
+              else f"{name}  (no torch.optim class; reference: {info['reference']})")
         own = {k: e for k, e in info["keys"].items() if not e["torch_key"]}
         print(f"  {'torch' + chr(39) + 's keys':<27}default (as typed in a spec)")
         for key, entry in info["keys"].items():

@@ -345,6 +345,8 @@ def _signature(spec) -> inspect.Signature:
     params = [P("params", P.POSITIONAL_OR_KEYWORD)]
     params += [P(k, P.POSITIONAL_OR_KEYWORD, default=defaults[k]) for k in spec.entry.positional]
     params += [P(k, P.KEYWORD_ONLY, default=defaults[k]) for k in spec.entry.keyword]
+    if "fused" not in defaults:  # every entry has the compiled kernel, where torch has none too:
+        params.append(P("fused", P.KEYWORD_ONLY, default=None))  # torch's signature, plus fused
     return inspect.Signature(params)
 
 

@@ -117,7 +117,7 @@ def test_list():
     (["compare", "sgd(weight_decay=-0.1)", "sgd"], "Invalid weight_decay value: -0.1"),
     (["compare", "adam(eps=-1)", "adam"], "Invalid epsilon value: -1"),
     (["compare", "sgd(nesterov=true)", "sgd"], "Nesterov momentum requires a momentum and zero dampening"),
-    (["compare", "lion", "sgd"], "unknown optimizer 'lion'; valid names: sgd, adam, adamw"),
+    (["compare", "lamb", "sgd"], "unknown optimizer 'lamb'; valid names: sgd, adam, adamw"),
     (["compare", "sgd(beta=1)", "sgd"], "unknown key 'beta' for sgd; valid keys:"),
     (["compare", "sgd(lr=0.1", "sgd"], "invalid spec"),
     (["compare", "sgd(lr=__import__('os').system('id'))", "sgd"], "unexpected character"),
