@@ -17,7 +17,7 @@ the negative controls can run them on planted results.
   check_prefix          the certificate's prefix mapping makes steps 1..k-1 coincide on drawn
                         inputs (B without own symbols: as given);
   check_open_loop       B without own symbols: the certificate's exact open-loop point (g_1..g_k)
-                        separates step k;
+                        is admissible for A (torch builds it there) and separates step k;
   check_no_mapping      at the certificate's point, no admissible value of B's own symbols makes
                         steps 1..k coincide: exact equations from the simulator at drawn
                         gradient sequences (square roots, max, min and sign as new symbols bound
@@ -271,6 +271,9 @@ def check_open_loop(A, B, r: dict, rng) -> list:
     values = {s: v for s, v in point.items() if not re.match(r"^(g|theta)_\d+$", s)}
     at = {**(admissible_point(A, rng) or {}), **{H(n): v for n, v in values.items()}}
     a_num, b_num = substitute(A, at), substitute(B, at)
+    if torch_refusal(a_num):  # a difference outside torch's domain refutes nothing
+        return [f"certificate's point {cert.get('point')} is not admissible for A: "
+                f"{torch_refusal(a_num)}"]
     ta, tb = trajectory(a_num, theta0, grads)[k][0], trajectory(b_num, theta0, grads)[k][0]
     if same(ta, tb):
         return [f"certificate's point {cert.get('point')} does not separate step {k}: "

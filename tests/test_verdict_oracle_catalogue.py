@@ -277,6 +277,37 @@ FINDINGS = [
 ]
 
 
+def _rprop(step_size_min):
+    return {"family": "rprop", "lr": R(Fraction(1, 10)), "etas": (R(Fraction(1, 2)), H("xetaplus")),
+            "step_sizes": (R(step_size_min), R(50)), "maximize": False}
+
+
+RPROP_MIN = (_rprop(Fraction(1, 100)), _rprop(Fraction(1, 10)))
+FINDINGS.append(
+    # a wrong first divergent step: the engine says 2, from the point etaplus = 16/19, which
+    # torch refuses (1 < etaplus); for every etaplus > 1 step 2 coincides (both step sizes
+    # clamp lr*etaplus >= 1/10 alike) and the runs part at step 3, after a sign switch halves
+    # A's step size to 1/20 where B's minimum keeps 1/10
+    pytest.param(*RPROP_MIN, 3, id="rprop-step-from-inadmissible-point",
+                 marks=pytest.mark.xfail(strict=True, reason="refuted at step 2 from a point "
+                                         "outside torch's domain (finding of issue 10's oracle)")))
+
+
+def test_finding_rprop_first_divergent_step_is_3():
+    """The right answer, in the simulator: at admissible etaplus steps 1..2 coincide on drawn
+    gradients (every sign pattern), and g = (1, -1, 1) parts them at step 3."""
+    A, B = RPROP_MIN
+    r = random.Random(3)
+    for _ in range(12):
+        at = {H("xetaplus"): 1 + sp.Rational(r.randint(1, 40), 10)}
+        grads = [sp.Rational(r.choice((-1, 1)) * r.randint(1, 30), 10) for _ in range(2)]
+        ra, rb = (trajectory(substitute(c, at), 1, grads) for c in (A, B))
+        assert all(ra[j][0] == rb[j][0] for j in (1, 2))
+    at = {H("xetaplus"): R(Fraction(6, 5))}
+    ra, rb = (trajectory(substitute(c, at), 1, [1, -1, 1]) for c in (A, B))
+    assert ra[2][0] == rb[2][0] and ra[3][0] != rb[3][0]
+
+
 def test_finding_lion_counterexample_exists():
     """The counterexample the engine missed, established here in the simulator."""
     A, B = _lion(Fraction(9, 10)), _lion(Fraction(1, 2))
