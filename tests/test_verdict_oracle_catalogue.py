@@ -293,6 +293,26 @@ FINDINGS.append(
                                          "outside torch's domain (finding of issue 10's oracle)")))
 
 
+RPROP_OWN_MIN = (dict(_rprop(0), lr=xlr, etas=(R(Fraction(1, 2)), H("xetaplus")),
+                     step_sizes=(H("xstep_size_min"), R(Fraction(1, 2)))),
+                 dict(_rprop(0), lr=xlr, etas=(R(Fraction(1, 2)), H("xetaplus")),
+                      step_sizes=(R(Fraction(1, 100)), R(Fraction(1, 2)))))
+FINDINGS.append(
+    # right verdict (step 1: A clamps lr up to its own minimum), no counterexample; one is
+    # lr = 1/10, step_size_min = 1/5 on theta**2/2 from 1 (test_finding_rprop_counterexample)
+    pytest.param(*RPROP_OWN_MIN, 2, id="rprop-min-no-counterexample",
+                 marks=pytest.mark.xfail(strict=True, reason="refuted at step 1 without a "
+                                         "counterexample (finding of issue 10's oracle)")))
+
+
+def test_finding_rprop_counterexample_exists():
+    A, B = RPROP_OWN_MIN
+    at = {xlr: R(Fraction(1, 10)), H("xstep_size_min"): R(Fraction(1, 5)),
+          H("xetaplus"): R(Fraction(6, 5))}
+    ra, rb = (trajectory(substitute(c, at), 1, lambda th: th, 1) for c in (A, B))
+    assert (ra[1][0], rb[1][0]) == (Fraction(4, 5), Fraction(9, 10))
+
+
 def test_finding_rprop_first_divergent_step_is_3():
     """The right answer, in the simulator: at admissible etaplus steps 1..2 coincide on drawn
     gradients (every sign pattern), and g = (1, -1, 1) parts them at step 3."""
