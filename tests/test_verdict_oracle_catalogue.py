@@ -328,6 +328,25 @@ def test_finding_rprop_first_divergent_step_is_3():
     assert ra[2][0] == rb[2][0] and ra[3][0] != rb[3][0]
 
 
+ASGD_T0 = tuple({"family": "asgd", "lr": xlr, "lambd": R(Fraction(1, 10)), "alpha": R(1),
+                 "t0": R(t0), "weight_decay": R(0), "maximize": False} for t0 in (2, 0))
+FINDINGS.append(
+    # proven with the empty mapping, and theta does coincide at every step; but ASGD's average
+    # ax (torch's state 'ax', the iterate ASGD exists to produce) and its mu part: averaging
+    # starts after step t0, so from step 2 mu is 1 against 1/2 and ax differs from step 3
+    pytest.param(*ASGD_T0, 3, id="asgd-t0-proven-but-ax-differs",
+                 marks=pytest.mark.xfail(strict=True, reason="proven while the shared state "
+                                         "mu and ax differ (finding of issue 10's oracle)")))
+
+
+def test_finding_asgd_average_differs():
+    at = {xlr: R(Fraction(1, 10))}
+    ra, rb = (trajectory(substitute(c, at), 1, [1, 1, 1]) for c in ASGD_T0)
+    assert all(ra[k][0] == rb[k][0] for k in (1, 2, 3))
+    assert ra[2][1]["mu"] == 1 and rb[2][1]["mu"] == Fraction(1, 2)
+    assert ra[2][1]["ax"] == rb[2][1]["ax"] and ra[3][1]["ax"] != rb[3][1]["ax"]
+
+
 def test_finding_lion_counterexample_exists():
     """The counterexample the engine missed, established here in the simulator."""
     A, B = _lion(Fraction(9, 10)), _lion(Fraction(1, 2))
