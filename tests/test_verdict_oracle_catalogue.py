@@ -28,7 +28,7 @@ from optequiv.derive.catalogue import ENTRIES
 
 FAMILIES = sorted(n for n in ENTRIES if n in EC.DEFAULTS)
 SECONDS = 8  # the engine's budget per comparison
-EXAMPLES = max(3, 18 // max(1, len(FAMILIES)))  # drawn pairs per family: the file stays < 90 s
+EXAMPLES = max(3, 30 // max(1, len(FAMILIES)))  # drawn pairs per family: the file stays < 90 s
 
 xlr, ylr, xwd, ywd = map(H, ("xlr", "ylr", "xweight_decay", "yweight_decay"))
 
