@@ -84,6 +84,33 @@ class _Body:
             self.names[sym] = sym.name
         self.scalars = ScalarTable(program.is_scalar, self.names)
         self.used = {}  # scalar source text -> its name as a T local
+        self.flags = {}  # a condition on scalars -> its name, an int computed once per tensor
+
+    def flag(self, cond) -> str:
+        return self.flags.setdefault(cond, f"f{len(self.flags)}")
+
+    def condition(self, cond) -> str:
+        """A condition as C: on scalars, a flag hoisted out of the element loop (RAdam's
+        rho_t > 5, ASGD's mu == 1); on tensors, the comparison per element."""
+        if self.p.is_scalar(cond):
+            return self.flag(cond)
+        if isinstance(cond, (sp.And, sp.Or)):
+            joint = " && " if isinstance(cond, sp.And) else " || "
+            return "(" + joint.join(self.condition(a) for a in cond.args) + ")"
+        if isinstance(cond, sp.Not):
+            return f"(!{self.condition(cond.args[0])})"
+        if not isinstance(cond, sp.Rel):
+            raise NotImplementedError(f"no C printer for the condition {cond}")
+        return f"({self.expr(cond.lhs)} {cond.rel_op} {self.expr(cond.rhs)})"
+
+    def piecewise(self, e) -> str:
+        """Nested ternaries, the first branch whose condition holds: only it is evaluated."""
+        if e.args[-1].cond is not sp.true:
+            raise NotImplementedError(f"a Piecewise with no branch for 'otherwise': {e}")
+        out = self.expr(e.args[-1].expr)
+        for value, cond in reversed(e.args[:-1]):
+            out = f"({self.condition(cond)} ? {self.expr(value)} : {out})"
+        return out
 
     def s(self, expr) -> str:
         """A scalar as a T value: a literal, or a local converted from double once per tensor."""
@@ -104,6 +131,8 @@ class _Body:
             return self.term(*split_term(e, self.p.is_scalar))
         if isinstance(e, sp.Pow):
             return self.power(e)
+        if isinstance(e, sp.Piecewise):
+            return self.piecewise(e)
         if isinstance(e, (sp.Max, sp.Min)):
             fn = f"opt_{'max' if isinstance(e, sp.Max) else 'min'}_{self.T}"
             out, *rest = [self.expr(a) for a in e.args]
@@ -239,6 +268,7 @@ def _kernel(program: Program, T: str) -> str:
     prologue += [f"const double {body.scalars.entries[e]} = {cprint.doprint(r)};"
                  for e, r in zip(exprs, reduced)]
     prologue += [f"const {T} {local} = ({T}){ref};" for ref, local in body.used.items()]
+    prologue += [f"const int {name} = {cprint.doprint(cond)};" for cond, name in body.flags.items()]
     block = {r: f"ptr[{k} * n + i]" for k, r in enumerate(roles(program))}
     reads = [f"const double {n} = "
              f"{'0' if n in program.absent else f'read_scalar({block[n]}, scalar_double)'};"

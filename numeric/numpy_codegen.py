@@ -7,10 +7,11 @@ from __future__ import annotations
 import math
 
 import numpy
+import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
 
-from .printing import ScalarTable, compile_source, hoist
-from .program import GRAD, THETA, Program
+from .printing import ScalarPrinter, ScalarTable, compile_source, hoist, switched
+from .program import GRAD, THETA, Program, split_cases
 
 
 class _ArrayPrinter(NumPyPrinter):
@@ -35,29 +36,42 @@ class _ArrayPrinter(NumPyPrinter):
             out = f"numpy.minimum({out}, {a})"
         return out
 
+    def _print_Piecewise(self, expr):  # elementwise: the first branch whose condition holds
+        if expr.args[-1].cond is not sp.true:
+            raise NotImplementedError(f"a Piecewise with no branch for 'otherwise': {expr}")
+        out = self._print(expr.args[-1].expr)
+        for value, cond in reversed(expr.args[:-1]):
+            out = f"numpy.where({self._print(cond)}, {self._print(value)}, {out})"
+        return out
+
 
 def numpy_source(program: Program, fname: str = "step") -> str:
     names = {THETA: "theta", GRAD: "grad"}
     names.update({program.state_symbol(n): f"{n}_0" for n in program.state})
-    table = ScalarTable(program.is_scalar, names)
-    printer = _ArrayPrinter(names)
-    body = []
-    for sym, expr in program.temps:
-        body.append(f"{sym} = {printer.doprint(hoist(expr, table, program.is_scalar))}")
     inputs = {THETA, GRAD} | {program.state_symbol(n) for n in program.state}
-    results = []
-    for name, expr in program.outputs:
-        text = table.ref(expr) if program.is_scalar(expr) \
-            else printer.doprint(hoist(expr, table, program.is_scalar))
-        if expr in inputs:
-            text = f"numpy.array({text}, copy=True)"  # an output never aliases an input
-        results.append(f"{name}_new = {text}")
+
+    def plain(p: Program) -> list:
+        table = ScalarTable(p.is_scalar, names)
+        printer = _ArrayPrinter(names)
+        body = []
+        for sym, expr in p.temps:
+            body.append(f"{sym} = {printer.doprint(hoist(expr, table, p.is_scalar))}")
+        results = []
+        for name, expr in p.outputs:
+            text = table.ref(expr) if p.is_scalar(expr) \
+                else printer.doprint(hoist(expr, table, p.is_scalar))
+            if expr in inputs:
+                text = f"numpy.array({text}, copy=True)"  # an output never aliases an input
+            results.append(f"{name}_new = {text}")
+        return table.lines() + body + results
+
     reads = [f"{n}_0 = state[{n!r}]" for n in program.state if n not in program.absent]
     args = ", ".join(program.hyper)
     new_state = ", ".join(f"{n!r}: {n}_new" for n in program.state)
     lines = [f"def {fname}(state, theta, grad, {args}):",
              f'    """{program.name}; absent state: {sorted(program.absent) or "none"}"""']
-    lines += ["    " + line for line in reads + table.lines() + body + results]
+    steps = switched(program, ScalarPrinter(names), plain, split_cases)
+    lines += ["    " + line for line in reads + steps]
     lines.append(f"    return {{{new_state}}}, theta_new")
     return "\n".join(lines) + "\n"
 

@@ -345,8 +345,10 @@ def _signature(spec) -> inspect.Signature:
     params = [P("params", P.POSITIONAL_OR_KEYWORD)]
     params += [P(k, P.POSITIONAL_OR_KEYWORD, default=defaults[k]) for k in spec.entry.positional]
     params += [P(k, P.KEYWORD_ONLY, default=defaults[k]) for k in spec.entry.keyword]
-    if "fused" not in defaults:  # every entry has the compiled kernel, where torch has none too:
-        params.append(P("fused", P.KEYWORD_ONLY, default=None))  # torch's signature, plus fused
+    if "fused" not in spec.entry.positional + spec.entry.keyword:
+        # optequiv's C kernel for every entry, where torch's class has no fused kernel (Rprop):
+        # one keyword after torch's own, so that every torch call still binds as in torch
+        params.append(P("fused", P.KEYWORD_ONLY, default=None))
     return inspect.Signature(params)
 
 

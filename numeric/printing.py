@@ -65,12 +65,33 @@ class ScalarTable:
     def lines(self) -> list:
         if not self.entries:
             return []
-        exprs = list(self.entries)
-        temps, reduced = sp.cse(exprs, symbols=sp.numbered_symbols("k"))
+        # a conditional scalar is printed whole (a ... if c else ...): CSE would compute its
+        # branches' pieces before the condition is tested, the one not taken included
+        exprs = [e for e in self.entries if not e.has(sp.Piecewise)]
+        temps, reduced = sp.cse(exprs, symbols=sp.numbered_symbols("k")) if exprs else ([], [])
         printer = ScalarPrinter(self.names)
         out = [f"{s} = {printer.doprint(e)}" for s, e in temps]
         out += [f"{self.entries[e]} = {printer.doprint(r)}" for e, r in zip(exprs, reduced)]
+        out += [f"{self.entries[e]} = {printer.doprint(e)}" for e in self.entries
+                if e.has(sp.Piecewise)]
         return out
+
+
+def switched(program, printer, plain, split) -> list:
+    """The lines of a step: `plain(program)`, or, where the step switches on a scalar
+    (program.split_cases), `if cond: ... elif ...: ... else: ...` with a step per branch;
+    each condition printed whole by the scalar `printer`."""
+    cases = split(program)
+    if not cases:
+        return plain(program)
+    out = []
+    for i, (cond, sub) in enumerate(cases):
+        if cond is sp.true:
+            out.append("else:")
+        else:
+            out.append(f"{'if' if i == 0 else 'elif'} {printer.doprint(cond)}:")
+        out += ["    " + line for line in switched(sub, printer, plain, split) or ["pass"]]
+    return out
 
 
 def split_add(expr: sp.Expr, is_scalar) -> tuple:
@@ -106,6 +127,8 @@ def reciprocal_of(coef: sp.Expr):
 
 def hoist(expr: sp.Expr, table: ScalarTable, is_scalar) -> sp.Expr:
     """`expr` with every maximal scalar sub-expression replaced by its hoisted name."""
+    if expr in (sp.true, sp.false):
+        return expr
     if is_scalar(expr):
         return sp.Symbol(table.ref(expr)) if not expr.is_Number else expr
     if isinstance(expr, (sp.Add, sp.Mul)):
@@ -115,6 +138,9 @@ def hoist(expr: sp.Expr, table: ScalarTable, is_scalar) -> sp.Expr:
         if scalar:
             parts = [hoist(expr.func(*scalar), table, is_scalar)] + tensor
         return expr.func(*parts, evaluate=False)
+    if isinstance(expr, sp.Piecewise):  # its (value, condition) pairs, each part hoisted
+        return sp.Piecewise(*[(hoist(e, table, is_scalar), hoist(c, table, is_scalar))
+                              for e, c in expr.args], evaluate=False)
     if not expr.args:
         return expr
     return expr.func(*[hoist(a, table, is_scalar) for a in expr.args], evaluate=False)

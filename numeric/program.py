@@ -12,7 +12,7 @@ Program, and a later foreach or fused printer would read the same one.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import sympy as sp
@@ -99,11 +99,12 @@ def _scalar_symbols(hyper: tuple, scalar_state) -> frozenset:
 
 def _inline_scalar_temps(temps, outputs, scalars):
     """sympy.cse also names scalar pieces (t_0 + 1); the printers hoist scalars themselves, so
-    scalar temps go back into the expressions that use them."""
+    scalar temps go back into the expressions that use them. So do conditions (g*prev < 0,
+    named once for two switches): a printer writes a condition where a switch reads it."""
     subs, kept = {}, []
     for sym, expr in temps:
         expr = expr.xreplace(subs)
-        if expr.free_symbols <= scalars:
+        if expr.free_symbols <= scalars or isinstance(expr, sp.logic.boolalg.Boolean):
             subs[sym] = expr
         else:
             kept.append((sym, expr))
@@ -134,6 +135,53 @@ def build_program(structure, absent: frozenset = frozenset(), rule_for=build_rul
     keys = tuple(entry.state(n).key for n in rule.state_names)
     return Program(str(structure), hyper, tuple(rule.state_names), frozenset(absent),
                    lazy, keys, scalar_state, inits, decay, temps, outs, scalars)
+
+
+# -- switches on scalars: a Piecewise whose conditions read only scalars ---------------------------
+
+def _full_outputs(program: Program) -> list:
+    subs = {}
+    for sym, expr in program.temps:
+        subs[sym] = expr.xreplace(subs)
+    return [(n, e.xreplace(subs)) for n, e in program.outputs]
+
+
+def _scalar_switch(program: Program, exprs) -> sp.Piecewise | None:
+    """A Piecewise of tensors whose conditions are scalars (RAdam's rho_t > 5, ASGD's mu == 1)."""
+    for e in exprs:
+        for node in sp.preorder_traversal(e):
+            if isinstance(node, sp.Piecewise) and not program.is_scalar(node) \
+                    and all(program.is_scalar(c) for _, c in node.args):
+                return node
+    return None
+
+
+def split_cases(program: Program) -> tuple:
+    """((condition, Program), ...): the step under each branch of its first scalar switch, the
+    branch's value put in and the rest built again (CSE, scalar temps inlined), so that a
+    printer writes `if cond: <one step> elif ...: <another>` and computes only the scalars of
+    the branch taken (RAdam's rectification divides by rho_inf - 4, zero at beta2 = 0.6, where
+    torch never computes it). () when the step has no scalar switch. A branch's program may
+    have switches of its own (split_cases again)."""
+    outputs = _full_outputs(program)
+    switch = _scalar_switch(program, [e for _, e in outputs])
+    if switch is None:
+        return ()
+    if switch.args[-1].cond is not sp.true:
+        raise NotImplementedError(f"a switch with no branch for 'otherwise': {switch}")
+    cases, earlier = [], {}
+    for value, cond in switch.args:
+        # in this branch its condition holds and the earlier ones fail, in every other switch too
+        truth = {**earlier, cond: sp.true} if cond is not sp.true else earlier
+        outs = [(n, e.xreplace({switch: value}).xreplace(truth)) for n, e in outputs]
+        earlier[cond] = sp.false
+        temps, reduced = sp.cse([e for _, e in outs], symbols=sp.numbered_symbols("x", real=True))
+        temps, outs = _inline_scalar_temps(temps, zip([n for n, _ in outs], reduced),
+                                           program.scalars)
+        cases.append((cond, replace(program, temps=temps, outputs=outs)))
+        if cond is sp.true:
+            break
+    return tuple(cases)
 
 
 @lru_cache(maxsize=None)

@@ -22,10 +22,14 @@ import math
 
 import sympy as sp
 
-from .printing import ScalarTable, compile_source, reciprocal_of, split_add, split_term
-from .program import GRAD, THETA, Program
+from .printing import ScalarPrinter, ScalarTable, compile_source, reciprocal_of, split_add, \
+    split_term, switched
+from .program import GRAD, THETA, Program, split_cases
 
 _UNARY = {sp.Abs: "torch.abs", sp.sign: "torch.sign", sp.exp: "torch.exp", sp.log: "torch.log"}
+_COMPARE = {sp.StrictGreaterThan: "gt", sp.GreaterThan: "ge", sp.StrictLessThan: "lt",
+            sp.LessThan: "le", sp.Equality: "eq", sp.Unequality: "ne"}
+_MIRROR = {"gt": "lt", "ge": "le", "lt": "gt", "le": "ge", "eq": "eq", "ne": "ne"}
 
 
 class _Kernel:
@@ -82,6 +86,8 @@ class _Kernel:
             return self.value_pow(expr)
         if isinstance(expr, (sp.Max, sp.Min)):
             return self.value_extremum(expr)
+        if isinstance(expr, sp.Piecewise):
+            return self.value_piecewise(expr)
         if expr.func in _UNARY:
             x, _ = self.value(expr.args[0])
             return self.new(f"{_UNARY[expr.func]}({x})"), True
@@ -140,6 +146,46 @@ class _Kernel:
         for c in constant:
             acc = self.new(f"torch.{clamp}({acc}, {self.s(c)})")
         return acc, acc != tensors[0]
+
+    def value_piecewise(self, expr) -> tuple:
+        """A switch on tensor conditions (a scalar one is an if/else: program.split_cases):
+        the last value, then each earlier branch over it where its condition holds, from the
+        last to the first, so the first that holds wins. A scalar value is filled in place
+        (masked_fill_ rounds it to the tensor's type, as torch's `sign[sign > 0] = etaplus`)."""
+        if expr.args[-1].cond is not sp.true:
+            raise NotImplementedError(f"a Piecewise with no branch for 'otherwise': {expr}")
+        last = expr.args[-1].expr
+        if self.p.is_scalar(last):
+            acc, fresh = self.new(f"torch.empty_like(param).fill_({self.s(last)})"), True
+        else:
+            acc, fresh = self.value(last)
+        for value, cond in reversed(expr.args[:-1]):
+            mask = self.condition(cond)
+            if self.p.is_scalar(value):
+                if not fresh:
+                    acc, fresh = self.new(f"{acc}.clone()"), True
+                self.emit(f"{acc}.masked_fill_({mask}, {self.s(value)})")
+            else:
+                acc, fresh = self.new(f"torch.where({mask}, {self.value(value)[0]}, {acc})"), True
+        return acc, fresh
+
+    def condition(self, cond) -> str:
+        """A boolean tensor for a condition on tensors (relationals, And, Or, Not)."""
+        if isinstance(cond, (sp.And, sp.Or)):
+            fn = "torch.logical_and" if isinstance(cond, sp.And) else "torch.logical_or"
+            acc, *rest = [self.condition(a) for a in cond.args]
+            for x in rest:
+                acc = self.new(f"{fn}({acc}, {x})")
+            return acc
+        if isinstance(cond, sp.Not):
+            return self.new(f"torch.logical_not({self.condition(cond.args[0])})")
+        if type(cond) not in _COMPARE or self.p.is_scalar(cond):
+            raise NotImplementedError(f"no torch printer for the condition {cond}")
+        op, lhs, rhs = _COMPARE[type(cond)], cond.lhs, cond.rhs
+        if self.p.is_scalar(lhs):
+            op, lhs, rhs = _MIRROR[op], rhs, lhs
+        other = self.s(rhs) if self.p.is_scalar(rhs) else self.value(rhs)[0]
+        return self.new(f"torch.{op}({self.value(lhs)[0]}, {other})")
 
     # -- fused updates -----------------------------------------------------------------------------
     def operation(self, term) -> tuple:
@@ -230,7 +276,8 @@ def _bindings(program: Program) -> dict:
     return out
 
 
-def torch_source(program: Program, fname: str = "step") -> str:
+def _steps(program: Program) -> list:
+    """The lines of one step with no scalar switch: scalars, then tensor operations."""
     k = _Kernel(program)
     bound = _bindings(program)
     for sym, expr in program.temps:
@@ -264,7 +311,10 @@ def torch_source(program: Program, fname: str = "step") -> str:
                 k.into(dest, expr, old)
     for dest, var in deferred:
         k.emit(f"{dest}.copy_({var})")
+    return k.scalars.lines() + k.lines
 
+
+def torch_source(program: Program, fname: str = "step") -> str:
     reads = []
     for n in program.state:
         if n in program.scalar_state:
@@ -274,7 +324,10 @@ def torch_source(program: Program, fname: str = "step") -> str:
     hyper = ", ".join(program.hyper)
     lines = [f"def {fname}(param, grad, state, *, {hyper}):",
              f'    """{program.name}; absent state: {sorted(program.absent) or "none"}"""']
-    lines += ["    " + line for line in reads + k.scalars.lines() + k.lines]
+    # a switch on scalars (RAdam's rho_t > 5) is an if/else around whole steps: each branch
+    # keeps its in-place operations and computes only its own scalars
+    steps = switched(program, ScalarPrinter(_Kernel(program).names), _steps, split_cases)
+    lines += ["    " + line for line in reads + steps]
     return "\n".join(lines) + "\n"
 
 
