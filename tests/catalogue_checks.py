@@ -39,7 +39,8 @@ import sympy as sp
 
 import exact_catalogue as EC
 import exact_torch as X
-from strategies_catalogue import positions, random_point, substitute, symbols_of, torch_refusal
+from strategies_catalogue import (positions, random_point, random_state, substitute, symbols_of,
+                                  torch_refusal)
 from strategies_specs import H, parse, random_grads
 from verdict_checks import SHAPES, _candidates, _Poly, gradient_of
 
@@ -48,13 +49,57 @@ REPLAY_STEPS = 5
 
 # -- exact runs -----------------------------------------------------------------------------------
 
-def trajectory(config: dict, theta0, grads, steps=None) -> list:
+def _simulate(config, theta0, grads, steps, ops, state0):
+    """exact_catalogue.simulate, from torch's fresh state or from `state0` (torch keys; the keys
+    the configuration does not hold are ignored), using the simulator's own one-step map."""
+    if state0 is None:
+        return EC.simulate(config, theta0, grads, steps, ops=ops)
+    c = EC._in_arith(EC.normalize(config), ops)
+    state = EC.initial_state(c, ops)
+    for key in state:
+        if key in state0:
+            state[key] = int(state0[key]) if key == "step" else ops.num(state0[key])
+    theta = ops.num(theta0)
+    out = [(theta, dict(state))]
+    for i in range(len(grads) if steps is None else steps):
+        g = grads(theta) if callable(grads) else grads[i]
+        state, theta = EC.step(c, state, theta, ops.num(g), ops)
+        out.append((theta, dict(state)))
+    return out
+
+
+def trajectory(config: dict, theta0, grads, steps=None, state0=None) -> list:
     """[(theta_k, state_k)] in exact rationals where the run needs no square root or irrational
-    power (Lion, Rprop, Adamax, ...), else mpmath at 100 digits (exact_torch.same's margin)."""
+    power (Lion, Rprop, Adamax, ...), else mpmath at 100 digits (exact_torch.same's margin).
+    ValueError where a drawn mid-run state leaves the reals (centered RMSprop's v < gavg^2 is
+    no state torch reaches)."""
     try:
-        return EC.simulate(config, theta0, grads, steps, ops=EC.FRACTION)
+        out = _simulate(config, theta0, grads, steps, EC.FRACTION, state0)
     except TypeError:
-        return EC.simulate(config, theta0, grads, steps, ops=EC.MP)
+        out = _simulate(config, theta0, grads, steps, EC.MP, state0)
+    if any(getattr(theta, "imag", 0) != 0 for theta, _ in out):
+        raise ValueError("the run leaves the reals")
+    return out
+
+
+def state_keys(A, B, named: dict) -> dict:
+    """The engine's state_0 values (`v_0`: 1/2) keyed by torch's state keys of A's and B's
+    entries."""
+    from optequiv.derive.catalogue import ENTRIES
+
+    keys = {}
+    for c in (A, B):
+        keys.update({s.name: s.key for s in ENTRIES[c["family"]].states})
+    return {keys[n[:-2]]: parse(v) for n, v in named.items()
+            if n.endswith("_0") and n[:-2] in keys}
+
+
+def draw_state(A, B, rng, start):
+    from optequiv.derive.catalogue import ENTRIES
+
+    if start != "state":
+        return None
+    return random_state([ENTRIES[A["family"]], ENTRIES[B["family"]]], [A, B], rng)
 
 
 def _exact(x):
@@ -171,7 +216,7 @@ def _branch_mapping(mapping: dict, branches: list, point: dict) -> dict:
 
 
 def replay(A, B, mapping, rng, steps, valid_when=(), phi=None, branches=(), points=3,
-           sequences=2) -> list:
+           sequences=2, start="start") -> list:
     """B under `mapping` equals A exactly at steps 1..steps (theta, and the state when phi)."""
     if steps < 1:
         return []
@@ -196,25 +241,28 @@ def replay(A, B, mapping, rng, steps, valid_when=(), phi=None, branches=(), poin
         a_num = substitute(A, point)
         for _ in range(sequences):
             theta0, grads = random_grads(1, rng)[0], random_grads(steps, rng)
+            state0 = draw_state(a_num, b_num, rng, start)
             try:
-                ra, rb = trajectory(a_num, theta0, grads), trajectory(b_num, theta0, grads)
-            except ZeroDivisionError:  # eps = 0 with a zero denominator: torch's NaN
-                continue
+                ra = trajectory(a_num, theta0, grads, state0=state0)
+                rb = trajectory(b_num, theta0, grads, state0=state0)
+            except (ZeroDivisionError, ValueError):  # eps = 0 at v = 0: torch's NaN; a state
+                continue  # torch does not reach
             ran += 1
             for k in range(1, steps + 1):
                 (ta, sa), (tb, sb) = ra[k], rb[k]
                 if not same(ta, tb):
                     return [f"replay differs at step {k}: point {point}, B values {b_point}, "
-                            f"theta_0 {theta0}, g {grads}: theta_A {ta}, theta_B {tb}"]
+                            f"theta_0 {theta0}, g {grads}, state_0 {state0}: theta_A {ta}, "
+                            f"theta_B {tb}"]
                 if phi is not None and here is mapping:
                     bad = compare_states(A, B, sa, sb, phi, {**b_point, **here}, k)
                     if bad:
                         return [f"{p} (point {point}, B values {b_point}, theta_0 {theta0}, "
-                                f"g {grads})" for p in bad]
+                                f"g {grads}, state_0 {state0})" for p in bad]
     return [] if ran else ["every replay divided by zero: nothing compared"]
 
 
-def check_proven(A, B, r: dict, rng) -> list:
+def check_proven(A, B, r: dict, rng, start="start") -> list:
     if r.get("equivalent") is not True:
         return [f"verdict proven with equivalent={r.get('equivalent')!r}"]
     if r.get("mapping") is None:
@@ -222,7 +270,8 @@ def check_proven(A, B, r: dict, rng) -> list:
     cert = r.get("certificate") or {}
     try:
         return replay(A, B, _mapping(r["mapping"]), rng, REPLAY_STEPS, r.get("valid_when") or [],
-                      phi=state_map(cert.get("state_map")), branches=cert.get("branches"))
+                      phi=state_map(cert.get("state_map")), branches=cert.get("branches"),
+                      start=start)
     except ValueError as err:
         return [str(err)]
 
@@ -247,8 +296,9 @@ def check_counterexample(A, B, r: dict) -> list:
             problems.append(f"counterexample's {name} is not an optimizer torch builds: "
                             f"{torch_refusal(c)}")
     theta0 = parse(cx["theta_0"])
-    ta = trajectory(a_num, theta0, grad, k)[k][0]
-    tb = trajectory(b_num, theta0, grad, k)[k][0]
+    state0 = state_keys(A, B, cx["state_0"]) if cx.get("state_0") is not None else None
+    ta = trajectory(a_num, theta0, grad, k, state0)[k][0]
+    tb = trajectory(b_num, theta0, grad, k, state0)[k][0]
     if same(ta, tb):
         problems.append(f"counterexample does not separate: theta_A_{k} = theta_B_{k} = {ta}")
     for name, mine in (("theta_A", ta), ("theta_B", tb)):
@@ -257,7 +307,7 @@ def check_counterexample(A, B, r: dict) -> list:
     return problems
 
 
-def check_open_loop(A, B, r: dict, rng) -> list:
+def check_open_loop(A, B, r: dict, rng, start="start") -> list:
     """B without own symbols: the certificate's exact point (gradients g_1..g_k, theta_0 and A's
     symbols where the difference needs them; the rest drawn, as the difference does not read
     them) separates the open-loop runs at step k."""
@@ -268,42 +318,46 @@ def check_open_loop(A, B, r: dict, rng) -> list:
         return []
     grads = [point.get(f"g_{j}", sp.Integer(1)) for j in range(1, k + 1)]
     theta0 = point.get("theta_0", sp.Integer(1))
-    values = {s: v for s, v in point.items() if not re.match(r"^(g|theta)_\d+$", s)}
+    values = {s: v for s, v in point.items() if not re.match(r"^\w+_\d+$", s)}
     at = {**(admissible_point(A, rng) or {}), **{H(n): v for n, v in values.items()}}
     a_num, b_num = substitute(A, at), substitute(B, at)
     if torch_refusal(a_num):  # a difference outside torch's domain refutes nothing
         return [f"certificate's point {cert.get('point')} is not admissible for A: "
                 f"{torch_refusal(a_num)}"]
-    ta, tb = trajectory(a_num, theta0, grads)[k][0], trajectory(b_num, theta0, grads)[k][0]
+    state0 = draw_state(a_num, b_num, rng, start)
+    if state0 is not None:  # the point's own state values; the difference reads no others
+        state0.update(state_keys(A, B, {n: v for n, v in cert["point"].items()}))
+    ta = trajectory(a_num, theta0, grads, state0=state0)[k][0]
+    tb = trajectory(b_num, theta0, grads, state0=state0)[k][0]
     if same(ta, tb):
         return [f"certificate's point {cert.get('point')} does not separate step {k}: "
                 f"theta_A = theta_B = {ta}"]
     return []
 
 
-def check_prefix(A, B, r: dict, rng) -> list:
+def check_prefix(A, B, r: dict, rng, start="start") -> list:
     k = r.get("first_divergent_step")
     own = symbols_of(B) - symbols_of(A)
     cert = r.get("certificate") or {}
     if own and "prefix_mapping" not in cert:
         return ["refutation without a certificate's prefix_mapping"]
-    return replay(A, B, _mapping(cert.get("prefix_mapping")), rng, k - 1)
+    return replay(A, B, _mapping(cert.get("prefix_mapping")), rng, k - 1, start=start)
 
 
-def check_result(A, B, r: dict, steps: int, seed=0) -> tuple:
+def check_result(A, B, r: dict, steps: int, start="start", seed=0) -> tuple:
     """(problems, status): status is the verdict; `refuted*` where check_no_mapping could not
     decide."""
     rng = random.Random(seed)
     verdict = r.get("verdict")
     if verdict == "proven":
-        return check_proven(A, B, r, rng), verdict
+        return check_proven(A, B, r, rng, start), verdict
     if verdict == "refuted":
         k = r.get("first_divergent_step")
         if r.get("equivalent") is not False or not isinstance(k, int) or not 1 <= k <= steps:
             return [f"refuted with equivalent={r.get('equivalent')!r}, step {k!r}"], verdict
-        problems = check_counterexample(A, B, r) + check_prefix(A, B, r, rng) \
-            + check_open_loop(A, B, r, rng)
-        more, status = check_no_mapping(A, B, r, rng)
+        problems = check_counterexample(A, B, r) + check_prefix(A, B, r, rng, start) \
+            + check_open_loop(A, B, r, rng, start)
+        more, status = check_no_mapping(A, B, r, rng, start)
         return problems + more, verdict + ("*" if status == "unknown" else "")
     if verdict in ("undecided", "supported"):
         return ([] if r.get("reason") else [f"{verdict} without a reason"]), verdict
@@ -334,8 +388,9 @@ def poly_arith(poly: _Poly) -> EC.Arith:
                     lambda a, b: sp.Ne(a, b), EC._sym_pick, EC._lerp, lambda x: x)
 
 
-def _sequences(n, k, rng):
-    return [(random_grads(1, rng)[0], random_grads(k, rng, SHAPES[i % 3])) for i in range(n)]
+def _sequences(n, k, rng, A, B, start):
+    return [(random_grads(1, rng)[0], random_grads(k, rng, SHAPES[i % 3]),
+             draw_state(A, B, rng, start)) for i in range(n)]
 
 
 def _verify(A_num, B_case, values, battery, k) -> bool:
@@ -344,17 +399,19 @@ def _verify(A_num, B_case, values, battery, k) -> bool:
     b_num = substitute(B_case, values)
     if torch_refusal(b_num):
         return False
-    for theta0, grads in battery:
+    for theta0, grads, state0 in battery:
         try:
-            ra, rb = trajectory(A_num, theta0, grads, k), trajectory(b_num, theta0, grads, k)
-        except (ZeroDivisionError, TypeError):
+            ra = trajectory(A_num, theta0, grads, k, state0)
+            rb = trajectory(b_num, theta0, grads, k, state0)
+        except (ZeroDivisionError, TypeError, ValueError):
             return False
         if not all(same(ra[j][0], rb[j][0]) for j in range(1, k + 1)):
             return False
     return True
 
 
-def no_mapping_at(A, B, point, unknowns, k, rng, n_sequences=2, seconds=6.0) -> tuple:
+def no_mapping_at(A, B, point, unknowns, k, rng, n_sequences=2, seconds=6.0,
+                  start="start") -> tuple:
     """('none', why) when no admissible values of `unknowns` make steps 1..k of B equal A's at
     this point of A's symbols, each of B's branch values (an unknown at momentum or
     weight_decay set to 0) a case of its own; ('found', values) with values that do (checked
@@ -365,8 +422,8 @@ def no_mapping_at(A, B, point, unknowns, k, rng, n_sequences=2, seconds=6.0) -> 
     switches = ENTRIES[B["family"]].switches if B["family"] in ENTRIES else ()
     A_num, B_at = substitute(A, point), substitute(B, point)
     branch = [u for u in unknowns if where.get(u) and all(key in switches for _, key in where[u])]
-    sequences = _sequences(n_sequences, k, rng)
-    battery = sequences + _sequences(16, k, rng)
+    sequences = _sequences(n_sequences, k, rng, A_num, B_at, start)
+    battery = sequences + _sequences(16, k, rng, A_num, B_at, start)
     why = []
     for r in range(len(branch) + 1):
         for zeros in itertools.combinations(branch, r):
@@ -377,9 +434,9 @@ def no_mapping_at(A, B, point, unknowns, k, rng, n_sequences=2, seconds=6.0) -> 
             ops = poly_arith(poly)
             equations = []
             try:
-                for theta0, grads in sequences:
-                    ta = EC.simulate(A_num, theta0, grads, ops=ops)
-                    tb = EC.simulate(B_case, theta0, grads, ops=ops)
+                for theta0, grads, state0 in sequences:
+                    ta = _simulate(A_num, theta0, grads, None, ops, state0)
+                    tb = _simulate(B_case, theta0, grads, None, ops, state0)
                     for j in range(1, k + 1):
                         num = sp.expand(sp.numer(sp.together(tb[j][0] - ta[j][0])))
                         if num != 0:
@@ -411,7 +468,7 @@ def no_mapping_at(A, B, point, unknowns, k, rng, n_sequences=2, seconds=6.0) -> 
     return "none", "; ".join(why)
 
 
-def check_no_mapping(A, B, r: dict, rng) -> tuple:
+def check_no_mapping(A, B, r: dict, rng, start="start") -> tuple:
     """(problems, status) at the certificate's point (symbols it leaves out drawn): 'none'
     confirmed, 'found' contradicted, 'unknown'; 'n/a' when B has no symbols of its own (the
     counterexample is then the whole proof)."""
@@ -427,7 +484,7 @@ def check_no_mapping(A, B, r: dict, rng) -> tuple:
     if torch_refusal(substitute(A, point)):
         problems.append(f"certificate's point {cert.get('point')} is not admissible for A")
         return problems, "unknown"
-    status, detail = no_mapping_at(A, B, point, sorted(unknowns, key=str), k, rng)
+    status, detail = no_mapping_at(A, B, point, sorted(unknowns, key=str), k, rng, start=start)
     if status == "found":
         problems.append(f"at {point}, B's {detail} make steps 1..{k} coincide: not refuted at "
                         f"step {k}")

@@ -126,6 +126,34 @@ def random_point(symbols, where: dict, rng: random.Random, switches=()) -> dict:
             for s in sorted(symbols, key=str)}
 
 
+def held_keys(config: dict) -> list:
+    """The torch state keys the configuration holds (a symbolic momentum takes its non-zero
+    branch, as torch would for its generic value)."""
+    c = EC._in_arith(EC.normalize(config), EC.SYMPY)
+    return list(EC.initial_state(c, EC.SYMPY))
+
+
+def random_state(entries, configs, rng: random.Random) -> dict:
+    """A mid-run state for `--from state`, keyed by torch's state keys: one value per state
+    symbol the configurations hold, drawn by the symbol's assumptions as the entry declares them
+    (a count: a small integer; nonnegative: [0, 2]; real: [-2, 2]); the engine's state_0
+    symbols carry exactly these assumptions."""
+    out = {}
+    for entry, config in zip(entries, configs):
+        by_key = {s.key: s for s in entry.states}
+        for key in held_keys(config):
+            if key in out or key not in by_key:
+                continue
+            kind = dict(by_key[key].assumptions)
+            if kind.get("integer"):
+                out[key] = sp.Integer(rng.randint(0, 4))
+            elif kind.get("nonnegative") or kind.get("positive"):
+                out[key] = sp.Rational(rng.randint(0, 20), 10)
+            else:
+                out[key] = sp.Rational(rng.randint(-20, 20), 10)
+    return out
+
+
 def torch_refusal(config: dict) -> str | None:
     """torch's constructor on the numeric configuration: its ValueError's text, or None when it
     builds the optimizer. Lion has no torch class: lion-pytorch's asserts (lr > 0 relaxed to
@@ -170,7 +198,7 @@ def b_name(key: str) -> sp.Symbol:
 
 @st.composite
 def spec_pairs(draw, entry):
-    """(A, B, steps) of one family: B shares most of A, with one or two changes from templates
+    """(A, B, start, steps) of one family: B shares most of A, with one or two changes from templates
     that each exercise a class of the engine's decisions: a B-only symbol for a key (renaming),
     a flag flipped (with B's lr free), a switch turned on with a free coefficient (momentum=ym
     where A has 0), another decay convention with a free weight decay, a rescaled lr, another
@@ -220,5 +248,6 @@ def spec_pairs(draw, entry):
         else:
             b_values[n] = draw(st.sampled_from(numbers(family, n)))
     B = build(entry, b_values, b_flags, b_decay, draw(st.booleans()))
+    start = draw(st.sampled_from(["start", "start", "state"]))
     steps = draw(st.sampled_from([2, 3]))
-    return A, B, steps
+    return A, B, start, steps

@@ -33,11 +33,11 @@ EXAMPLES = max(3, 30 // max(1, len(FAMILIES)))  # drawn pairs per family: the fi
 xlr, ylr, xwd, ywd = map(H, ("xlr", "ylr", "xweight_decay", "yweight_decay"))
 
 
-def engine(A: dict, B: dict, steps: int) -> dict:
+def engine(A: dict, B: dict, steps: int, start: str = "start") -> dict:
     """The verdict in its JSON form (what `compare --json` prints)."""
     from optequiv.derive.compare import compare
 
-    return json.loads(json.dumps(compare(render(A), render(B), steps=steps,
+    return json.loads(json.dumps(compare(render(A), render(B), steps=steps, start=start,
                                          seconds=SECONDS).to_json()))
 
 
@@ -187,6 +187,17 @@ def test_control_branch_value_of_b_is_its_own_case():
     assert status == "found" and problems != [], (status, problems)
 
 
+@pytest.mark.skipif("rprop" not in FAMILIES, reason="rprop is not in the catalogue yet")
+def test_control_mid_run_state_is_replayed():
+    """Rprop's lr is only its first step size: from a mid-run state (step sizes given) any ylr
+    matches, from torch's start only ylr = xlr. The empty mapping passes from a state and is
+    caught from the start."""
+    A = {"family": "rprop", "lr": xlr}
+    B = {"family": "rprop", "lr": ylr}
+    assert check_proven(A, B, proof({}), rng(), "state") == []
+    assert check_proven(A, B, proof({}), rng(), "start") != []
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 def test_control_planted_state_map_is_caught(family):
     """A renaming of lr keeps every state entry: the identity state map passes, and one entry
@@ -216,13 +227,13 @@ def test_drawn_verdicts_agree_with_simulator(family):
               phases=[Phase.generate], suppress_health_check=list(HealthCheck))
     @given(spec_pairs(ENTRIES[family]))
     def run(pair):
-        A, B, steps = pair
-        key = (render(A), render(B), steps)
-        if key in {r[:3] for r in records}:
+        A, B, start, steps = pair
+        key = (render(A), render(B), start, steps)
+        if key in {r[:4] for r in records}:
             return  # hypothesis repeats examples: each pair is judged once
         try:
-            result = engine(A, B, steps)
-            problems, status = check_result(A, B, result, steps)
+            result = engine(A, B, steps, start)
+            problems, status = check_result(A, B, result, steps, start)
             why = result.get("reason")
         except Exception as err:  # a crash is a finding, not a reason to stop drawing
             problems, status, why = [f"{type(err).__name__}: {err}"], "error", None
@@ -231,14 +242,14 @@ def test_drawn_verdicts_agree_with_simulator(family):
     run()
     counts = {}
     for r in records:
-        counts[r[3]] = counts.get(r[3], 0) + 1
+        counts[r[4]] = counts.get(r[4], 0) + 1
     REPORT[family] = counts
     print(f"{family}: {len(records)} drawn pairs, by status {counts}")  # shown with -s
-    for a, b, k, status, _, why in records:
+    for a, b, start, k, status, _, why in records:
         if status in ("undecided", "supported"):
-            print(f"  {status}: {a} vs {b}, steps {k}: {why}")
-    lines = [f"{a} vs {b}, steps {k}: {status}: " + "; ".join(p)
-             for a, b, k, status, p, _ in records if p]
+            print(f"  {status}: {a} vs {b} from {start}, steps {k}: {why}")
+    lines = [f"{a} vs {b} from {start}, steps {k}: {status}: " + "; ".join(p)
+             for a, b, start, k, status, p, _ in records if p]
     assert not lines, f"{len(lines)} of {len(records)} drawn pairs fail:\n" + "\n".join(lines)
     checked = sum(n for s, n in counts.items() if s.startswith(("proven", "refuted")))
     assert checked, f"no drawn {family} pair got a verdict to check: {counts}"
