@@ -1,12 +1,16 @@
 """The differential oracle for the catalogue's new families: every verdict of the engine on
 hypothesis-drawn spec pairs of a family that both derive.catalogue and tests/exact_catalogue.py
-know is checked against the exact simulator (tests/catalogue_checks.py says how). Families not
-in the catalogue yet are simply not drawn; the simulator's own tests and the negative controls
-below run whatever the catalogue holds.
+know, from torch's start or from a mid-run state, is checked against the exact simulator
+(tests/catalogue_checks.py says how; tests/strategies_catalogue.py draws the pairs). Families
+not in the catalogue yet are simply not drawn; the oracle's own tests and the negative controls
+run whatever the catalogue holds. Undecided and supported verdicts are allowed, counted and
+printed (-s), never taken for agreement.
 
-Negative controls plant a wrong mapping, a wrong state map, an off-by-one step and a misreported
-counterexample in hand-made results (computed by the simulator, not the engine) and require
-the checks to catch each.
+Negative controls plant a wrong mapping, a mapping torch refuses, a wrong state map, off-by-one
+steps, a misreported counterexample, an open-loop point that does not separate and a missed
+branch case in hand-made results (computed by the simulator, not the engine) and require the
+checks to catch each. Findings: spec pairs whose verdict the simulator contradicts, each a
+strict xfail until the engine is fixed, next to a test that establishes the right answer.
 """
 from __future__ import annotations
 
