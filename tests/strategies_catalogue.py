@@ -136,7 +136,7 @@ def held_keys(config: dict) -> list:
 def random_state(entries, configs, rng: random.Random) -> dict:
     """A mid-run state for `--from state`, keyed by torch's state keys: one value per state
     symbol the configurations hold, drawn by the symbol's assumptions as the entry declares them
-    (a count: a small integer; nonnegative: [0, 2]; real: [-2, 2]); the engine's state_0
+    (a count: an integer up to 40; nonnegative: [0, 2]; real: [-2, 2]); the engine's state_0
     symbols carry exactly these assumptions."""
     out = {}
     for entry, config in zip(entries, configs):
@@ -145,8 +145,8 @@ def random_state(entries, configs, rng: random.Random) -> dict:
             if key in out or key not in by_key:
                 continue
             kind = dict(by_key[key].assumptions)
-            if kind.get("integer"):
-                out[key] = sp.Integer(rng.randint(0, 4))
+            if kind.get("integer"):  # RAdam rectifies only past t = 5 at beta2 = 0.99
+                out[key] = sp.Integer(rng.choice((rng.randint(0, 4), rng.randint(5, 40))))
             elif kind.get("nonnegative") or kind.get("positive"):
                 out[key] = sp.Rational(rng.randint(0, 20), 10)
             else:
