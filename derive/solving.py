@@ -22,9 +22,10 @@ import sympy as sp
 
 from .budget import attempt
 from .identity import PROVEN, REFUTED, nonzero_number, random_point
-from .regions import coincide
+from .regions import PIECEWISE, coincide, sample
 
 SOLVESET_SECONDS = 2.0
+PIECEWISE_POINTS = 8  # extra points, over several magnitudes, for a piecewise difference
 DOMAIN = "no root in the admissible interval"
 # the symbolic solution tried where a point has no admissible root (exp(e2) = eta: log(eta))
 SYMBOLIC_SECONDS, SYMBOLIC_OPS = 0.3, 60
@@ -56,8 +57,14 @@ def equations(d: sp.Expr, free: list, unknowns: list, rng: random.Random) -> tup
         eqs = [c for c in sp.Poly(sp.expand(num), *free).coeffs() if c != 0] if free else [num]
         return eqs, [d]
     eqs, raw = [], []
-    for _ in range(len(unknowns) + 3):
-        point = random_point(free, rng)
+    # a piecewise difference (sign, max, |.|) gives one equation per region that a point
+    # lands in: points of one magnitude may all land in one (sign(g + lam*theta) = sign(g)
+    # unless |g| << |theta|), so such a difference also gets points over several orders of
+    # magnitude. Every point's equation is a necessary condition: more of them never
+    # exclude a true mapping
+    spread = PIECEWISE_POINTS if d.has(*PIECEWISE) else 0
+    for i in range(spread + len(unknowns) + 3):  # the spread first: a certificate shows those
+        point = {s: sample(s, rng) for s in free} if i < spread else random_point(free, rng)
         value = d.xreplace(point)
         top = sp.numer(sp.together(value))
         if top != 0:

@@ -102,6 +102,12 @@ class GeneratedOptimizer(torch.optim.Optimizer):
         params = values.pop("params")
         validate(self.spec, values)
         super().__init__(params, values)
+        if self.spec.entry.eager_state:  # torch's Adagrad: every parameter's state, now
+            with torch.no_grad():
+                for group in self.param_groups:
+                    plan = self._plan(group, self._hyper(group))
+                    for p in group["params"]:
+                        self._state(p, plan.shape, plan.keys, {})
 
     def add_param_group(self, param_group: dict) -> None:
         super().add_param_group(param_group)
@@ -176,6 +182,8 @@ class GeneratedOptimizer(torch.optim.Optimizer):
         missing = [name for name, key in keys if key not in state]
         made = bool(state)  # torch makes the state on the first step only, then indexes it
         made_here = [name for name in missing if name not in program.lazy]
+        if self.spec.entry.eager_state:  # the constructor's values, as torch's __init__
+            h = self._hyper(self.defaults)
         first = _first_values(program, h) if made_here and not made else {}
         for name in missing:
             if name in program.lazy:

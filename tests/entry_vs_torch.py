@@ -105,3 +105,12 @@ def numpy_trajectory(name: str, kw: dict, steps: int = 10, rule_for=build_rule) 
                     {entry.state(n).key: torch.as_tensor(numpy.array(v, dtype=numpy.float64))
                      for n, v in state.items() if v is not None}))
     return out
+
+
+def normwise_ulp(a: list, b: list) -> float:
+    """The largest |a - b| over all steps in float32 ulps of the parameter's largest magnitude:
+    cancellation (an element near 0 that is the difference of two large terms) counts as what
+    it is, a rounding of the large terms, not as many ulps of a tiny result."""
+    eps = torch.finfo(torch.float32).eps
+    return max(((pa.double() - pb.double()).abs().max() / (eps * pb.double().abs().max())).item()
+               for (pa, _), (pb, _) in zip(a, b, strict=True))

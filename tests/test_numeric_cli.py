@@ -103,7 +103,7 @@ BAD = {
     "zero buffer": ["sgd(momentum=0.9, buffer=zero)"],
     "invalid hyperparameter": ["adam(lr=-1)"],
     "syntax": ["adam(lr=)"],
-    "unknown optimizer": ["rmsprop"],
+    "unknown optimizer": ["yogi"],
     "dtype": ["adam", "--dtype", "float16"],
     "steps": ["adam", "--steps", "0"],
     "seed": ["adam", "--seed", "-3"],

@@ -74,7 +74,7 @@ def test_expression_functions_and_precedence():
     ("sgd(momentum=mu, dampening=tau, nesterov=true)",
      "Nesterov momentum requires a momentum and zero dampening"),
     # ours: name the problem and the valid choices
-    ("rmsprop(lr=1)", "unknown optimizer 'rmsprop'; valid names: sgd, adam, adamw"),
+    ("yogi(lr=1)", "unknown optimizer 'yogi'; valid names: sgd, adam, adamw"),
     ("sgd(foo=1)", "unknown key 'foo' for sgd; valid keys: lr, momentum"),
     ("adamw(decoupled_weight_decay=true)", "unexpected keyword argument 'decoupled_weight_decay'"),
     ("sgd(decay=sideways)", "decay must be one of l2, decoupled, independent, after"),

@@ -100,6 +100,10 @@ class Entry:
     # torch's RuntimeError for a sparse gradient; {name}: the torch class, {cls}: the generated
     sparse_message: str = "{name} does not support sparse gradients"
     torch_checks: tuple = ()  # checks only torch's constructor makes (numeric.optimizer has them)
+    # torch makes every parameter's state in __init__, not on its first step, and takes the
+    # first values from the constructor's arguments (self.defaults), not from the parameter's
+    # group, also when it makes a later parameter's state (Adagrad's sum)
+    eager_state: bool = False
 
     # -- derived views -------------------------------------------------------------------------
     @property

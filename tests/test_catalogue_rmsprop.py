@@ -1,0 +1,208 @@
+"""torch.optim.RMSprop's catalogue entry: rule, generated optimizers, messages and verdicts.
+
+The references: torch.optim.RMSprop (loop and foreach), a hand-written exact recurrence of torch's
+documented algorithm, and torch.optim.RMSprop plus the decoupled shrink for the conventions torch
+lacks (Keras's and optax's decoupled decay). Shared checks: tests/catalogue_family.py.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+
+import pytest
+import sympy as sp
+import torch
+
+from catalogue_family import (assert_bad_values_refused_as_torch, assert_crosscheck,
+                              assert_decay_matches_reference, assert_kernel_matches_torch,
+                              assert_matches_recurrence, assert_numpy_matches_torch,
+                              assert_planted_is_caught, cli, compare_json, listed)
+from optequiv.derive.rules import build_rule
+from optequiv.numeric.c_build import find_compiler
+
+NEEDS_CC = pytest.mark.skipif(find_compiler() is None, reason="no C compiler on this machine")
+
+
+def _flag(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def hand(decay, centered, maximize):
+    """RMSprop as torch's docs write it (rmsprop.py's docstring), in exact arithmetic, with the
+    decay conventions written out by their definitions (base.DECAYS)."""
+    def run(h, theta, grads):
+        lr, alpha, eps, wd, mu = (h[k] for k in ("lr", "alpha", "eps", "weight_decay",
+                                                 "momentum"))
+        v = gave = b = sp.Integer(0)
+        out = []
+        for g in grads:
+            g = -g if maximize else g
+            if decay == "l2":
+                g = g + wd * theta
+            v = alpha * v + (1 - alpha) * g * g
+            tilde = v
+            if centered:
+                gave = gave * alpha + (1 - alpha) * g
+                tilde = tilde - gave**2
+            d = g / (sp.sqrt(tilde) + eps)
+            if mu > 0:
+                b = mu * b + d
+                d = b
+            if decay == "decoupled":
+                theta = theta * (1 - lr * wd) - lr * d
+            elif decay == "independent":
+                theta = theta * (1 - wd) - lr * d
+            elif decay == "after":
+                theta = theta - lr * d
+                theta = theta - lr * wd * theta
+            else:
+                theta = theta - lr * d
+            state = {"v": v, "t": len(out) + 1}
+            state.update({"gavg": gave} if centered else {})
+            state.update({"buf": b} if mu > 0 else {})
+            out.append((theta, state))
+        return out
+    return run
+
+
+BRANCHES = list(itertools.product(("l2", "decoupled", "independent", "after"), (False, True),
+                                  (0, 1 / 2), (False, True)))
+
+
+@pytest.mark.parametrize("decay,centered,momentum,maximize", BRANCHES)
+def test_rule_is_torchs_documented_algorithm(decay, centered, momentum, maximize):
+    text = (f"rmsprop(lr=1/10, alpha=3/4, eps=1/100, weight_decay=1/5, momentum={momentum}, "
+            f"centered={_flag(centered)}, maximize={_flag(maximize)}, decay={decay})")
+    assert_matches_recurrence(text, hand(decay, centered, maximize))
+
+
+def test_unroll_prints_every_branch():
+    rc, out, err = cli("unroll", "rmsprop(centered=true, momentum=mu, weight_decay=lam)",
+                       "--steps", "2")
+    assert rc == 0, err
+    assert "count -> decay -> square_avg -> grad_avg -> rms_direction -> rms_momentum" in out
+    assert "v_1 = (1 - alpha)*(g_1 + lam*theta_0)**2" in out  # square_avg starts at 0
+    assert "buf_2 = buf_1*mu + (g_2 + lam*theta_1)/(eps + sqrt(" in out  # eps outside the sqrt
+    rc, out, _ = cli("unroll", "rmsprop", "--steps", "1")
+    assert rc == 0 and "theta_1 = -g_1*lr/(eps + sqrt(1 - alpha)*Abs(g_1)) + theta_0" in out
+
+
+def torch_configs() -> list:
+    """optim_db's RMSprop inputs on the CPU (torch_facts.md), plus every flag alone."""
+    db = ["rmsprop", "rmsprop(lr=1e-3)", "rmsprop(weight_decay=0.1)", "rmsprop(maximize=true)",
+          "rmsprop(weight_decay=0.1, centered=true)",
+          "rmsprop(maximize=true, weight_decay=0.1)",
+          "rmsprop(weight_decay=0.1, centered=true, momentum=0.1)",
+          "rmsprop(weight_decay=0.1, centered=true, momentum=0.1, maximize=true)"]
+    return db + ["rmsprop(lr=0.01, alpha=0.9, eps=1e-6, momentum=0.5)",
+                 "rmsprop(lr=0.01, centered=true)"]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
+@pytest.mark.parametrize("text", torch_configs())
+def test_generated_optimizer_matches_torch(text, dtype):
+    ulp = assert_crosscheck(text, dtype=dtype)
+    # observed: 0 ulp, torch's loop and foreach bit for bit (same in-place ops in the same order)
+    assert ulp == {"loop": 0, "foreach": 0}, ulp
+
+
+@NEEDS_CC
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
+@pytest.mark.parametrize("text", ["rmsprop(lr=0.01)", torch_configs()[-3]])
+def test_compiled_kernel_matches_torch(text, dtype):
+    # torch's RMSprop has no fused: the C kernel of the same program, forced on each group
+    eps_units = assert_kernel_matches_torch(text, dtype=dtype)
+    assert eps_units <= 8, eps_units  # observed 0.8-1.6 eps (normwise): rounding apart only
+
+
+@pytest.mark.parametrize("text", torch_configs()[-4:])
+def test_numpy_step_matches_torch(text):
+    assert_numpy_matches_torch(text)
+
+
+@pytest.mark.parametrize("decay", ["decoupled", "independent", "after"])
+@pytest.mark.parametrize("extra", ["", ", centered=true, momentum=0.5, maximize=true"])
+def test_decoupled_conventions_match_torch_plus_the_shrink(decay, extra):
+    assert_decay_matches_reference(f"rmsprop(lr=0.01, weight_decay=0.1{extra})", decay)
+
+
+# -- negative controls ------------------------------------------------------------------------------
+
+def _stage(fn_name, fn):
+    def plant(spec):
+        rule = build_rule(spec)
+        return replace(rule, stages=tuple(replace(s, fn=fn) if s.name == fn_name else s
+                                          for s in rule.stages))
+    return plant
+
+
+def _eps_inside(c, h):
+    v = c.state["v"] - (c.state["gavg"] ** 2 if "gavg" in c.state else 0)
+    return replace(c, u=c.u / sp.sqrt(v + h["eps"]))
+
+
+def _uncentered(c, h):
+    return replace(c, u=c.u / (sp.sqrt(c.state["v"]) + h["eps"]))
+
+
+def _buffer_unnormalised(c, h):
+    buf = h["momentum"] * c.state["buf"] + c.u * (sp.sqrt(c.state["v"]) + h["eps"])
+    return replace(c.with_state(buf=buf), u=buf)
+
+
+PLANTED = {
+    "eps inside the sqrt (TensorFlow's)": ("rmsprop(lr=0.01, eps=1e-3)",
+                                           _stage("rms_direction", _eps_inside)),
+    "centered average ignored": ("rmsprop(lr=0.01, centered=true)",
+                                 _stage("rms_direction", _uncentered)),
+    "momentum of the raw gradient": ("rmsprop(lr=0.01, momentum=0.5)",
+                                     _stage("rms_momentum", _buffer_unnormalised)),
+}
+
+
+@pytest.mark.parametrize("bug", sorted(PLANTED))
+def test_negative_control_planted_rule_is_caught(bug):
+    text, plant = PLANTED[bug]
+    assert assert_planted_is_caught(text, plant) == 1
+
+
+# -- bad input, list, verdicts ------------------------------------------------------------------------
+
+def test_bad_values_get_torchs_messages():
+    assert_bad_values_refused_as_torch(
+        "rmsprop", {"lr": -1, "eps": -1e-8, "momentum": -0.5, "weight_decay": -0.1,
+                    "alpha": -0.9})
+
+
+def test_generated_signature_is_torchs():
+    import inspect
+
+    from optequiv.numeric import torch_optimizer
+    ours = inspect.signature(torch_optimizer("rmsprop"))
+    theirs = inspect.signature(torch.optim.RMSprop)
+    assert [(p.name, p.kind, p.default) for p in ours.parameters.values()] == \
+        [(p.name, p.kind, p.default) for p in theirs.parameters.values()]
+
+
+def test_list_shows_the_entry():
+    info = listed("rmsprop")
+    assert info["torch_class"] == "torch.optim.RMSprop" and info["modelled"]
+    assert {k: v["torch_default"] for k, v in info["keys"].items() if v["torch_key"]} == {
+        "lr": "1e-2", "alpha": "0.99", "eps": "1e-8", "weight_decay": "0", "momentum": "0",
+        "centered": False, "maximize": False}
+    assert list(info["keys"]["decay"]["choices"]) == ["l2", "decoupled", "independent", "after"]
+    assert {k: v["symbol"] for k, v in info["state"].items()} == {
+        "step": "t", "square_avg": "v", "grad_avg": "gavg", "momentum_buffer": "buf"}
+
+
+def test_renamed_lr_is_proven_equivalent():
+    data = compare_json("rmsprop(lr=eta, centered=true, momentum=mu, weight_decay=lam)",
+                        "rmsprop(lr=e2, centered=true, momentum=mu, weight_decay=lam)")
+    assert data["verdict"] == "proven" and data["mapping"] == {"e2": "eta"}
+    assert data["certificate"]["kind"] == "induction"
+
+
+def test_l2_and_decoupled_diverge_at_the_first_step():
+    data = compare_json("rmsprop(lr=eta, weight_decay=lam)",
+                        "rmsprop(lr=eta, weight_decay=lam, decay=decoupled)")
+    assert data["verdict"] == "refuted" and data["first_divergent_step"] == 1
