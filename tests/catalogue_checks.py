@@ -27,6 +27,9 @@ the negative controls can run them on planted results.
                         not polynomial (a Piecewise, a power with an unknown exponent) or too
                         large, the refutation is counted as `refuted*`: its "no mapping" is the
                         engine's word only.
+With start="state" (the engine's --from state) every run begins at a drawn mid-run state
+(strategies_catalogue.random_state), the same for A and B, and a counterexample's state_0 is
+read back through the entries' state names.
 """
 from __future__ import annotations
 
