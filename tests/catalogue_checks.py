@@ -300,8 +300,11 @@ def check_counterexample(A, B, r: dict) -> list:
                             f"{torch_refusal(c)}")
     theta0 = parse(cx["theta_0"])
     state0 = state_keys(A, B, cx["state_0"]) if cx.get("state_0") is not None else None
-    ta = trajectory(a_num, theta0, grad, k, state0)[k][0]
-    tb = trajectory(b_num, theta0, grad, k, state0)[k][0]
+    try:
+        ta = trajectory(a_num, theta0, grad, k, state0)[k][0]
+        tb = trajectory(b_num, theta0, grad, k, state0)[k][0]
+    except ValueError as err:
+        return problems + [f"counterexample: {err} (no state torch reaches)"]
     if same(ta, tb):
         problems.append(f"counterexample does not separate: theta_A_{k} = theta_B_{k} = {ta}")
     for name, mine in (("theta_A", ta), ("theta_B", tb)):
@@ -330,8 +333,11 @@ def check_open_loop(A, B, r: dict, rng, start="start") -> list:
     state0 = draw_state(a_num, b_num, rng, start)
     if state0 is not None:  # the point's own state values; the difference reads no others
         state0.update(state_keys(A, B, {n: v for n, v in cert["point"].items()}))
-    ta = trajectory(a_num, theta0, grads, state0=state0)[k][0]
-    tb = trajectory(b_num, theta0, grads, state0=state0)[k][0]
+    try:
+        ta = trajectory(a_num, theta0, grads, state0=state0)[k][0]
+        tb = trajectory(b_num, theta0, grads, state0=state0)[k][0]
+    except ValueError as err:  # a square root of a negative: torch's NaN, not a difference
+        return [f"certificate's point {cert.get('point')}: {err} (no state torch reaches)"]
     if same(ta, tb):
         return [f"certificate's point {cert.get('point')} does not separate step {k}: "
                 f"theta_A = theta_B = {ta}"]
