@@ -17,6 +17,7 @@ def run_bench(args) -> int:
     from .report import markdown
     from .symbolic import symbolic_rows
     from .throughput import throughput_row
+    from .ulp import ulp_rows, ulp_section
 
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda: CUDA is not available on this machine")
@@ -26,10 +27,11 @@ def run_bench(args) -> int:
     compiled = compiled_rows(quick=args.quick, device=args.device)
     symbolic = symbolic_rows(quick=args.quick)
     throughput = throughput_row(quick=args.quick)
+    ulp = ulp_rows(quick=args.quick)
     command = "optequiv " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else "optequiv bench"
-    print(markdown(optimizer, symbolic, throughput, command, compiled))
+    print(markdown(optimizer, symbolic, throughput, command, compiled) + ulp_section(ulp))
     if args.json is not None:
-        write_atomic(args.json, json.dumps(optimizer + compiled + symbolic + [throughput],
+        write_atomic(args.json, json.dumps(optimizer + compiled + symbolic + [throughput] + ulp,
                                            indent=2))
     return 0
 

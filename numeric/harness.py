@@ -63,6 +63,7 @@ class Comparison:
     max_abs_error: float = 0.0
     max_rel_error: float = 0.0
     max_ulp: float = 0.0
+    max_ulp_at: str = ""  # "step k, tensor" where max_ulp was reached
     first_mismatch: Mismatch | None = None
     scales: dict = field(default_factory=dict)  # tensor label -> largest magnitude so far
     reference_error: str | None = None  # the reference raised (a torch bug): compared until then
@@ -88,7 +89,8 @@ class Comparison:
         rel = diff.rel_error(scale)
         self.max_abs_error = max(self.max_abs_error, diff.abs_error)
         self.max_rel_error = max(self.max_rel_error, rel)
-        self.max_ulp = max(self.max_ulp, diff.ulp)
+        if diff.ulp > self.max_ulp:
+            self.max_ulp, self.max_ulp_at = diff.ulp, f"step {step}, {tensor}"
         if self.first_mismatch is None and (diff.nonfinite_differ or rel > self.rtol):
             self.first_mismatch = Mismatch(step, tensor, diff, rel)
 

@@ -10,6 +10,15 @@ import sympy as sp
 from optequiv.derive.errors import UserError
 from optequiv.derive.spec import make_spec
 
+# torch keywords the generated optimizer refuses when True, on purpose: it has no capturable
+# (CUDA graph) or differentiable (autograd through the step) variant
+REFUSED = ("capturable", "differentiable")
+
+
+def refusal(key: str) -> str:
+    return f"{key}=True is not supported by the generated optimizer"
+
+
 def _number(key: str, value):
     """A hyperparameter as an exact SymPy number for derive's validation, and its text as torch
     prints it. NaN stays NaN: derive rejects it for every key (torch's Adam rejects it through
@@ -55,7 +64,7 @@ def check_values(spec, values: dict) -> None:
             given[key] = spec.given[key]
     if "decay" in spec.given and not (entry.decay_flag and spec.decay in ("l2", "decoupled")):
         given["decay"] = spec.decay  # Adam's torch keyword decides l2 / decoupled itself
-    for key in ("capturable", "differentiable"):
+    for key in REFUSED:
         if values.get(key):
-            raise UserError(f"{key}=True is not supported by the generated optimizer")
+            raise UserError(refusal(key))
     make_spec(spec.name, given, sources)

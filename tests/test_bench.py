@@ -47,6 +47,8 @@ def test_bench_quick_produces_every_row(tmp_path):
         assert r["compile_ours_s"] > 0 and r["compile_torch_s"] > 0
         assert r["recompiles_after_warmup"] == 0
     assert "## Compiled steps" in proc.stdout
+    assert "## float32 distance to torch's CPU loop" in proc.stdout
+    assert {"ulp sgd loop", "ulp adam fused"} <= {r["case"] for r in rows}
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA error")
