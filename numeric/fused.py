@@ -63,13 +63,16 @@ class FusedKernel:
             if x is not None and (x.dtype is not dtype or not x.is_cpu or not x.is_contiguous()
                                   or x.numel() != n):
                 return None
+        seen = None
         for key in self.scalar_keys:
             x = state.get(key)
             if x is not None:
                 if not isinstance(x, torch.Tensor) or x.dtype not in DTYPES or not x.is_cpu \
-                        or x.numel() != 1:
+                        or x.numel() != 1 or (seen is not None and x.dtype is not seen):
+                    # scalar state of two dtypes (torch's load_state_dict casts NAdam's
+                    # mu_product to the parameter's dtype, never the count): the eager step
                     return None
-                step_dtype = x.dtype
+                step_dtype = seen = x.dtype
         return dtype, step_dtype
 
     def gather(self, params, opt_state) -> tuple:

@@ -9,7 +9,7 @@ step at which a pair leaves the tolerance.
 The scenario also drives torch's machinery: two param groups (the second with half the lr), an
 lr schedule, a stretch in which the second group's momentum and weight_decay are 0 (torch
 re-reads them each step), a parameter with no gradient on some steps and one whose first
-gradient comes late, and a restart of the candidates from a state_dict checkpoint.
+gradient comes late, and a restart of every run from a state_dict checkpoint.
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ class Scenario:
     lr_decay: float = 0.995  # every group's lr is multiplied by this before each later step
     switch_off: tuple | None = (1 / 3, 2 / 3)  # between these fractions of the run, group 2 has
     # momentum 0 and weight_decay 0
-    resume_at: float | None = 0.5  # after this fraction, candidates restart from a checkpoint
+    resume_at: float | None = 0.5  # after this fraction, every run restarts from a checkpoint
     skip_every: int = 4
     late_from: int = 5
 
@@ -206,7 +206,7 @@ def side_by_side(factories: dict, pairs: list, *, steps: int, dtype=torch.float6
                  strict: bool = True, stop_early=False, reraise=(), settle=()) -> list:
     """Run every factory (name -> factory(params) -> Optimizer) on the problem; compare each
     (candidate, reference) pair after every step. Gradients come from the first factory's run;
-    the candidates restart from a checkpoint at scenario.resume_at. `strict`: state entries
+    every run restarts from a checkpoint at scenario.resume_at. `strict`: state entries
     must match by name (False: compare the entries both have). `stop_early`: True stops at the
     first mismatch of any pair; a collection of candidate names, at the first of theirs.
     `reraise`: names of runs whose exceptions propagate with their own traceback (a user's
@@ -234,7 +234,6 @@ def _side_by_side(factories, pairs, steps, dtype, device, seed, scenario, strict
     watched = [c for c in comparisons if stop_early is True or
                stop_early and c.candidate in stop_early]
     resume_step = round(scenario.resume_at * steps) if scenario.resume_at else None
-    candidates = {a for a, _ in pairs}
     failed = {}  # run name -> what it raised: {"step", "type", "message"}
     settled = set()  # runs of `settle` that have their verdict
     for step in range(1, steps + 1):
@@ -256,7 +255,10 @@ def _side_by_side(factories, pairs, steps, dtype, device, seed, scenario, strict
                 failed[name] = {"step": step, "type": type(error).__name__,
                                 "message": " ".join(str(error).split())}
         if step == resume_step:
-            for name in candidates - set(failed) - settled:
+            # the references restart too: torch's load_state_dict casts scalar state other
+            # than the count to the parameter's dtype (NAdam's mu_product, ASGD's eta), so a
+            # restarted torch job is what a restarted candidate must match
+            for name in set(runs) - set(failed) - settled:
                 runs[name].resume()
         for cmp in comparisons:
             if cmp.raised or cmp.first_mismatch and (cmp.candidate in failed or

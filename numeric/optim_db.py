@@ -108,7 +108,8 @@ def pairs(entry, device="cpu") -> tuple:
     (the generated class takes fused=True for every entry: a compiled kernel of the same rule)."""
     theirs = torch_implementations(entry, device)
     takes = inspect.signature(torch_optimizer(entry.name)).parameters
-    return tuple((impl, impl if impl in theirs else "loop") for impl in OURS
+    own = {"foreach"} if entry.foreach_differs else set()
+    return tuple((impl, impl if impl in theirs and impl not in own else "loop") for impl in OURS
                  if impl == "loop" or impl in takes)
 
 

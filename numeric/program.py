@@ -44,6 +44,7 @@ class Program:
     # stored first, in their tensor's dtype; the other outputs read the Symbol, the value as
     # stored (rounded to float32 under torch's float32 scalar dtype), as torch reads its tensor
     stored: tuple = ()
+    via_default_dtype: frozenset = frozenset()  # stored entries torch rounds to the default dtype
 
     def is_scalar(self, expr) -> bool:
         return expr.free_symbols <= self.scalars
@@ -184,7 +185,8 @@ def build_program(structure, absent: frozenset = frozenset(), rule_for=build_rul
     keys = tuple(entry.state(n).key for n in rule.state_names)
     return Program(str(structure), hyper, tuple(rule.state_names), frozenset(absent),
                    lazy, keys, scalar_state, inits, decay, temps, outs, scalars,
-                   tuple((n, stored[n][0]) for n in rule.state_names if n in stored))
+                   tuple((n, stored[n][0]) for n in rule.state_names if n in stored),
+                   frozenset(n for n in stored if entry.state(n).via_default_dtype))
 
 
 def _step_reading_back(rule, state: dict, h: dict, rounded: list) -> tuple:

@@ -345,6 +345,8 @@ def _stored(k: _Kernel, outputs: dict) -> list:
         if isinstance(expr, sp.Mul) and old in expr.args:
             rest = sp.Mul(*[a for a in expr.args if a != old])
             lines.append(f"state[{key!r}][()] = state[{key!r}] * ({printer.doprint(rest)})")
+        elif name in k.p.via_default_dtype:  # torch's eta.copy_(torch.as_tensor(new_eta))
+            lines.append(f"state[{key!r}][()] = torch.as_tensor({printer.doprint(expr)})")
         else:
             lines.append(f"state[{key!r}][()] = {printer.doprint(expr)}")
         lines.append(f"{sym.name} = read_count(state[{key!r}])")

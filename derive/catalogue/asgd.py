@@ -62,6 +62,8 @@ def _stages(spec) -> tuple:
 
 ENTRIES = (Entry(
     name="asgd", torch_class="torch.optim.ASGD", reference="torch 2.13 torch/optim/asgd.py",
+    foreach_differs="torch's foreach ASGD computes eta and mu with tensor operations in the "
+                    "float32 scalar dtype, its loop from Python floats: they differ by an ulp",
     hypers=(lr("1e-2"),
             Hyper("lambd", (Scalar("lambd", "1e-4", r"\lambda_{d}", "λd",
                                    "decay term (`lambd`)", "1/10000"),)),
@@ -73,9 +75,11 @@ ENTRIES = (Entry(
     flags=dict(MAXIMIZE),
     states=(STEP,
             State("etat", "eta", NONNEGATIVE, r"\eta", "η",
-                  "ASGD's step size (starts at lr)", init=lambda spec, h: h["lr"], scalar=True),
+                  "ASGD's step size (starts at lr)", init=lambda spec, h: h["lr"], scalar=True,
+                  via_default_dtype=True),
             State("mut", "mu", (("positive", True),), r"\mu", "μ",
-                  "ASGD's averaging weight (starts at 1)", init=lambda spec, h: 1, scalar=True),
+                  "ASGD's averaging weight (starts at 1)", init=lambda spec, h: 1, scalar=True,
+                  via_default_dtype=True),
             State("ax", "ax", REAL, r"\bar{\theta}", "θ̄",
                   "ASGD's average of the parameters (torch's ax)")),
     stages=_stages,

@@ -73,6 +73,9 @@ class State:
     # or None for an entry the first step creates itself (SGD's buffer copies the gradient)
     init: Callable = field(default=lambda spec, h: 0, compare=False)
     scalar: bool = False  # one number per parameter (a 0-dim tensor: the step count), not a tensor
+    # torch stores a new value through torch.as_tensor(<Python float>): rounded to the default
+    # dtype, whatever the tensor's own dtype (ASGD's eta and mu, float64 after load_state_dict)
+    via_default_dtype: bool = False
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,9 @@ class Entry:
     extra_constraints: Callable | None = field(default=None, compare=False)  # (spec, h) -> pairs
     # torch's RuntimeError for a sparse gradient; {name}: the torch class, {cls}: the generated
     sparse_message: str = "{name} does not support sparse gradients"
+    # why torch's foreach step gives other numbers than its loop, where it does: the generated
+    # foreach runs the loop's arithmetic, so it is checked against torch's loop
+    foreach_differs: str = ""
     torch_checks: tuple = ()  # checks only torch's constructor makes (numeric.optimizer has them)
     # torch makes every parameter's state in __init__, not on its first step, and takes the
     # first values from the constructor's arguments (self.defaults), not from the parameter's
