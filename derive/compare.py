@@ -215,7 +215,7 @@ def _run_case(A, B, steps, start, schedule, bend, covered=()) -> CaseResult:
             d_k = d.xreplace(p.mapping)
             rest = [u for u in unknowns if u not in p.mapping and d_k.has(u)]
             if not rest:
-                v = coincide(d_k)
+                v = coincide(d_k, valid=lambda point: _a_valid_at(A, point))
                 if v.verdict == PROVEN:
                     extended.append(p)
                 elif v.verdict == REFUTED:

@@ -272,20 +272,27 @@ def witness_in(expr: sp.Expr, conds: list, seed: int = 0, fixed: dict | None = N
     return None
 
 
-def coincide(expr: sp.Expr, seed: int = 0) -> ZeroVerdict:
-    """Is `expr` identically zero over the whole domain of its symbols (see the module)?"""
+def coincide(expr: sp.Expr, seed: int = 0, valid=None) -> ZeroVerdict:
+    """Is `expr` identically zero over the whole domain of its symbols (see the module)?
+    `valid(point)`: whether a point lies in the domain that matters (A's hyperparameters where
+    torch builds A: beta < 1, Rprop's etaplus > 1); a witness outside it refutes nothing, so
+    a difference non-zero only there is not refuted (it is at most supported)."""
     if expr == 0:
         return ZeroVerdict(PROVEN)
+    ok = valid or (lambda point: True)
     first = zero_test(expr, prove=False, seed=seed)  # exact random points: a refutation only
-    if first.verdict == REFUTED:
+    if first.verdict == REFUTED and ok(first.point):
         return first
+    if first.verdict == REFUTED:
+        first = ZeroVerdict(SUPPORTED)
     pieces = regions(expr)
     if pieces is None or len(pieces) == 1:
         # no piecewise atom (or too many to split): simplify, then a wider spread of points
         if symbolically_zero(expr):
             return ZeroVerdict(PROVEN)
         point = witness_in(expr, [], seed)
-        return ZeroVerdict(REFUTED, point, expr.xreplace(point)) if point else first
+        return ZeroVerdict(REFUTED, point, expr.xreplace(point)) if point and ok(point) \
+            else first
     undecided = False
     for piece, conds in pieces:
         # each region's expression has no Max or |.| left, so simplify is cheap there
@@ -295,7 +302,7 @@ def coincide(expr: sp.Expr, seed: int = 0) -> ZeroVerdict:
         if parts is not None and all(symbolically_zero(p) for p in parts):
             continue
         point = witness_in(piece, conds, seed)
-        if point is not None:
+        if point is not None and ok(point):
             value = expr.xreplace(point)
             if nonzero_number(value):
                 return ZeroVerdict(REFUTED, point, value)

@@ -329,9 +329,8 @@ FINDINGS.append(
     # torch refuses (1 < etaplus); for every etaplus > 1 step 2 coincides (both step sizes
     # clamp lr*etaplus >= 1/10 alike) and the runs part at step 3, after a sign switch halves
     # A's step size to 1/20 where B's minimum keeps 1/10
-    pytest.param(*RPROP_MIN, 3, id="rprop-step-from-inadmissible-point",
-                 marks=pytest.mark.xfail(strict=True, reason="refuted at step 2 from a point "
-                                         "outside torch's domain (finding of issue 10's oracle)")))
+    # fixed: a witness must lie where torch builds A (regions.coincide's `valid`)
+    pytest.param(*RPROP_MIN, 3, id="rprop-step-from-inadmissible-point"))
 
 
 RPROP_OWN_MIN = (dict(_rprop(0), lr=xlr, etas=(R(Fraction(1, 2)), H("xetaplus")),
@@ -427,10 +426,8 @@ FINDINGS.append(
     # (beta1 < 1); for every beta1 < 1 step 1 is sign(g_1) in both (m_0 = 0) and the runs
     # part at step 2. lion-pytorch accepts beta1 = 1, so this oracle's admissibility does not
     # refuse the point, but there is no counterexample either
-    pytest.param(*LION_BETA1, 2, id="lion-beta1-step-from-its-domain-edge",
-                 marks=pytest.mark.xfail(strict=True, reason="refuted at step 1 from beta1 = 1, "
-                                         "outside the entry's domain (finding of issue 10's "
-                                         "oracle)")))
+    # fixed as the Rprop finding: the witness beta1 = 1 is outside the domain
+    pytest.param(*LION_BETA1, 2, id="lion-beta1-step-from-its-domain-edge"))
 
 
 def test_finding_lion_beta1_step_1_coincides_inside_the_domain():
