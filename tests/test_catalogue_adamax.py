@@ -29,6 +29,7 @@ from optequiv.numeric.against_torch import crosscheck
 from optequiv.numeric.c_build import find_compiler
 
 from entry_checks import assert_exact, cli, numpy_against_torch, torch_messages, unrolled
+from twins import CUDA
 
 FUSED = pytest.mark.skipif(find_compiler() is None, reason="no C compiler on this machine")
 DECAYS = ("l2", "decoupled", "independent", "after")
@@ -185,6 +186,14 @@ def test_sparse_gradient_message_is_torchs():
     with pytest.raises(RuntimeError, match="^Adamax does not support sparse gradients$"):
         torch.optim.Adamax([p]).step()
 
+
+@CUDA
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
+def test_matches_torch_on_cuda(dtype):
+    """torch's CUDA loop and foreach kernels: to numeric.metrics' tolerance, not the bits."""
+    report = crosscheck(CONFIGS[-1], steps=12, dtype=dtype, device="cuda",
+                        implementations=("loop", "foreach"))
+    assert report.passed, report.to_json()["first_mismatch"]
 
 # -- negative controls: planted bugs the same cross-checks must catch ----------------------------
 

@@ -34,6 +34,7 @@ from optequiv.numeric.c_build import find_compiler
 from optequiv.numeric.harness import Scenario
 
 from entry_checks import cli, exact_steps, numpy_against_torch, same_number, torch_messages
+from twins import CUDA
 
 FUSED = pytest.mark.skipif(find_compiler() is None, reason="no C compiler on this machine")
 DECAYS = ("l2", "decoupled", "independent", "after")
@@ -236,6 +237,14 @@ def test_sparse_gradient_message_is_torchs():
         with pytest.raises(RuntimeError, match="^NAdam does not support sparse gradients$"):
             cls([p]).step()
 
+
+@CUDA
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
+def test_matches_torch_on_cuda(dtype):
+    """torch's CUDA loop and foreach kernels: to numeric.metrics' tolerance, not the bits."""
+    report = crosscheck(CONFIGS[-1], steps=12, dtype=dtype, device="cuda",
+                        implementations=("loop", "foreach"), scenario=NO_RESTART)
+    assert report.passed, report.to_json()["first_mismatch"]
 
 # -- negative controls: planted bugs the same cross-checks must catch ----------------------------
 
