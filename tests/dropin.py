@@ -37,7 +37,7 @@ def _stage(rule, name, wrap):
 
 def planted(spec):
     """A wrong rule for `spec`: the bias correction one step ahead (1 - beta1**(t+1)) where the
-    rule has one, otherwise an lr 0.1% too large. Both are the size of bug a drop-in must not
+    rule has one, otherwise an lr 0.1% too large (the whole step, where lr scales none). Both are the size of bug a drop-in must not
     hide, and both depend on values that compile could freeze (the step count, the lr)."""
     rule = build_rule(spec)
     if "adam_direction" in rule.stage_names():
@@ -52,7 +52,14 @@ def planted(spec):
             out = fn(c, h)
             return replace(out, u=out.u * 1.001)
         return scale
-    return _stage(rule, "scale_lr", larger)
+    if "scale_lr" in rule.stage_names():
+        return _stage(rule, "scale_lr", larger)
+    # a rule whose lr does not scale a direction (Rprop's step sizes, ASGD's eta): the whole
+    # step 0.1% larger, after its last stage
+    def step_larger(c, h):
+        return replace(c, theta=c.theta_prev + (c.theta - c.theta_prev) * 1.001)
+    return replace(rule, stages=rule.stages + (replace(rule.stages[-1], name="planted",
+                                                       fn=step_larger),))
 
 
 def optimizers(spec, plant: bool = False):

@@ -66,7 +66,8 @@ def test_list_separates_torch_keys_and_prints_defaults_as_typed():
         torch_part, _, own_part = family.partition("optequiv's own keys")
         torch_keys = [line.split()[0] for line in torch_part.splitlines()[2:] if line.strip()]
         assert "lr" in torch_keys and "decay" not in torch_keys and "buffer" not in torch_keys
-        assert "    decay " in own_part
+        # the decay conventions are offered wherever torch has a weight_decay (not Rprop)
+        assert ("    decay " in own_part) == ("weight_decay" in torch_keys)
     rc, out, _ = run("list", "--json")
     data = json.loads(out)
     assert data["sgd"]["keys"]["buffer"]["torch_key"] is False
