@@ -1,15 +1,18 @@
 """Optimizer step times: the optimizers numeric generates against torch.optim's implementations.
 
     optimizer_rows(quick=False, device="cpu", repeats=None) -> [row, ...]
-    copy_bandwidth_gbps(device="cpu") -> float
 
-A case is an optimizer (sgd-momentum, adam, adamw) at a size (1e6 or 1e7 float32 parameters,
-quick: 1e6 only) laid out as one tensor or as 100 equal tensors. Each case builds one optimizer
-per implementation on its own parameters, with gradients set once, and times opt.step() alone:
-  torch_loop (foreach=False), torch_foreach, torch_fused (None where torch has none),
-  ours_fused (numeric.torch_optimizer(spec)(..., fused=True): the C kernel) and ours_eager (the
-  default: the generated step as torch operations); ours is the faster of the two (ours_mode
-  says which; off the CPU fused=True runs the eager step, so ours is ours_eager there).
+A case is a catalogue entry in its representative configuration (cases.CASES: every entry,
+torch's defaults with its switches on) at a size (1e6 or 1e7 float32 parameters, quick: 1e6
+only) laid out as one tensor or as 100 equal tensors, plus one AdamW case on GPT-2 small's 148
+parameter tensors (124M parameters; quick: the same tensors, narrow). Each case builds one
+optimizer per implementation on its own parameters (the GPT-2 case: on one shared set, memory),
+with gradients set once, and times opt.step() alone:
+  torch_loop (foreach=False), torch_foreach, torch_fused (None where torch has none; for an
+  entry torch has no class for, references.py's torch-ops equivalent: `reference` says which),
+  ours_fused (numeric.torch_optimizer(spec)(..., fused=True): the C kernel), and `copy`
+  (dst.copy_(src) of the bytes the step must move, up to COPY_CAP). Off the CPU fused=True
+  runs the eager step, so ours is ours_eager there (ours_mode says which).
 Warm-up steps come first (state is created, our kernel is compiled or loaded). Timing runs in
 rounds; each round visits every implementation in a shuffled order and times a few consecutive
 steps after one untimed step, so a disturbance (another process, a frequency change) falls on all
@@ -18,17 +21,24 @@ does (at 1e6 parameters the working set fits this machine's 32 MiB L3; at 1e7 it
 Medians and spreads (min, max, quartiles) per implementation. Thread settings are left as they
 are (torch's default: all cores).
 
-Ratios are medians of the same run: ratio_vs_fused = ours / torch_fused, ratio_vs_loop = ours /
-torch_loop. gbps counts the bytes a step must move: every tensor read once (params, grads, state)
-and every written tensor (params, state) written once, over our median time; copy_gbps is the
-same count (bytes read + bytes written) for dst.copy_(src) on a large buffer. A copy also reads
-dst into the cache before overwriting it (write-allocate), traffic its figure does not count; an
-in-place step reads everything it writes, so a step can show more GB/s than the copy. At 1e6
-parameters the tensors stay in the L3 cache between steps and gbps exceeds any DRAM figure.
+Ratios are medians of the same run: ratio_vs_fastest = ours / the fastest of torch's
+implementations (torch_fastest names it), ratio_vs_fused = ours / torch_fused, ratio_vs_loop =
+ours / torch_loop. gbps counts the bytes a step must move: every tensor read once (params,
+grads, state) and every written tensor (params, state) written once, over our median time;
+copy_gbps is the same count (bytes read + bytes written) for the row's copy, timed in the same
+rounds on as many bytes (copy_bytes; beyond the caches a copy's rate does not depend on its
+size, so COPY_CAP bounds the memory it takes), and gbps_vs_copy = gbps / copy_gbps. A copy also
+reads dst into the cache before overwriting it (write-allocate), traffic its figure does not
+count; an in-place step reads everything it writes, so a step can show more GB/s than the copy.
+At 1e6 parameters the tensors stay in the L3 cache between steps and gbps exceeds any DRAM
+figure, as the copy's does. torch_fastest_gbps_vs_copy is the same fraction for torch's fastest:
+where both are near 1, both steps move the bytes as fast as a copy and their ratio is 1 within
+the machine's noise (no code can do better than the memory allows).
 Keys per implementation NAME (ours, ours_fused, ours_eager, torch_loop, torch_foreach,
-torch_fused): NAME_ms (median), NAME_min_ms, NAME_max_ms, NAME_iqr_ms ([q1, q3]),
+torch_fused, copy): NAME_ms (median), NAME_min_ms, NAME_max_ms, NAME_iqr_ms ([q1, q3]),
 NAME_spread_ms (half the interquartile range, for "median ± spread");
-peak_extra_bytes_ratio_NAME (see below; _ours and _fused are ours and torch_fused's).
+peak_extra_bytes_ratio_NAME (see below; _ours, _fused and _fastest are ours, torch_fused's and
+torch_fastest's).
 compile_s: one compilation of the case's kernel, caches bypassed (a training run pays it once
 per machine; later runs load the cached library).
 
@@ -51,14 +61,14 @@ from pathlib import Path
 
 import torch
 
-CASES = {"sgd-momentum": "sgd(lr=0.01, momentum=0.9)",
-         "adam": "adam(lr=0.001)",
-         "adamw": "adamw(lr=0.001, weight_decay=0.01)"}
+from .cases import CASES, gpt2_shapes
+from .references import torch_sides
+
 SIZES = (10**6, 10**7)
 QUICK_SIZES = (10**6,)
 LAYOUTS = {"1tensor": 1, "100tensors": 100}
-IMPLEMENTATIONS = {"torch_loop": {"foreach": False}, "torch_foreach": {"foreach": True},
-                   "torch_fused": {"fused": True}}
+GPT2_ENTRY = "adamw"  # the issue's GPT-2 row: AdamW, as GPT-2 was trained
+COPY_CAP = 2**30  # bytes a row's copy moves at most (read + written)
 WARMUP = 3  # untimed steps first: state is created, our kernel compiled or loaded
 BLOCK = 3  # timed steps in a row per implementation and round
 
@@ -87,50 +97,45 @@ def _sync(dev: torch.device):
     return torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
 
 
-def copy_bandwidth_gbps(device: str = "cpu", nbytes: int = 256 * 2**20, repeats: int = 10):
-    """Bytes read plus bytes written per second (GB/s) of dst.copy_(src) for nbytes of float32."""
-    dev = _device(device)
-    sync = _sync(dev)
-    src = torch.ones(nbytes // 4, dtype=torch.float32, device=dev)
-    dst = torch.empty_like(src)
-    times = []
-    for i in range(repeats + 2):
-        sync()
-        start = time.perf_counter()
-        dst.copy_(src)
-        sync()
-        if i >= 2:  # the first copies fault the pages in
-            times.append(time.perf_counter() - start)
-    return 2 * nbytes / statistics.median(times) / 1e9
-
-
 # -- one case -------------------------------------------------------------------------------------
 
 def _params(numel: int, tensors: int, dev, seed: int) -> list:
+    return _shaped([(numel // tensors,)] * tensors, dev, seed)
+
+
+def _shaped(shapes: list, dev, seed: int) -> list:
     g = torch.Generator().manual_seed(seed)
     out = []
-    for _ in range(tensors):
-        p = torch.nn.Parameter(torch.randn(numel // tensors, generator=g).to(dev))
-        p.grad = (torch.randn(numel // tensors, generator=g) * 1e-2).to(dev)
+    for shape in shapes:
+        p = torch.nn.Parameter(torch.randn(shape, generator=g).to(dev))
+        p.grad = (torch.randn(shape, generator=g) * 1e-2).to(dev)
         out.append(p)
     return out
 
 
-def _optimizers(spec: str, numel: int, tensors: int, dev) -> dict:
-    from optequiv import numeric
-    from optequiv.numeric.reference import torch_reference
+class _Copy:
+    """dst.copy_(src) as a step: the bandwidth reference, timed in the same rounds."""
 
-    cls, kwargs = torch_reference(spec)
+    def __init__(self, nbytes: int, dev):
+        self.src = torch.ones(max(nbytes // 8, 1), dtype=torch.float32, device=dev)
+        self.dst = torch.empty_like(self.src)
+        self.nbytes = 8 * self.src.numel()  # read + written
+
+    def step(self):
+        self.dst.copy_(self.src)
+
+
+def _optimizers(spec, make_params, dev) -> tuple:
+    """({implementation: optimizer or None}, the label of the torch side)."""
+    from optequiv import numeric
+
+    opts, reference = torch_sides(spec, make_params)
     ours = numeric.torch_optimizer(spec)
-    opts = {}
-    for name, extra in IMPLEMENTATIONS.items():
-        try:
-            opts[name] = cls(_params(numel, tensors, dev, 0), **kwargs, **extra)
-        except (RuntimeError, ValueError):
-            opts[name] = None  # torch has no such implementation here
-    opts["ours_fused"] = ours(_params(numel, tensors, dev, 0), fused=True)
-    opts["ours_eager"] = ours(_params(numel, tensors, dev, 0))
-    return opts
+    if dev.type == "cpu":
+        opts["ours_fused"] = ours(make_params(), fused=True)
+    if dev.type != "cpu" or not opts:  # off the CPU, or nothing else to compare with
+        opts["ours_eager"] = ours(make_params())
+    return opts, reference
 
 
 def _time_steps(opts: dict, repeats: int, sync) -> dict:
@@ -233,50 +238,83 @@ def _bytes_per_step(spec: str, numel: int) -> int:
     return numel * 4 * (3 + 2 * len(state))
 
 
-def _row(case: str, spec: str, numel: int, tensors: int, dev, repeats: int, copy: float) -> dict:
-    opts = _optimizers(spec, numel, tensors, dev)
+TORCH = ("torch_loop", "torch_foreach", "torch_fused")
+
+
+def _row(case: str, text: str, make_params, numel: int, tensors: int, dev, repeats: int) -> dict:
+    from optequiv.derive.spec import parse_spec
+
+    spec = parse_spec(text)
+    opts, reference = _optimizers(spec, make_params, dev)
+    nbytes = _bytes_per_step(spec, numel)
+    opts["copy"] = _Copy(min(nbytes, COPY_CAP), dev)
     times = _time_steps(opts, repeats, _sync(dev))
-    # off the CPU fused=True runs the default step (the C kernel reads CPU memory only)
-    best = "ours_fused" if dev.type == "cpu" and statistics.median(times["ours_fused"]) \
-        <= statistics.median(times["ours_eager"]) else "ours_eager"
+    best = "ours_fused" if "ours_fused" in times else "ours_eager"
     times["ours"] = times[best]
     med = {n: statistics.median(t) for n, t in times.items()}
-    row = {"case": case, "device": dev.type, "dtype": "float32", "params": numel,
-           "tensors": tensors, "threads": torch.get_num_threads(), "repeats": repeats,
-           "ours_mode": best.split("_")[1]}
-    for name in ("ours", "ours_fused", "ours_eager", *IMPLEMENTATIONS):
+    row = {"case": case, "entry": spec.name, "spec": text, "reference": reference,
+           "device": dev.type, "dtype": "float32", "params": numel, "tensors": tensors,
+           "threads": torch.get_num_threads(), "repeats": repeats, "ours_mode": best.split("_")[1]}
+    for name in ("ours", "ours_fused", "ours_eager", *TORCH, "copy"):
         row[f"{name}_ms"] = med.get(name)
+    torch_times = {n: med[n] for n in TORCH if med.get(n)}
+    if not torch_times and best != "ours_eager":  # nothing to compare with: our eager step
+        torch_times = {"ours_eager": med["ours_eager"]}
+    fastest = min(torch_times, key=torch_times.get) if torch_times else None
+    row["torch_fastest"] = fastest
+    row["torch_fastest_ms"] = med.get(fastest)
+    row["ratio_vs_fastest"] = med["ours"] / med[fastest] if fastest else None
     row["ratio_vs_fused"] = med["ours"] / med["torch_fused"] if med.get("torch_fused") else None
-    row["ratio_vs_loop"] = med["ours"] / med["torch_loop"]
-    row["bytes_per_step"] = _bytes_per_step(spec, numel)
-    row["gbps"] = row["bytes_per_step"] / (med["ours"] / 1e3) / 1e9
-    row["copy_gbps"] = copy
+    row["ratio_vs_loop"] = med["ours"] / med["torch_loop"] if med.get("torch_loop") else None
+    row["bytes_per_step"] = nbytes
+    row["gbps"] = nbytes / (med["ours"] / 1e3) / 1e9
+    row["copy_bytes"] = opts["copy"].nbytes
+    row["copy_gbps"] = opts["copy"].nbytes / (med["copy"] / 1e3) / 1e9
+    row["gbps_vs_copy"] = row["gbps"] / row["copy_gbps"]
+    row["torch_fastest_gbps_vs_copy"] = (nbytes / med[fastest] / 1e6 / row["copy_gbps"]
+                                         if fastest else None)
     for name, t in times.items():
         q = statistics.quantiles(t, n=4) if len(t) > 1 else [t[0]] * 3
         row[f"{name}_min_ms"], row[f"{name}_max_ms"] = min(t), max(t)
         row[f"{name}_iqr_ms"] = [q[0], q[2]]
         row[f"{name}_spread_ms"] = (q[2] - q[0]) / 2
     for name, opt in opts.items():
-        peak = None if opt is None else peak_extra_bytes(opt.step, dev.type)
-        row[f"peak_extra_bytes_ratio_{name}"] = None if peak is None else peak / (numel * 4)
+        if name != "copy":
+            peak = None if opt is None else peak_extra_bytes(opt.step, dev.type)
+            row[f"peak_extra_bytes_ratio_{name}"] = None if peak is None else peak / (numel * 4)
     row["peak_extra_bytes_ratio_ours"] = row[f"peak_extra_bytes_ratio_{best}"]
-    row["peak_extra_bytes_ratio_fused"] = row.pop("peak_extra_bytes_ratio_torch_fused")
+    row["peak_extra_bytes_ratio_fastest"] = row.get(f"peak_extra_bytes_ratio_{fastest}")
+    row["peak_extra_bytes_ratio_fused"] = row.pop("peak_extra_bytes_ratio_torch_fused", None)
     return row
 
 
 def optimizer_rows(quick: bool = False, device: str = "cpu", repeats: int | None = None) -> list:
     """One row per case (see the module docstring for the keys and how they are measured)."""
     dev = _device(device)
-    copy = copy_bandwidth_gbps(device)
     compile_s = {case: _compile_seconds(spec) if dev.type == "cpu" else None  # no C off the CPU
                  for case, spec in CASES.items()}
     rows = []
     for numel in (QUICK_SIZES if quick else SIZES):
         for layout, tensors in LAYOUTS.items():
             for case, spec in CASES.items():
-                row = _row(f"{case}-{_label(numel)}-{layout}", spec, numel, tensors, dev,
-                           repeats or _repeats(quick, numel), copy)
+                row = _row(f"{case}-{_label(numel)}-{layout}", spec,
+                           lambda: _params(numel, tensors, dev, 0), numel, tensors, dev,
+                           repeats or _repeats(quick, numel))
                 row["compile_s"] = compile_s[case]
                 rows.append(row)
                 gc.collect()
+    rows.append(gpt2_row(quick, dev, repeats))
+    rows[-1]["compile_s"] = compile_s.get(GPT2_ENTRY)
+    gc.collect()
     return rows
+
+
+def gpt2_row(quick: bool, dev, repeats: int | None = None) -> dict:
+    """AdamW on GPT-2 small's parameter list; every implementation steps the same parameters
+    (124M of them: one set, not one per implementation, keeps the case in a few GB)."""
+    shapes = gpt2_shapes(quick)
+    shared = _shaped(shapes, dev, 0)
+    numel = sum(p.numel() for p in shared)
+    name = "gpt2-small-shaped" if quick else "gpt2-small"
+    return _row(f"{name}-{GPT2_ENTRY}-{len(shapes)}tensors", CASES[GPT2_ENTRY],
+                lambda: shared, numel, len(shapes), dev, repeats or (6 if quick else 9))

@@ -78,15 +78,30 @@ def _amsgrad(c, h):
     # the running max is over the raw second moment v, not over the bias-corrected v-hat;
     # from torch's fresh state vmax is 0 and v >= 0, so max(0, v) is v exactly
     vmax, v = c.state["vmax"], c.state["v"]
-    if vmax == 0:
-        return c.with_state(vmax=v)
+    return c.with_state(vmax=running_max(vmax, v))
+
+
+def running_max(old, new) -> sp.Expr:
+    """max(old, new) for a running maximum (AMSGrad's vmax, Adamax's infinity norm): `new`
+    itself where old is torch's fresh 0 (callers pass a `new` that is >= 0 there)."""
+    if old == 0:
+        return new
     # Max's constructor looks for an argument that is never the larger one (factor_terms of
     # their difference): cheap on one step's symbols, exponential on composed iterates (8
     # composed AMSGrad steps ran for minutes), where it finds nothing anyway; kept unevaluated
     # there, so the composed form stays nested Max of shared subtrees
-    if vmax.is_Atom or v.is_Atom or (vmax.is_number and v.is_number):
-        return c.with_state(vmax=sp.Max(vmax, v))
-    return c.with_state(vmax=_unevaluated_max(vmax, v))
+    if old.is_Atom or new.is_Atom or (old.is_number and new.is_number):
+        return sp.Max(old, new)
+    return _unevaluated_max(old, new)
+
+
+def magnitude(x) -> sp.Expr:
+    """|x|. Abs's constructor expands its argument to find a sign: instant on one step's
+    symbols (|-g| is |g|), exponential on a composed iterate (Adamax's |g + wd*theta_{k-1}|
+    with theta_{k-1} composed back to theta_0: minutes at k = 4), where it finds nothing; kept
+    as it stands there, as running_max keeps Max."""
+    shallow = all(a.is_Atom or all(b.is_Atom for b in a.args) for a in x.args)
+    return sp.Abs(x) if shallow else sp.Abs(x, evaluate=False)
 
 
 def _unevaluated_max(a, b) -> sp.Max:

@@ -82,6 +82,8 @@ class _Body:
             self.names[program.state_symbol(n)] = n
         for sym, _ in program.temps:
             self.names[sym] = sym.name
+        for _, sym in program.stored:
+            self.names[sym] = sym.name
         self.scalars = ScalarTable(program.is_scalar, self.names)
         self.used = {}  # scalar source text -> its name as a T local
         self.flags = {}  # a condition on scalars -> its name, an int computed once per tensor
@@ -274,8 +276,11 @@ def _kernel(program: Program, T: str) -> str:
              f"{'0' if n in program.absent else f'read_scalar({block[n]}, scalar_double)'};"
              for n in scalars]
     pointers = [f"{T} *restrict {r}_p = ({T} *){block[r]};" for r in tensors]
+    stored = dict(program.stored)
+    reads += _stored(program, cprint)
     # scalar state (the step count) is written after every thread has read it
-    new_scalars = [f"write_scalar({block[n]}, scalar_double, {cprint.doprint(e)});"
+    new_scalars = [f"write_scalar({block[n]}, scalar_double, "
+                   f"{stored[n].name if n in stored else cprint.doprint(e)});"
                    for n, e in program.outputs if n in program.scalar_state]
     args = ["int64_t n", "const int64_t *numel", "void *const *ptr", "const double *hyper",
             "int scalar_double", "int threads"]
@@ -310,6 +315,25 @@ def _kernel(program: Program, T: str) -> str:
                   "    }"]
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def _stored(program: Program, cprint) -> list:
+    """Scalar state that is not a count (NAdam's mu product), in the type it is stored in, as
+    torch computes `mu_product *= mu` on its 0-d tensor (a float32 one: the factor rounded to
+    float, then a float product); the step reads it back as stored."""
+    out = []
+    outputs = dict(program.outputs)
+    for name, sym in program.stored:
+        expr, old = outputs[name], program.state_symbol(name)
+        if isinstance(expr, sp.Mul) and old in expr.args:
+            x, rest = cprint.doprint(old), cprint.doprint(sp.Mul(*[a for a in expr.args
+                                                                    if a != old]))
+            value = f"scalar_double ? {x} * ({rest}) : (double)((float){x} * (float)({rest}))"
+        else:
+            value = f"scalar_double ? ({cprint.doprint(expr)}) : " \
+                    f"(double)(float)({cprint.doprint(expr)})"
+        out.append(f"const double {sym.name} = {value};")
+    return out
 
 
 def c_source(program: Program) -> str:

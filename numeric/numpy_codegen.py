@@ -48,22 +48,28 @@ class _ArrayPrinter(NumPyPrinter):
 def numpy_source(program: Program, fname: str = "step") -> str:
     names = {THETA: "theta", GRAD: "grad"}
     names.update({program.state_symbol(n): f"{n}_0" for n in program.state})
+    names.update({sym: f"{n}_new" for n, sym in program.stored})  # float64, as Python's floats
     inputs = {THETA, GRAD} | {program.state_symbol(n) for n in program.state}
 
     def plain(p: Program) -> list:
         table = ScalarTable(p.is_scalar, names)
         printer = _ArrayPrinter(names)
+        kept = dict(p.stored)
+        stored = [f"{n}_new = {ScalarPrinter(names).doprint(e)}" for n, e in p.outputs
+                  if n in kept]
         body = []
         for sym, expr in p.temps:
             body.append(f"{sym} = {printer.doprint(hoist(expr, table, p.is_scalar))}")
         results = []
         for name, expr in p.outputs:
+            if name in kept:
+                continue
             text = table.ref(expr) if p.is_scalar(expr) \
                 else printer.doprint(hoist(expr, table, p.is_scalar))
             if expr in inputs:
                 text = f"numpy.array({text}, copy=True)"  # an output never aliases an input
             results.append(f"{name}_new = {text}")
-        return table.lines() + body + results
+        return stored + table.lines() + body + results
 
     reads = [f"{n}_0 = state[{n!r}]" for n in program.state if n not in program.absent]
     args = ", ".join(program.hyper)

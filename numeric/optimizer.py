@@ -17,7 +17,8 @@ Implementations (torch's keywords):
     numbers bit for bit on the CPU).
   - fused=True: the same program printed as C (c_codegen.py), compiled once per program and
     machine (c_build.py), one call per param group (fused.py); within a few ulp of torch's loop,
-    as torch's own fused kernels are. Parameters the kernel cannot read (not dense CPU
+    as torch's own fused kernels are. Every generated class accepts it: where torch's class has
+    no `fused` (Adamax, NAdam, ...), it is an extra keyword-only argument after torch's own. Parameters the kernel cannot read (not dense CPU
     float32/float64) take the default path. Raises CompilerNotFound at construction when no C
     compiler exists. It is not the default: the default needs no compiler and no first-use
     compilation, and gives torch's loop's bits.

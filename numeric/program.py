@@ -19,6 +19,7 @@ import sympy as sp
 
 from optequiv.derive import symbols as Y
 from optequiv.derive.rules import build_rule
+from optequiv.derive.stages import Carry
 
 THETA = Y.theta(0)
 GRAD = Y.grad(1)
@@ -39,6 +40,10 @@ class Program:
     temps: tuple  # ((Symbol, Expr), ...) tensor-valued common subexpressions, in order
     outputs: tuple  # ((name, Expr), ...): state names, then "theta"
     scalars: frozenset  # symbols that are numbers at run time (hyperparameters, step count)
+    # ((name, Symbol), ...): scalar state entries that are not counts (NAdam's mu product),
+    # stored first, in their tensor's dtype; the other outputs read the Symbol, the value as
+    # stored (rounded to float32 under torch's float32 scalar dtype), as torch reads its tensor
+    stored: tuple = ()
 
     def is_scalar(self, expr) -> bool:
         return expr.free_symbols <= self.scalars
@@ -88,6 +93,28 @@ def shrink_decoupled(decay: str | None, name: str, expr: sp.Expr) -> sp.Expr:
     return _distribute_over(expr, THETA)
 
 
+def split_quotients(expr: sp.Expr, scalars: frozenset) -> sp.Expr:
+    """A scaled sum of quotients, -lr*(a*g/d + b*m/d), as its terms -lr*a*g/d - lr*b*m/d: each
+    one fused, correctly rounded addcdiv (torch's NAdam writes two), not a sum then a scale.
+    Sums of plain tensors (SGD's g + mu*buf under Nesterov) keep their shape."""
+    def quotient(term):
+        return any(isinstance(f, sp.Pow) and f.exp.is_negative and not f.free_symbols <= scalars
+                   for f in sp.Mul.make_args(term))
+
+    if not isinstance(expr, sp.Add):
+        return expr
+    terms = []
+    for term in expr.args:
+        sums = [f for f in sp.Mul.make_args(term) if isinstance(f, sp.Add)
+                and not f.free_symbols <= scalars and all(quotient(a) for a in f.args)]
+        if isinstance(term, sp.Mul) and len(sums) == 1:
+            rest = sp.Mul(*[f for f in term.args if f is not sums[0]])
+            terms.extend(rest * a for a in sums[0].args)
+        else:
+            terms.append(term)
+    return sp.Add(*terms)
+
+
 REWRITES = (shrink_decoupled,)
 
 
@@ -100,11 +127,28 @@ def _scalar_symbols(hyper: tuple, scalar_state) -> frozenset:
 def _inline_scalar_temps(temps, outputs, scalars):
     """sympy.cse also names scalar pieces (t_0 + 1); the printers hoist scalars themselves, so
     scalar temps go back into the expressions that use them. So do conditions (g*prev < 0,
-    named once for two switches): a printer writes a condition where a switch reads it."""
+    named once for two switches): a printer writes a condition where a switch reads it; and
+    reciprocals of tensors (1/d or lr/d, shared by g/d and m/d): a division is correctly
+    rounded, a multiply by a rounded 1/d is not."""
+    def reciprocal(expr):  # 1/d, or a scalar times 1/d
+        return all(f.free_symbols <= scalars or (isinstance(f, sp.Pow) and f.exp == -1)
+                   for f in sp.Mul.make_args(expr))
+
     subs, kept = {}, []
     for sym, expr in temps:
         expr = expr.xreplace(subs)
-        if expr.free_symbols <= scalars or isinstance(expr, sp.logic.boolalg.Boolean):
+        if isinstance(expr, sp.logic.boolalg.Boolean):
+            subs[sym] = expr
+        elif not expr.free_symbols <= scalars and reciprocal(expr):
+            # the denominator stays one temp, computed once: only the division moves into
+            # each use (the new temp reuses the name of the reciprocal's)
+            base = {f.base for f in sp.Mul.make_args(expr) if isinstance(f, sp.Pow)
+                    and not f.free_symbols <= scalars}
+            if len(base) == 1 and not next(iter(base)).is_Symbol:
+                kept.append((sym, next(iter(base))))
+                expr = expr.xreplace({next(iter(base)): sym})
+            subs[sym] = expr
+        elif expr.free_symbols <= scalars:
             subs[sym] = expr
         else:
             kept.append((sym, expr))
@@ -119,22 +163,46 @@ def build_program(structure, absent: frozenset = frozenset(), rule_for=build_rul
     hyper = tuple(s.name for s in entry.scalars)
     state = {n: (None if n in absent else Y.state(n, 0)) for n in rule.state_names}
     h = {n: Y.hyper(n) for n in hyper}
-    new_state, new_theta = rule.step(state, THETA, GRAD, h)
+    scalar_state = frozenset(n for n in rule.state_names if entry.state(n).scalar)
+    # a count is exact in any float dtype; another scalar entry is rounded where it is stored
+    rounded = [n for n in rule.state_names if n in scalar_state and n not in absent
+               and not dict(entry.state(n).assumptions).get("integer")]
+    new_state, new_theta, stored = _step_reading_back(rule, state, h, rounded)
     decay = structure.decay if structure.decay_on() else None
-    outputs = [(n, new_state[n]) for n in rule.state_names] + [("theta", new_theta)]
+    outputs = [(n, stored[n][1] if n in stored else new_state[n]) for n in rule.state_names] \
+        + [("theta", new_theta)]
+    scalars = _scalar_symbols(hyper, scalar_state) | {sym for sym, _ in stored.values()}
     for rewrite in REWRITES:
         outputs = [(n, rewrite(decay, n, e)) for n, e in outputs]
+    outputs = [(n, split_quotients(e, scalars)) for n, e in outputs]
     symbols = sp.numbered_symbols("x", real=True)
     temps, reduced = sp.cse([e for _, e in outputs], symbols=symbols)
-    scalar_state = frozenset(n for n in rule.state_names if entry.state(n).scalar)
-    scalars = _scalar_symbols(hyper, scalar_state)
     temps, outs = _inline_scalar_temps(temps, zip([n for n, _ in outputs], reduced), scalars)
     first = rule.initial_state("start", h)
     lazy = frozenset(n for n, v in first.items() if v is None)
     inits = tuple((n, v) for n, v in first.items() if v is not None)
     keys = tuple(entry.state(n).key for n in rule.state_names)
     return Program(str(structure), hyper, tuple(rule.state_names), frozenset(absent),
-                   lazy, keys, scalar_state, inits, decay, temps, outs, scalars)
+                   lazy, keys, scalar_state, inits, decay, temps, outs, scalars,
+                   tuple((n, stored[n][0]) for n in rule.state_names if n in stored))
+
+
+def _step_reading_back(rule, state: dict, h: dict, rounded: list) -> tuple:
+    """rule.step, except that once a stage sets an entry of `rounded`, the stages after it read
+    a symbol standing for the value as stored. Returns (state, theta, {name: (symbol, value in
+    the step's inputs)}) for the entries a stage set."""
+    carry = Carry(theta_prev=THETA, theta=THETA, u=GRAD, state=dict(state))
+    stored = {}
+    for stage in rule.stages:
+        before = carry.state
+        carry = stage.fn(carry, h)
+        for n in rounded:
+            if carry.state[n] is not before[n]:
+                sym = sp.Symbol(f"{n}_stored", real=True)
+                back = {sym: stored[n][1]} if n in stored else {}
+                stored[n] = (sym, carry.state[n].xreplace(back))
+                carry = carry.with_state(**{n: sym})
+    return dict(carry.state), carry.theta, stored
 
 
 # -- switches on scalars: a Piecewise whose conditions read only scalars ---------------------------

@@ -40,6 +40,8 @@ class _Kernel:
         self.names = {THETA: "param", GRAD: "grad"}
         for n in program.state:
             self.names[program.state_symbol(n)] = n if n in program.scalar_state else program.key(n)
+        for _, sym in program.stored:
+            self.names[sym] = sym.name
         self.scalars = ScalarTable(program.is_scalar, self.names)
         self.lines = []
         self.counter = itertools.count()
@@ -289,8 +291,9 @@ def _steps(program: Program) -> list:
         else:
             k.into(program.key(name), expr, program.state_symbol(name))
             k.names[sym] = program.key(name)
+    stored = dict(program.stored)
     deferred = []
-    outputs = [(n, e) for n, e in program.outputs if n != "theta"] + \
+    outputs = [(n, e) for n, e in program.outputs if n != "theta" and n not in stored] + \
         [(n, e) for n, e in program.outputs if n == "theta"]
     for i, (name, expr) in enumerate(outputs):
         if name in program.scalar_state:
@@ -311,7 +314,7 @@ def _steps(program: Program) -> list:
                 k.into(dest, expr, old)
     for dest, var in deferred:
         k.emit(f"{dest}.copy_({var})")
-    return k.scalars.lines() + k.lines
+    return _stored(k, dict(program.outputs)) + k.scalars.lines() + k.lines
 
 
 def torch_source(program: Program, fname: str = "step") -> str:
@@ -329,6 +332,23 @@ def torch_source(program: Program, fname: str = "step") -> str:
     steps = switched(program, ScalarPrinter(_Kernel(program).names), _steps, split_cases)
     lines += ["    " + line for line in reads + steps]
     return "\n".join(lines) + "\n"
+
+
+def _stored(k: _Kernel, outputs: dict) -> list:
+    """Scalar state that is not a count (NAdam's mu product), first: computed on its 0-d tensor,
+    in the tensor's dtype, as torch's `mu_product *= mu` (the factor a Python float, rounded to
+    the tensor's dtype, then the product rounded); then read back for the rest of the step."""
+    printer = ScalarPrinter(k.names)
+    lines = []
+    for name, sym in k.p.stored:
+        key, expr, old = k.p.key(name), outputs[name], k.p.state_symbol(name)
+        if isinstance(expr, sp.Mul) and old in expr.args:
+            rest = sp.Mul(*[a for a in expr.args if a != old])
+            lines.append(f"state[{key!r}][()] = state[{key!r}] * ({printer.doprint(rest)})")
+        else:
+            lines.append(f"state[{key!r}][()] = {printer.doprint(expr)}")
+        lines.append(f"{sym.name} = read_count(state[{key!r}])")
+    return lines
 
 
 def _create(k: _Kernel, name: str, expr) -> str:

@@ -6,7 +6,8 @@ from importlib import import_module
 
 from ..errors import UserError
 
-MODULES = ("sgd", "adam", "radam", "rmsprop", "adagrad", "adadelta", "asgd", "rprop", "lion")
+MODULES = ("sgd", "adam", "adamax", "nadam", "radam", "rmsprop", "adagrad", "adadelta", "asgd",
+           "rprop", "lion")
 
 ENTRIES = {e.name: e for m in MODULES for e in import_module(f".{m}", __name__).ENTRIES}
 NAMES = tuple(ENTRIES)
