@@ -218,7 +218,10 @@ class _Math:
             if kind == "op" and value in ("**", "^"):
                 self.take()
                 t, u = self.exponent()
-                tex[-1:] = [(tex[-1] if tex else "") + f"^{{{t}}}"]
+                base = tex[-1] if tex else ""
+                # a letter with a superscript of its own (Rprop's g^{prev}) takes another one
+                # as {g^{prev}}^{B}: g^{prev}^{B} is LaTeX's double superscript
+                tex[-1:] = [(f"{{{base}}}" if "^" in base else base) + f"^{{{t}}}"]
                 uni.append(_superscript_unicode(u))
                 continue
             if kind == "op" and value == "*":

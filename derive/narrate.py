@@ -141,10 +141,13 @@ def _certificate_blocks(c: Comparison) -> list:
         words.append(f"Certificate: {cert['why']}")
     if cert.get("point"):
         words.append("at " + ", ".join(f"${k} = {v}$" for k, v in cert["point"].items()))
-    equations = cert.get("equations", [])[:4]
+    every = cert.get("equations", [])
+    equations = every[:4]
+    # the first four need not be the inconsistent ones: say that the system is all of them
+    more = f" and {len(every) - 4} more (the certificate's JSON has them)" if len(every) > 4 else ""
     if equations:
         words.append("the equations " + ", ".join(formula(f"{e} = 0") for e in equations)
-                     + " have no solution" if cert.get("unknowns") else
+                     + more + " have no solution" if cert.get("unknowns") else
                      "where the difference is " + ", ".join(formula(e) for e in equations))
     return [Prose("; ".join(words) + ".")] if words else []
 

@@ -63,8 +63,9 @@ def equations(d: sp.Expr, free: list, unknowns: list, rng: random.Random) -> tup
     # magnitude. Every point's equation is a necessary condition: more of them never
     # exclude a true mapping
     spread = PIECEWISE_POINTS if d.has(*PIECEWISE) else 0
-    for i in range(spread + len(unknowns) + 3):  # the spread first: a certificate shows those
-        point = {s: sample(s, rng) for s in free} if i < spread else random_point(free, rng)
+    regular = len(unknowns) + 3
+    for i in range(regular + spread):
+        point = random_point(free, rng) if i < regular else {s: sample(s, rng) for s in free}
         value = d.xreplace(point)
         top = sp.numer(sp.together(value))
         if top != 0:

@@ -31,7 +31,9 @@ NOTATION_INTRO = ("Letters follow torch.optim's documentation. Subscripts count 
                   "$theta_t$ is the parameter after step $t$, $theta_{t-1}$ before it. "
                   "Recurrences are written as the rule computes them, one stage per line, "
                   "with $u$ the update direction.")
-# lmodern + T1: scalable Type 1 fonts (copied text keeps its ligatures); hyperref last
+# lmodern + T1: scalable Type 1 fonts (copied text keeps its ligatures); hyperref last;
+# emergencystretch 6em: a certificate's exact equations (square roots of large integers) leave
+# too few break points for 2em
 PREAMBLE = r"""\documentclass[11pt]{article}
 \usepackage[T1]{fontenc}
 \usepackage{lmodern}
@@ -42,7 +44,7 @@ PREAMBLE = r"""\documentclass[11pt]{article}
 \allowdisplaybreaks
 \setlength{\parindent}{0pt}
 \setlength{\parskip}{0.5em}
-\emergencystretch=2em
+\emergencystretch=6em
 """
 
 
