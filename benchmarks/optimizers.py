@@ -36,7 +36,8 @@ where both are near 1, both steps move the bytes as fast as a copy and their rat
 the machine's noise (no code can do better than the memory allows).
 Keys per implementation NAME (ours, ours_fused, ours_eager, torch_loop, torch_foreach,
 torch_fused, copy): NAME_ms (median), NAME_min_ms, NAME_max_ms, NAME_iqr_ms ([q1, q3]),
-NAME_spread_ms (half the interquartile range, for "median ± spread");
+NAME_spread_ms (half the interquartile range, for "median ± spread"), NAME_timed (its timed
+steps: `repeats`, or fewer for a torch implementation that _time_steps stopped as slow);
 peak_extra_bytes_ratio_NAME (see below; _ours, _fused and _fastest are ours, torch_fused's and
 torch_fastest's).
 compile_s: one compilation of the case's kernel, caches bypassed (a training run pays it once
@@ -71,6 +72,8 @@ GPT2_ENTRY = "adamw"  # the issue's GPT-2 row: AdamW, as GPT-2 was trained
 COPY_CAP = 2**30  # bytes a row's copy moves at most (read + written)
 WARMUP = 3  # untimed steps first: state is created, our kernel compiled or loaded
 BLOCK = 3  # timed steps in a row per implementation and round
+SETTLE, SLOW = 9, 2.0  # see _time_steps: timed steps before a slow torch implementation stops
+TORCH = ("torch_loop", "torch_foreach", "torch_fused")
 
 
 def _repeats(quick: bool, numel: int) -> int:
@@ -141,7 +144,10 @@ def _optimizers(spec, make_params, dev) -> tuple:
 def _time_steps(opts: dict, repeats: int, sync) -> dict:
     """`repeats` timed steps per implementation, in rounds: each round visits every
     implementation once, in a shuffled order, and runs one untimed step (its tensors back into
-    the caches after the others ran) then up to BLOCK timed ones."""
+    the caches after the others ran) then up to BLOCK timed ones. After SETTLE timed steps, a
+    torch implementation more than SLOW times slower than the fastest torch one so far stops:
+    it cannot be the fastest, and its median only feeds ratio_vs_loop (a 1e7 loop of Adam is
+    10x its fused kernel: 45 steps of it were most of the benchmark's time)."""
     names = [n for n, o in opts.items() if o is not None]
     for name in names:
         for _ in range(WARMUP):
@@ -149,6 +155,9 @@ def _time_steps(opts: dict, repeats: int, sync) -> dict:
     times = {n: [] for n in names}
     order = random.Random(0)
     for first in range(0, repeats, BLOCK):
+        if first == SETTLE:
+            med = {n: statistics.median(times[n]) for n in names if n in TORCH}
+            names = [n for n in names if n not in med or med[n] <= SLOW * min(med.values())]
         order.shuffle(names)
         for name in names:
             step = opts[name].step
@@ -238,9 +247,6 @@ def _bytes_per_step(spec: str, numel: int) -> int:
     return numel * 4 * (3 + 2 * len(state))
 
 
-TORCH = ("torch_loop", "torch_foreach", "torch_fused")
-
-
 def _row(case: str, text: str, make_params, numel: int, tensors: int, dev, repeats: int) -> dict:
     from optequiv.derive.spec import parse_spec
 
@@ -278,6 +284,7 @@ def _row(case: str, text: str, make_params, numel: int, tensors: int, dev, repea
         row[f"{name}_min_ms"], row[f"{name}_max_ms"] = min(t), max(t)
         row[f"{name}_iqr_ms"] = [q[0], q[2]]
         row[f"{name}_spread_ms"] = (q[2] - q[0]) / 2
+        row[f"{name}_timed"] = len(t)
     for name, opt in opts.items():
         if name != "copy":
             peak = None if opt is None else peak_extra_bytes(opt.step, dev.type)
