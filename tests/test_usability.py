@@ -93,3 +93,21 @@ def test_readme_documents_the_options_people_ask_about():
     readme = (ROOT / "README.md").read_text()
     assert "--fused" in readme and "--no-pdf" in readme and "--version" in readme
     assert "refuted" in readme.split("## What it finds")[1].split("\n## ")[0]
+
+
+def test_readme_catalogue_table_is_the_catalogue():
+    """README's table of the catalogue lists every entry, its torch class and torch's state
+    keys, and names every optimizer that is not modelled (a new entry must be added there)."""
+    from pathlib import Path
+
+    from optequiv.derive.catalogue import ENTRIES, NOT_MODELLED
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text.split("### The catalogue", 1)[1].split("\n#", 1)[0]
+    rows = {line.split("|")[1].strip().strip("`"): line for line in section.splitlines()
+            if line.startswith("| `")}
+    assert set(rows) == set(ENTRIES)
+    for name, e in ENTRIES.items():
+        assert (e.torch_class or "none") in rows[name]
+        assert all(f"`{s.key}`" in rows[name] for s in e.states)
+    assert all(f"`{name}`" in section for name in NOT_MODELLED)
