@@ -105,6 +105,16 @@ def test_rule_equals_the_exact_recurrence(decay, maximize, start):
             assert same_number(state[name], value), f"{name}_{k}: {state[name]} != {value}"
 
 
+def test_the_exact_comparison_sees_a_planted_bug():
+    """The negative control of the comparison above: the mu_t-for-the-product bug below."""
+    text = "nadam(lr=1/10, betas=(4/5, 9/10), eps=1/50, momentum_decay=1/5)"
+    h = parse_spec(text).hyper(numeric=True)
+    want = reference(h, "l2", False, sp.Rational(7, 5), [sp.Rational(g) for g in GRADS])
+    got = exact_steps(text, "7/5", GRADS, rule_for=without_the_product)
+    assert not same_number(got[0][0], want[0][0])
+    assert same_number(exact_steps(text, "7/5", GRADS)[0][0], want[0][0])
+
+
 def test_decoupled_weight_decay_is_decay_decoupled():
     assert build_rule("nadam(weight_decay=lam, decoupled_weight_decay=true)").stages == \
         build_rule("nadam(weight_decay=lam, decay=decoupled)").stages
