@@ -41,7 +41,7 @@ steps: `repeats`, or fewer for a torch implementation that _time_steps stopped a
 peak_extra_bytes_ratio_NAME (see below; _ours, _fused and _fastest are ours, torch_fused's and
 torch_fastest's).
 compile_s: one compilation of the case's kernel, caches bypassed (a training run pays it once
-per machine; later runs load the cached library).
+per machine; later runs load the cached library); None in quick mode.
 
 Memory: peak extra bytes of one step, as a multiple of the parameters' bytes. On the CPU, from
 torch.profiler(profile_memory=True)'s allocation events (running sum of sizes, in time order: the
@@ -78,7 +78,7 @@ TORCH = ("torch_loop", "torch_foreach", "torch_fused")
 
 def _repeats(quick: bool, numel: int) -> int:
     """Timed steps per implementation when the caller gives none."""
-    return 8 if quick else 45  # single 1e7 runs spread by +-15% here: 45 steps settle the median
+    return BLOCK if quick else 45  # single 1e7 runs spread +-15% here: 45 steps settle a median
 
 
 def _label(numel: int) -> str:
@@ -298,7 +298,8 @@ def _row(case: str, text: str, make_params, numel: int, tensors: int, dev, repea
 def optimizer_rows(quick: bool = False, device: str = "cpu", repeats: int | None = None) -> list:
     """One row per case (see the module docstring for the keys and how they are measured)."""
     dev = _device(device)
-    compile_s = {case: _compile_seconds(spec) if dev.type == "cpu" else None  # no C off the CPU
+    # no C off the CPU; quick (a test of the keys) skips a dozen uncached compilations
+    compile_s = {case: _compile_seconds(spec) if dev.type == "cpu" and not quick else None
                  for case, spec in CASES.items()}
     rows = []
     for numel in (QUICK_SIZES if quick else SIZES):
@@ -324,4 +325,4 @@ def gpt2_row(quick: bool, dev, repeats: int | None = None) -> dict:
     numel = sum(p.numel() for p in shared)
     name = "gpt2-small-shaped" if quick else "gpt2-small"
     return _row(f"{name}-{GPT2_ENTRY}-{len(shapes)}tensors", CASES[GPT2_ENTRY],
-                lambda: shared, numel, len(shapes), dev, repeats or (6 if quick else 9))
+                lambda: shared, numel, len(shapes), dev, repeats or (BLOCK if quick else 9))
