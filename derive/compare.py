@@ -25,7 +25,7 @@ Whatever cannot be established is 'undecided', with the reason.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import sympy as sp
 
@@ -215,7 +215,7 @@ def _run_case(A, B, steps, start, schedule, bend, covered=()) -> CaseResult:
             d_k = d.xreplace(p.mapping)
             rest = [u for u in unknowns if u not in p.mapping and d_k.has(u)]
             if not rest:
-                v = coincide(d_k, valid=lambda point: _a_valid_at(A, point))
+                v = _coincide_in_domain(A, d_k)
                 if v.verdict == PROVEN:
                     extended.append(p)
                 elif v.verdict == REFUTED:
@@ -279,6 +279,49 @@ def _run_case(A, B, steps, start, schedule, bend, covered=()) -> CaseResult:
     return CaseResult(UNDECIDED, steps, trail=trail, reason=(
         f"steps 1..{steps} coincide under a mapping, but the induction step fails for it; "
         "no divergence up to --steps and no proof for every step (raise --steps)"))
+
+
+def _domain_form(A: Spec) -> dict:
+    """A's symbols that stand alone for a bounded scalar, each as the image of a fresh c >= 0
+    (c > 0 at a strict lower bound) onto its domain: lo + c, or lo + (hi - lo)*c/(1 + c) below
+    a strict upper bound (betas). Zero on the image is zero on the domain, and a witness drawn
+    for c lies where torch builds A (etaplus > 1, beta < 1)."""
+    h, out, seen = A.hyper(), {}, set()
+    for s in A.entry.scalars:
+        v = h[s.name]
+        if not isinstance(v, sp.Symbol) or v in seen:
+            out.pop(v, None)  # one symbol for two keys: two domains, left as it is
+            seen.add(v)
+            continue
+        seen.add(v)
+        if s.low is None or (s.high is not None and not s.high_strict):
+            continue
+        c = sp.Dummy(f"c_{v.name}", positive=True) if s.low_strict else \
+            sp.Dummy(f"c_{v.name}", nonnegative=True)
+        lo = sp.Rational(s.low)
+        if s.high is None:
+            if lo != 0 or s.low_strict:
+                out[v] = lo + c
+        else:
+            out[v] = lo + (sp.Rational(s.high) - lo) * c / (1 + c)
+    return out
+
+
+def _coincide_in_domain(A: Spec, d: sp.Expr):
+    """regions.coincide over A's domain: on the reparametrised difference, its witness mapped
+    back to A's symbols (and only accepted where A is an optimizer torch builds)."""
+    form = {u: e for u, e in _domain_form(A).items() if d.has(u)}
+    v = coincide(d.xreplace(form), valid=lambda point: _a_valid_at(A, _back(form, point)))
+    if v.verdict == REFUTED:
+        v = replace(v, point=_back(form, v.point))
+    return v
+
+
+def _back(form: dict, point: dict) -> dict:
+    dummies = {c for e in form.values() for c in e.free_symbols}
+    out = {s: x for s, x in point.items() if s not in dummies}
+    out.update({u: e.xreplace(point) for u, e in form.items()})
+    return out
 
 
 def _a_valid_at(A: Spec, point: dict) -> bool:

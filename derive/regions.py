@@ -27,6 +27,7 @@ from .identity import PROVEN, REFUTED, SUPPORTED, ZeroVerdict, nonzero_number, s
 from .symbols import by_name
 
 MAX_REGIONS = 64
+VALID_TRIES = 24  # seeds tried for a witness inside the domain that matters (coincide's valid)
 POINTS_PER_REGION = 160
 PIECEWISE = (sp.Max, sp.Min, sp.Abs, sp.sign, sp.Piecewise)
 REPAIRS = 4  # conditions solved for, per point
@@ -279,20 +280,22 @@ def coincide(expr: sp.Expr, seed: int = 0, valid=None) -> ZeroVerdict:
     a difference non-zero only there is not refuted (it is at most supported)."""
     if expr == 0:
         return ZeroVerdict(PROVEN)
-    ok = valid or (lambda point: True)
+    if valid is not None:  # points drawn by the symbols' assumptions alone may leave the domain:
+        for k in range(VALID_TRIES):  # draw again until a witness lies inside
+            verdict = coincide(expr, seed + k)
+            if verdict.verdict != REFUTED or valid(verdict.point):
+                return verdict
+        return ZeroVerdict(SUPPORTED)
     first = zero_test(expr, prove=False, seed=seed)  # exact random points: a refutation only
-    if first.verdict == REFUTED and ok(first.point):
-        return first
     if first.verdict == REFUTED:
-        first = ZeroVerdict(SUPPORTED)
+        return first
     pieces = regions(expr)
     if pieces is None or len(pieces) == 1:
         # no piecewise atom (or too many to split): simplify, then a wider spread of points
         if symbolically_zero(expr):
             return ZeroVerdict(PROVEN)
         point = witness_in(expr, [], seed)
-        return ZeroVerdict(REFUTED, point, expr.xreplace(point)) if point and ok(point) \
-            else first
+        return ZeroVerdict(REFUTED, point, expr.xreplace(point)) if point else first
     undecided = False
     for piece, conds in pieces:
         # each region's expression has no Max or |.| left, so simplify is cheap there
@@ -302,7 +305,7 @@ def coincide(expr: sp.Expr, seed: int = 0, valid=None) -> ZeroVerdict:
         if parts is not None and all(symbolically_zero(p) for p in parts):
             continue
         point = witness_in(piece, conds, seed)
-        if point is not None and ok(point):
+        if point is not None:
             value = expr.xreplace(point)
             if nonzero_number(value):
                 return ZeroVerdict(REFUTED, point, value)

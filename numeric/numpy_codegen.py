@@ -55,8 +55,6 @@ def numpy_source(program: Program, fname: str = "step") -> str:
         table = ScalarTable(p.is_scalar, names)
         printer = _ArrayPrinter(names)
         kept = dict(p.stored)
-        stored = [f"{n}_new = {ScalarPrinter(names).doprint(e)}" for n, e in p.outputs
-                  if n in kept]
         body = []
         for sym, expr in p.temps:
             body.append(f"{sym} = {printer.doprint(hoist(expr, table, p.is_scalar))}")
@@ -69,14 +67,17 @@ def numpy_source(program: Program, fname: str = "step") -> str:
             if expr in inputs:
                 text = f"numpy.array({text}, copy=True)"  # an output never aliases an input
             results.append(f"{name}_new = {text}")
-        return stored + table.lines() + body + results
+        return table.lines() + body + results
 
     reads = [f"{n}_0 = state[{n!r}]" for n in program.state if n not in program.absent]
     args = ", ".join(program.hyper)
     new_state = ", ".join(f"{n!r}: {n}_new" for n in program.state)
     lines = [f"def {fname}(state, theta, grad, {args}):",
              f'    """{program.name}; absent state: {sorted(program.absent) or "none"}"""']
-    steps = switched(program, ScalarPrinter(names), plain, split_cases)
+    # the stored scalar state first, once: a switch's condition may read it
+    outputs = dict(program.outputs)
+    stored = [f"{n}_new = {ScalarPrinter(names).doprint(outputs[n])}" for n, _ in program.stored]
+    steps = stored + switched(program, ScalarPrinter(names), plain, split_cases)
     lines += ["    " + line for line in reads + steps]
     lines.append(f"    return {{{new_state}}}, theta_new")
     return "\n".join(lines) + "\n"

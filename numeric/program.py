@@ -185,8 +185,20 @@ def build_program(structure, absent: frozenset = frozenset(), rule_for=build_rul
     keys = tuple(entry.state(n).key for n in rule.state_names)
     return Program(str(structure), hyper, tuple(rule.state_names), frozenset(absent),
                    lazy, keys, scalar_state, inits, decay, temps, outs, scalars,
-                   tuple((n, stored[n][0]) for n in rule.state_names if n in stored),
+                   tuple((n, stored[n][0]) for n in _dependency_order(stored, rule.state_names)),
                    frozenset(n for n in stored if entry.state(n).via_default_dtype))
+
+
+def _dependency_order(stored: dict, names: tuple) -> list:
+    """The stored entries in an order where each comes after the stored values it reads (a
+    rule may read ASGD's new mu before it computes eta), else in the rule's order."""
+    order, pending = [], [n for n in names if n in stored]
+    while pending:
+        ready = [n for n in pending if not any(stored[m][0] in stored[n][1].free_symbols
+                                               for m in pending if m != n)]
+        order += ready or pending  # a cycle cannot be ordered: the rule's order
+        pending = [n for n in pending if n not in order]
+    return order
 
 
 def _step_reading_back(rule, state: dict, h: dict, rounded: list) -> tuple:

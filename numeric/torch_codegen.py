@@ -314,7 +314,7 @@ def _steps(program: Program) -> list:
                 k.into(dest, expr, old)
     for dest, var in deferred:
         k.emit(f"{dest}.copy_({var})")
-    return _stored(k, dict(program.outputs)) + k.scalars.lines() + k.lines
+    return k.scalars.lines() + k.lines
 
 
 def torch_source(program: Program, fname: str = "step") -> str:
@@ -329,7 +329,11 @@ def torch_source(program: Program, fname: str = "step") -> str:
              f'    """{program.name}; absent state: {sorted(program.absent) or "none"}"""']
     # a switch on scalars (RAdam's rho_t > 5) is an if/else around whole steps: each branch
     # keeps its in-place operations and computes only its own scalars
-    steps = switched(program, ScalarPrinter(_Kernel(program).names), _steps, split_cases)
+    # the stored scalar state first, once: a switch's condition may read it (every branch
+    # stores the same values)
+    first = _Kernel(program)
+    stored = _stored(first, dict(program.outputs))
+    steps = stored + switched(program, ScalarPrinter(first.names), _steps, split_cases)
     lines += ["    " + line for line in reads + steps]
     return "\n".join(lines) + "\n"
 

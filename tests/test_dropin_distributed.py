@@ -68,7 +68,12 @@ def test_distributed_setting_matches_torch(setting, tmp_path):
     assert "error" not in result, result["error"]
     planted = [name for name in result if name.startswith("planted")]
     assert planted and len(result) == len(SPECS) + len(planted)
+    raised = {name: d["torch_raised"] for name, d in result.items() if "torch_raised" in d}
+    # only where torch.optim's own class fails in this setting (Rprop under FSDP2), never all
+    assert all(not name.startswith("planted") for name in raised) and len(raised) < len(SPECS)
     for name, d in result.items():
+        if name in raised:
+            continue
         if name in planted:  # the negative control: the same check sees a planted bug
             assert d["rel"] > 30 * RTOL, (setting, name, d)
         else:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import tomllib
@@ -62,7 +63,10 @@ def test_version_is_the_package_version():
 def test_list_separates_torch_keys_and_prints_defaults_as_typed():
     rc, out, _ = run("list")
     assert rc == 0 and "(0.9, 0.999)" in out and "['0.9'" not in out
-    for family in out.split("semantics)")[1:]:
+    # one block per entry: its unindented header line and the indented lines below it
+    blocks = re.split(r"\n(?=\S)", out)
+    for family in [b for b in blocks if "semantics)" in b.splitlines()[0]
+                   or "no torch.optim class" in b.splitlines()[0]]:
         torch_part, _, own_part = family.partition("optequiv's own keys")
         torch_keys = [line.split()[0] for line in torch_part.splitlines()[2:] if line.strip()]
         assert "lr" in torch_keys and "decay" not in torch_keys and "buffer" not in torch_keys

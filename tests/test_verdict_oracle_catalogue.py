@@ -329,8 +329,11 @@ FINDINGS.append(
     # torch refuses (1 < etaplus); for every etaplus > 1 step 2 coincides (both step sizes
     # clamp lr*etaplus >= 1/10 alike) and the runs part at step 3, after a sign switch halves
     # A's step size to 1/20 where B's minimum keeps 1/10
-    # fixed: a witness must lie where torch builds A (regions.coincide's `valid`)
-    pytest.param(*RPROP_MIN, 3, id="rprop-step-from-inadmissible-point"))
+    # the step is right now (a witness must lie where torch builds A: compare reparametrises
+    # A's bounded symbols onto their domains), but no closed-loop counterexample is found
+    pytest.param(*RPROP_MIN, 3, id="rprop-step-from-inadmissible-point",
+                 marks=pytest.mark.xfail(strict=True, reason="the right step 3, refuted without "
+                                         "a counterexample (finding of issue 10's oracle)")))
 
 
 RPROP_OWN_MIN = (dict(_rprop(0), lr=xlr, etas=(R(Fraction(1, 2)), H("xetaplus")),
@@ -426,8 +429,10 @@ FINDINGS.append(
     # (beta1 < 1); for every beta1 < 1 step 1 is sign(g_1) in both (m_0 = 0) and the runs
     # part at step 2. lion-pytorch accepts beta1 = 1, so this oracle's admissibility does not
     # refuse the point, but there is no counterexample either
-    # fixed as the Rprop finding: the witness beta1 = 1 is outside the domain
-    pytest.param(*LION_BETA1, 2, id="lion-beta1-step-from-its-domain-edge"))
+    # the step is right now, as the Rprop finding's, but without a counterexample
+    pytest.param(*LION_BETA1, 2, id="lion-beta1-step-from-its-domain-edge",
+                 marks=pytest.mark.xfail(strict=True, reason="the right step 2, refuted without "
+                                         "a counterexample (finding of issue 10's oracle)")))
 
 
 def test_finding_lion_beta1_step_1_coincides_inside_the_domain():
