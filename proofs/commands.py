@@ -9,14 +9,14 @@ from optequiv.derive.printers import FORMATS, to_json
 
 from .claims import check_file
 from .documents import write_documents
-from .registry import get, names, prove, theorems
+from .registry import get, names, prove_all, theorems
 
 
 def run_prove(args) -> int:
     if bool(args.name) == bool(args.all):
         raise UserError("prove: give one theorem NAME or --all; theorems: " + ", ".join(names()))
     chosen = [t.name for t in theorems()] if args.all else [get(args.name).name]
-    derivations = [prove(name) for name in chosen]
+    derivations = prove_all(chosen)
     if args.json:
         data = [to_json(d) for d in derivations]
         print(json.dumps(data if args.all else data[0], indent=2))

@@ -17,7 +17,7 @@ from optequiv.derive.printers import prose_latex, prose_markdown, tex_escape, to
 
 from . import catalogue_pages
 from .catalogue_pages import INTRO as CATALOGUE_INTRO
-from .registry import prove, theorems
+from .registry import prove_all, theorems
 
 FIGURES_GROUP = "optequiv.figures"
 
@@ -181,7 +181,7 @@ def write_documents(out_dir, pdf: bool = True, figures="installed") -> list:
     """`figures`: a function out_dir -> rendered figures, None for none, or "installed" for the
     optequiv.figures plugin when it is there."""
     out = output_folder(out_dir)
-    derivations = [prove(t.name) for t in theorems()]
+    derivations = prove_all(t.name for t in theorems())
     pages = catalogue_pages.pages()
     maker = figure_maker() if figures == "installed" else figures
     with tempfile.TemporaryDirectory(prefix=SCRATCH, dir=out) as staging:
