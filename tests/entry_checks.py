@@ -126,3 +126,20 @@ def numpy_against_torch(text: str, steps: int = 10, shape=(7,), seed: int = 0,
             scale = max(float(numpy.max(numpy.abs(b))), 1e-300)
             worst = max(worst, float(numpy.max(numpy.abs(a - b))) / scale)
     return worst
+
+
+def assert_bad_values_as_torch(name: str, kwargs: dict) -> None:
+    """A bad value gets torch's message through the generated constructor and, where the spec
+    language can write it (it has no nan literal), through the spec language too."""
+    from optequiv.derive.errors import UserError
+
+    cls = getattr(torch.optim, ENTRIES[name].class_name)
+    theirs, ours = torch_messages(cls, numeric.torch_optimizer(name), kwargs)
+    assert ours == theirs
+    if "nan" not in str(kwargs):
+        def fmt(v):
+            return f"({v[0]!r}, {v[1]!r})" if isinstance(v, tuple) else repr(v)
+        text = f"{name}(" + ", ".join(f"{k}={fmt(v)}" for k, v in kwargs.items()) + ")"
+        with pytest.raises(UserError) as spec_error:
+            parse_spec(text)
+        assert str(spec_error.value) == theirs

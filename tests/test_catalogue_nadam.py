@@ -25,7 +25,6 @@ import torch
 
 from optequiv.derive import stages as S
 from optequiv.derive.catalogue import nadam as catalogue_nadam
-from optequiv.derive.errors import UserError
 from optequiv.derive.rules import build_rule
 from optequiv.derive.spec import parse_spec
 from optequiv.numeric import torch_optimizer
@@ -33,7 +32,8 @@ from optequiv.numeric.against_torch import crosscheck
 from optequiv.numeric.c_build import find_compiler
 from optequiv.numeric.harness import Scenario
 
-from entry_checks import cli, exact_steps, numpy_against_torch, same_number, torch_messages
+from entry_checks import (assert_bad_values_as_torch, cli, exact_steps,
+                          numpy_against_torch, same_number)
 from twins import CUDA
 
 FUSED = pytest.mark.skipif(find_compiler() is None, reason="no C compiler on this machine")
@@ -370,20 +370,9 @@ BAD = [dict(lr=-1.0), dict(eps=-1e-08), dict(betas=(1.0, 0.999)), dict(betas=(0.
        dict(momentum_decay=float("nan"))]
 
 
-def _spec_text(kwargs: dict) -> str:
-    def fmt(v):
-        return f"({v[0]!r}, {v[1]!r})" if isinstance(v, tuple) else repr(v)
-    return "nadam(" + ", ".join(f"{k}={fmt(v)}" for k, v in kwargs.items()) + ")"
-
-
 @pytest.mark.parametrize("kwargs", BAD, ids=str)
 def test_bad_values_get_torchs_message(kwargs):
-    theirs, ours = torch_messages(torch.optim.NAdam, torch_optimizer("nadam"), kwargs)
-    assert ours == theirs
-    if "nan" not in str(kwargs):  # the spec language has no nan literal
-        with pytest.raises(UserError) as spec_error:
-            parse_spec(_spec_text(kwargs))
-        assert str(spec_error.value) == theirs
+    assert_bad_values_as_torch("nadam", kwargs)
 
 
 def test_bad_input_on_the_command_line_is_one_line_exit_2():
