@@ -20,8 +20,11 @@ or a list of coordinates of one tensor; `grads` is a list of per-step gradients 
 shape, or a function of theta (closed loop). Per-tensor scalars (step, mu_product, eta, mu)
 appear once; the rest per coordinate, as torch holds them.
 
-Decay conventions (`decay`, meaningful only with weight_decay != 0; eta_t = the lr in force this
-step: lr, or Adagrad's lr/(1 + (t-1)*lr_decay), or ASGD's eta; u = the optimizer's update):
+Decay conventions (`decay`, meaningful only with weight_decay != 0; eta_t = the group's lr, or
+ASGD's eta; u = the optimizer's update). Adagrad's count decay lr/(1 + (t-1)*lr_decay) belongs
+to its update u, as Adamax's bias correction lr/(1 - beta1^t) does: the decoupled decays scale by
+the group's lr, the hyperparameter a scheduler sets (optax's and Keras's Adagrad, which offer the
+decoupled decay, have no count decay to follow):
   l2           g <- g + wd*theta_{t-1} before the optimizer (torch's `weight_decay`);
   decoupled    theta_t = theta_{t-1}(1 - eta_t*wd) - eta_t*u (NAdam/RAdam decoupled_weight_decay,
                Lion's own decay, AdamW's form for the others);
@@ -259,12 +262,10 @@ def adagrad_clr(lr, t, lr_decay):
 RADAM_THRESHOLD = 5  # rectify when rho_t > 5 (strict)
 
 
-def lr_in_force(c: dict, state: dict, ops: Arith):
-    """The scalar that multiplies this step's update: the decoupled and `after` decays scale by
-    it. None for Rprop, whose step sizes are per coordinate."""
+def decay_lr(c: dict, state: dict, ops: Arith):
+    """The scalar the decoupled and `after` decays scale by (see the module docstring): the
+    group's lr, ASGD's eta, None for Rprop, whose step sizes are per coordinate."""
     fam = c["family"]
-    if fam == "adagrad":
-        return adagrad_clr(c["lr"], state["step"] + 1, c["lr_decay"])
     if fam == "asgd":
         return state["eta"]
     return None if fam == "rprop" else c["lr"]
@@ -386,7 +387,7 @@ def step(c: dict, state: dict, theta, grad, ops: Arith):
     g = -grad if c["maximize"] else grad  # maximize negates first; L2 is added after
     wd = c["weight_decay"]
     decay = None if ops.is_zero(wd) else c["decay"]
-    lr = lr_in_force(c, state, ops)
+    lr = decay_lr(c, state, ops)
     if decay == "l2":
         g = g + wd * theta
     elif decay == "decoupled":

@@ -119,9 +119,9 @@ def torch_run(config, theta0=THETA0, grads=GRADS):
     for k, g in enumerate(grads, start=1):
         g = torch.tensor(g, dtype=torch.float64)
         with torch.no_grad():
-            if family == "adagrad":
-                lr = c["lr"] / (1 + (k - 1) * c["lr_decay"])
-            elif family == "asgd":
+            # the decoupled decays scale by the group's lr (Adagrad's count decay is part of
+            # its update, not of that lr) or by ASGD's eta: exact_catalogue's docstring
+            if family == "asgd":
                 lr = slot["eta"].item() if slot else \
                     torch.tensor(c["lr"], dtype=torch.get_default_dtype()).item()
             else:

@@ -224,16 +224,9 @@ def test_control_planted_state_map_is_caught(family):
 REPORT = {}
 
 
-def _lr_decayed(c: dict) -> bool:
-    wd, decay = sp.sympify(c.get("weight_decay", 0)), c.get("decay")
-    return decay in ("decoupled", "after") and wd != 0 and sp.sympify(c.get("lr_decay", 0)) != 0
-
-
 # open findings (each a strict xfail below) that drawn pairs meet again: a problem they explain
 # is counted under the finding's id instead of failing; any other problem of the pair still fails
 KNOWN = {
-    "adagrad-decoupled-decay-uses-lr-not-clr":
-        lambda A, B, status, p: A["family"] == "adagrad" and (_lr_decayed(A) or _lr_decayed(B)),
     "asgd-t0-proven-but-ax-differs":
         lambda A, B, status, p: A["family"] == "asgd" and status == "proven"
         and all(re.search(r"state '(mu|ax)' of B", q) for q in p),
@@ -390,33 +383,27 @@ def test_finding_asgd_average_differs():
     assert ra[2][1]["ax"] == rb[2][1]["ax"] and ra[3][1]["ax"] != rb[3][1]["ax"]
 
 
+# Once a finding: the engine's decoupled Adagrad decays by the group's lr, the oracle's by the
+# lr in force clr = lr/(1 + (t - 1)*lr_decay). The convention is now one, base.DECAYS' and the
+# entry's: theta*(1 - lr*wd), with the count decay part of Adagrad's update (as Adamax's bias
+# correction is of its). So `independent` at ywd matches `decoupled` exactly at ywd = lr*wd.
 ADAGRAD_DECOUPLED = (
     {"family": "adagrad", "lr": R(Fraction(1, 2)), "lr_decay": R(Fraction(1, 10)),
      "weight_decay": R(Fraction(1, 10)), "initial_accumulator_value": R(0),
      "eps": R(Fraction(1, 10)), "maximize": False, "decay": "decoupled"},)
 ADAGRAD_DECOUPLED += (dict(ADAGRAD_DECOUPLED[0], weight_decay=ywd, decay="independent"),)
-FINDINGS.append(
-    # proven with ywd -> lr*wd = 1/20: the engine's decoupled decay scales by lr
-    # (theta*(1 - lr*wd)), exact_catalogue's by the lr in force, torch's
-    # clr = lr/(1 + (t - 1)*lr_decay), as AdamW's decay follows a schedule's lr; under that
-    # convention no constant ywd matches, and the replay parts at step 2. (Drawn from a state,
-    # the same shows as a counterexample whose theta_B the simulator does not give.) The entry
-    # documents the undecayed lr (optax's and Keras's Adagrad do not decay theirs),
-    # exact_catalogue's docstring the lr in force: one of the two conventions must give way
-    pytest.param(*ADAGRAD_DECOUPLED, 3, id="adagrad-decoupled-decay-uses-lr-not-clr",
-                 marks=pytest.mark.xfail(strict=True, reason="decoupled decay by lr where the "
-                                         "oracle takes clr (finding of issue 10's oracle)")))
+FINDINGS.append(pytest.param(*ADAGRAD_DECOUPLED, 3, id="adagrad-decoupled-decay-by-group-lr"))
 
 
-def test_finding_adagrad_decoupled_decay_scales_by_clr():
+def test_adagrad_decoupled_decay_scales_by_the_group_lr():
     """The simulator's first two steps of decoupled Adagrad, worked by hand: step 1 has
-    clr_1 = lr, step 2 theta_1*(1 - clr_2*wd) - clr_2*g_2/(sqrt(g_1^2 + g_2^2) + eps) with
+    clr_1 = lr, step 2 theta_1*(1 - lr*wd) - clr_2*g_2/(sqrt(g_1^2 + g_2^2) + eps) with
     clr_2 = lr/(1 + lr_decay)."""
     run = trajectory(ADAGRAD_DECOUPLED[0], 1, [1, 1])
     lr, wd, eps = sp.Rational(1, 2), sp.Rational(1, 10), sp.Rational(1, 10)
     theta1 = (1 - lr * wd) - lr / (1 + eps)
     clr = lr / (1 + sp.Rational(1, 10))
-    theta2 = theta1 * (1 - clr * wd) - clr / (sp.sqrt(2) + eps)
+    theta2 = theta1 * (1 - lr * wd) - clr / (sp.sqrt(2) + eps)
     assert abs(sp.N(theta1 - sp.sympify(str(run[1][0])), 60)) < 1e-50
     assert abs(sp.N(theta2 - sp.sympify(str(run[2][0])), 60)) < 1e-50
 
