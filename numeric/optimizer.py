@@ -252,9 +252,8 @@ class GeneratedOptimizer(torch.optim.Optimizer):
             grad = p.grad
             if grad is None:
                 continue
-            if grad.is_sparse:  # torch's words, from the entry
-                raise RuntimeError(self.spec.entry.sparse_message.format(
-                    name=self.spec.entry.class_name, cls=type(self).__name__))
+            if grad.is_sparse:
+                grad = self._sparse(grad, h, fused is not None)
             if p.is_complex():
                 raise RuntimeError(f"{type(self).__name__} supports real parameters only "
                                    "(torch.optim steps a complex one as pairs of reals)")
@@ -262,6 +261,9 @@ class GeneratedOptimizer(torch.optim.Optimizer):
         # every state is made (and what is absent noted) before any parameter steps, as torch's
         # _init_group does: a parameter listed twice finds its buffer absent both times
         for p, grad, state, absent in ready:
+            if grad.is_sparse:  # "touched": the eager step on the coordinates it holds
+                _step_touched(plan.eager(absent), p, grad, state, plan.shape, h)
+                continue
             kind = None if fused is None else fused.batch_key(p, grad, state, step_dtype)
             if kind is None:
                 plan.eager(absent)(p, grad, state, **h)
@@ -270,6 +272,17 @@ class GeneratedOptimizer(torch.optim.Optimizer):
                 batches[(absent, *kind)][0].append(p), batches[(absent, *kind)][1].append(state)
         for (absent, dtype, step_dtype), (params, states) in batches.items():
             plan.fused(absent).step(dtype, params, states, h, step_dtype)
+
+    def _sparse(self, grad, h, fused: bool):
+        """A sparse gradient as the entry says torch's step takes it (densified, or coalesced
+        for _step_touched), or torch's RuntimeError where torch refuses it."""
+        entry = self.spec.entry
+        refused = next((words for key, words in entry.sparse_refused.items()
+                        if (fused if key == "fused" else h.get(key, 0) != 0)), None)
+        if entry.sparse is None or refused:
+            raise RuntimeError(refused or entry.sparse_message.format(
+                name=entry.class_name, cls=type(self).__name__))
+        return grad.coalesce().to_dense() if entry.sparse == "dense" else grad.coalesce()
 
     @classmethod
     def _count_keys(cls) -> tuple:
@@ -295,6 +308,26 @@ class GeneratedOptimizer(torch.optim.Optimizer):
 
 
 _NONE = frozenset()
+
+
+def _step_touched(kernel, p, grad, state, program, h) -> None:
+    """One step on the coordinates a coalesced sparse gradient holds, as torch's Adagrad takes
+    a sparse gradient (its state_sum.sparse_mask(grad)): those coordinates of the parameter and
+    of each state tensor are gathered, stepped by the eager kernel, and written back; the
+    per-parameter scalar state (the count) steps once, in place."""
+    at = tuple(grad._indices())
+    scalar = {program.key(name) for name in program.scalar_state}
+    part = {key: v if key in scalar else v[at] for key, v in state.items()}
+    theta = p[at]
+    kernel(theta, grad._values(), part, **h)
+    p[at] = theta
+    for key, v in part.items():
+        if key in scalar:
+            state[key] = v
+            continue
+        if key not in state:  # made by this step (a lazy buffer): 0 where nothing touched it
+            state[key] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        state[key][at] = v
 
 
 @torch.compiler.disable  # SymPy: the state is made outside the graph (see _init_group)

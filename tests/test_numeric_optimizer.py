@@ -316,7 +316,5 @@ def test_sparse_gradients_are_refused_in_torchs_words_where_torch_refuses_them()
     emb(torch.tensor([1])).sum().backward()
     with pytest.raises(RuntimeError, match="Adam does not support sparse gradients"):
         torch_optimizer("adamw")(emb.parameters(), lr=0.1).step()
-    with pytest.raises(RuntimeError, match="torch.optim.SGD does"):
-        torch_optimizer("sgd")(emb.parameters(), lr=0.1).step()
     with pytest.raises(ValueError, match="Tensor lr must be 1-element"):
         torch_optimizer("sgd")(emb.parameters(), lr=torch.tensor([0.1, 0.2]))

@@ -65,7 +65,8 @@ ENTRIES = (Entry(
     read_order=("lr", "weight_decay", "lr_decay", "eps"),
     decays=tuple(DECAYS),
     implementations=("loop", "foreach", "fused"),
-    sparse_message="{cls} does not support sparse gradients (torch.optim.Adagrad does: use it "
-                   "for sparse embeddings)",
+    sparse="touched",
+    sparse_refused={"fused": "`fused` does not support sparse grad or complex param",
+                    "weight_decay": "weight_decay option is not compatible with sparse gradients"},
     eager_state=True,
 ),)

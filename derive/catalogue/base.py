@@ -102,6 +102,14 @@ class Entry:
     extra_constraints: Callable | None = field(default=None, compare=False)  # (spec, h) -> pairs
     # torch's RuntimeError for a sparse gradient; {name}: the torch class, {cls}: the generated
     sparse_message: str = "{name} does not support sparse gradients"
+    # what torch's step does with a sparse gradient where it takes one (else sparse_message):
+    # "dense" steps as on the densified gradient (SGD: its sparse buffer stands for the dense
+    # one), "touched" only the coordinates the coalesced gradient holds (Adagrad: sparse_mask,
+    # so an untouched coordinate is not even read: no 0/0 at eps = 0)
+    sparse: str | None = None
+    # torch's RuntimeError for a sparse gradient under "fused", or under a nonzero value of the
+    # hyperparameter named: {key: torch's words}
+    sparse_refused: dict = field(default_factory=dict)
     # why torch's foreach step gives other numbers than its loop, where it does: the generated
     # foreach runs the loop's arithmetic, so it is checked against torch's loop
     foreach_differs: str = ""

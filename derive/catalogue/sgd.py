@@ -56,6 +56,8 @@ ENTRIES = (Entry(
     switches=("momentum", "weight_decay"),
     implementations=("loop", "foreach", "fused"),
     extra_check=_check, extra_constraints=_constraints,
-    sparse_message="{cls} does not support sparse gradients (torch.optim.SGD does: use it for "
-                   "sparse embeddings)",
+    sparse="dense",  # torch's add(sparse, dense) is its words for L2 on a sparse gradient
+    sparse_refused={"fused": "`_fused_sgd` does not support sparse gradients",
+                    "weight_decay": "add(sparse, dense) is not supported. Use add(dense, sparse) "
+                                    "instead."},
 ),)
