@@ -28,13 +28,15 @@ def torch_class(entry):
 
 
 def configs(entry) -> list:
-    """torch's defaults, each hyperparameter at its typical value, each flag on: ids and kwargs."""
+    """torch's defaults, each hyperparameter at its typical value, each flag on, each
+    implementation torch's signature names: (id, kwargs) pairs."""
     out = [("defaults", {})]
     for hyper in entry.hypers:
         typical = [float(Fraction(s.typical)) for s in hyper.scalars]
         out.append((f"{hyper.key}", {hyper.key: tuple(typical) if hyper.pair else typical[0]}))
     out += [(flag, {flag: True}) for flag in entry.flags]
-    out += [("fused", {"fused": True})] if "fused" in entry.keyword else []
+    out += [(impl, {impl: True}) for impl in ("foreach", "fused")
+            if impl in entry.positional + entry.keyword]
     return out
 
 
