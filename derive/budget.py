@@ -50,7 +50,14 @@ def _arm() -> None:
         signal.setitimer(signal.ITIMER_REAL, 0)
 
 
+RING_AGAIN = 0.05  # seconds
+
+
 def _ring(signum, frame):
+    # A signal that lands in a __del__ or a garbage-collection callback raises there, and
+    # Python prints the exception and goes on ("Exception ignored in ..."): the budget would be
+    # lost. So the alarm rings again shortly, until a `within` block's exit re-arms or stops it.
+    signal.setitimer(signal.ITIMER_REAL, RING_AGAIN)
     raise OutOfTime()
 
 

@@ -4,6 +4,8 @@ The bound is the command's own time budget ($OPTEQUIV_TIME_LIMIT, enforced by de
 the CLI), not a test timeout: a run past it exits 2 with "gave up", which fails these tests."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from optequiv.derive.cli import main
@@ -50,3 +52,54 @@ def test_the_budget_is_enforced_by_the_command(monkeypatch, capsys):
     assert main(["unroll", "adam(amsgrad=true, weight_decay=lam)", "--steps", "64"]) == 2
     err = capsys.readouterr().err
     assert "gave up after 0.01 s" in err and err.count("\n") == 1
+
+
+class _SlowFinalizer:
+    """An object whose __del__ outlasts the budget: the alarm rings inside it, where Python
+    prints the exception and swallows it."""
+
+    def __del__(self):
+        end = time.monotonic() + 0.3
+        while time.monotonic() < end:
+            pass
+
+
+def _busy(seconds):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.parametrize("again", [True, False], ids=["as-built", "planted-one-shot-alarm"])
+def test_a_budget_swallowed_in_a_finalizer_still_ends_the_block(monkeypatch, again):
+    """The ring inside __del__ is lost; the next ring must still end the block. The negative
+    control plants a one-shot alarm (no ring again) and shows the block then runs to its end."""
+    from optequiv.derive import budget
+
+    if not again:
+        monkeypatch.setattr(budget.signal, "setitimer", _one_shot(budget.signal.setitimer))
+    began, ended = time.monotonic(), None
+    try:
+        with budget.within(0.1):
+            _SlowFinalizer()  # dropped at once: __del__ runs now, past the deadline
+            _busy(2.0)
+            ended = "ran to its end"
+    except budget.OutOfTime:
+        ended = "out of time"
+    took = time.monotonic() - began
+    if again:
+        assert ended == "out of time" and took < 1.5, (ended, took)
+    else:
+        assert ended == "ran to its end", ended
+
+
+def _one_shot(setitimer):
+    """setitimer that ignores the handler's re-arming (a call from inside _ring)."""
+    import sys
+
+    def arm(which, seconds, *rest):
+        if sys._getframe(1).f_code.co_name == "_ring":
+            return (0.0, 0.0)
+        return setitimer(which, seconds, *rest)
+    return arm
