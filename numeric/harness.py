@@ -23,7 +23,7 @@ from optequiv.derive.errors import UserError
 
 from .c_build import ToolchainError
 from .metrics import Difference, difference, tolerance
-from .problems import GROUPS, NAMES, Problem
+from .problems import GROUPS, LATE, NAMES, Problem
 
 
 @dataclass(frozen=True)
@@ -44,12 +44,19 @@ class Mismatch:
     diff: Difference
 
     rel_error: float
+    eps: float = 0.0  # the dtype's machine epsilon: the error in its units, relative to scale
+    context: str = ""  # what the scenario did there ("`quad` had no gradient at step 2")
 
     def __str__(self) -> str:
         d = self.diff
         what = "NaN/inf in different places; " if d.nonfinite_differ else ""
-        return (f"step {self.step}, {self.tensor}: {what}|error| {d.abs_error:.3g}, relative "
-                f"{self.rel_error:.3g}, {d.ulp:.0f} ulp")
+        # in eps of the tensor's largest magnitude so far, not in ulp of the value itself: a
+        # value that crosses zero is 10^18 ulp from its neighbour and still one rounding off
+        units = (f" ({self.rel_error / self.eps:.3g} eps)"
+                 if self.eps and math.isfinite(self.rel_error) else "")
+        where = f" ({self.context})" if self.context else ""
+        return (f"step {self.step}, {self.tensor}{where}: {what}|error| {d.abs_error:.3g}, "
+                f"relative {self.rel_error:.3g}{units}")
 
 
 @dataclass
@@ -69,6 +76,12 @@ class Comparison:
     reference_error: str | None = None  # the reference raised (a torch bug): compared until then
     steps_requested: int = 0
     raised: dict | None = None  # what the reference raised: {"step", "type", "message"}
+    eps: float = 0.0  # the dtype's machine epsilon (Mismatch's units)
+    # state that is not part of the verdict (state="auto": a key both keep, perhaps with another
+    # meaning): its first difference, and the entries that could not be compared and why
+    state_verdict: bool = True
+    first_state_difference: Mismatch | None = None
+    not_compared: dict = field(default_factory=dict)  # label -> why
 
     @property
     def agree(self) -> bool:
@@ -84,21 +97,26 @@ class Comparison:
         """Agreement over the whole run: a comparison cut short by the reference is no pass."""
         return self.agree and self.complete
 
-    def add(self, step: int, tensor: str, diff: Difference) -> None:
+    def add(self, step: int, tensor: str, diff: Difference, context: str = "",
+            state: bool = False) -> None:
         self.scales[tensor] = scale = max(self.scales.get(tensor, 0.0), diff.scale)
         rel = diff.rel_error(scale)
+        if state and not self.state_verdict:  # noted, not judged
+            if self.first_state_difference is None and (diff.nonfinite_differ or rel > self.rtol):
+                self.first_state_difference = Mismatch(step, tensor, diff, rel, self.eps, context)
+            return
         self.max_abs_error = max(self.max_abs_error, diff.abs_error)
         self.max_rel_error = max(self.max_rel_error, rel)
         if diff.ulp > self.max_ulp:
             self.max_ulp, self.max_ulp_at = diff.ulp, f"step {step}, {tensor}"
         if self.first_mismatch is None and (diff.nonfinite_differ or rel > self.rtol):
-            self.first_mismatch = Mismatch(step, tensor, diff, rel)
+            self.first_mismatch = Mismatch(step, tensor, diff, rel, self.eps, context)
 
-    def structural(self, step: int, tensor: str, text: str) -> None:
+    def structural(self, step: int, tensor: str, text: str, context: str = "") -> None:
         if self.first_mismatch is None:
             inf = float("inf")
             self.first_mismatch = Mismatch(step, f"{tensor} ({text})",
-                                           Difference(inf, 1.0, inf, True), inf)
+                                           Difference(inf, 1.0, inf, True), inf, 0.0, context)
 
     def to_json(self) -> dict:
         m = self.first_mismatch
@@ -111,7 +129,9 @@ class Comparison:
                  "rel_error": _finite(m.rel_error), "ulp": _count(m.diff.ulp), "text": str(m)},
                 "reference_error": self.reference_error,
                 "agree": self.agree, "steps_compared": self.steps,
-                "steps_requested": self.steps_requested, "raised": self.raised}
+                "steps_requested": self.steps_requested, "raised": self.raised,
+                "first_state_difference": None if self.first_state_difference is None else
+                str(self.first_state_difference), "not_compared": dict(self.not_compared)}
 
 
 def _finite(x: float):
@@ -167,30 +187,62 @@ class Run:
         self.opt.load_state_dict(torch.load(buffer, weights_only=True))
 
 
-def _compare(cmp: Comparison, step: int, cand: Run, ref: Run, strict: bool) -> None:
-    """State before parameters: a wrong buffer is named before the parameter it moves."""
+def _compare(cmp: Comparison, step: int, cand: Run, ref: Run, strict: bool, state,
+             context) -> None:
+    """Parameters, then state: the parameters are what an optimizer does, and state kept
+    under a name may mean something else in another implementation. `state`: "judged" (every
+    entry the reference keeps, by name; `strict`: the key sets must agree too), "noted"
+    (entries both keep, by name, as far as they are comparable tensors: differences are noted,
+    not judged), "none", or a map {reference key: candidate key} (judged). `context(name)`: what
+    the scenario did to that parameter at this step."""
     for name in NAMES:
-        p, q = cand.params[name], ref.params[name]
-        sp = getattr(cand.opt, "state", {}).get(p, {})
-        sq = getattr(ref.opt, "state", {}).get(q, {})
-        for key in sq:
-            label = f"state[{key!r}] of {name}"
-            if key not in sp:
-                if strict:
-                    cmp.structural(step, label, f"missing in {cmp.candidate}")
+        cmp.add(step, name, difference(cand.params[name], ref.params[name]), context(name))
+    if state == "none":
+        return
+    judged = state != "noted"
+    for name in NAMES:
+        sp = getattr(cand.opt, "state", {}).get(cand.params[name], {})
+        sq = getattr(ref.opt, "state", {}).get(ref.params[name], {})
+        keys = state.items() if isinstance(state, dict) else ((k, k) for k in sq)
+        for key, theirs in keys:
+            label = f"state[{theirs!r}] of {name}" if theirs == key else \
+                f"state[{theirs!r}] of {name} (the reference's {key!r})"
+            if key not in sq:
                 continue
-            a, b = sp[key], sq[key]
-            if not torch.is_tensor(a) or not torch.is_tensor(b):
-                a, b = torch.as_tensor(float(a)), torch.as_tensor(float(b))
-            if a.shape != b.shape:
-                cmp.structural(step, label, f"shape {tuple(a.shape)} vs {tuple(b.shape)}")
+            if theirs not in sp:  # a key asked for by name must be there
+                if judged and (strict or isinstance(state, dict)):
+                    cmp.structural(step, label, f"missing in {cmp.candidate}", context(name))
                 continue
-            cmp.add(step, label, difference(a.to(b.device), b))
-        if strict:
+            a, b, why = _comparable(sp[theirs], sq[key])
+            if why:
+                if judged:
+                    cmp.structural(step, label, why, context(name))
+                else:
+                    cmp.not_compared.setdefault(label, why)
+                continue
+            cmp.add(step, label, difference(a.to(b.device), b), context(name), state=True)
+        if strict and state == "judged":
             for key in sorted(set(sp) - set(sq)):
                 cmp.structural(step, f"state[{key!r}] of {name}",
                                f"{cmp.candidate} has it, {cmp.reference} does not")
-        cmp.add(step, name, difference(p, q))
+
+
+def _comparable(a, b) -> tuple:
+    """(a, b, "") as tensors of one shape, or (None, None, why not): a real optimizer may keep a
+    dict, a list or a number under torch's key (torch-optimizer's AggMo: a dict of buffers)."""
+    def tensor(x):
+        if torch.is_tensor(x):
+            return x
+        if isinstance(x, (bool, int, float)):
+            return torch.as_tensor(float(x))
+        return None
+    ta, tb = tensor(a), tensor(b)
+    if ta is None or tb is None:
+        kinds = f"{type(a).__name__} vs {type(b).__name__}"
+        return None, None, f"not comparable: {kinds}"
+    if ta.shape != tb.shape:
+        return None, None, f"shape {tuple(ta.shape)} vs {tuple(tb.shape)}"
+    return ta.detach(), tb.detach(), ""
 
 
 def require_device(device, who: str) -> None:
@@ -203,7 +255,8 @@ def require_device(device, who: str) -> None:
 
 def side_by_side(factories: dict, pairs: list, *, steps: int, dtype=torch.float64,
                  device="cpu", seed: int = 0, scenario: Scenario = Scenario(),
-                 strict: bool = True, stop_early=False, reraise=(), settle=()) -> list:
+                 strict: bool = True, stop_early=False, reraise=(), settle=(),
+                 state="judged") -> list:
     """Run every factory (name -> factory(params) -> Optimizer) on the problem; compare each
     (candidate, reference) pair after every step. Gradients come from the first factory's run;
     every run restarts from a checkpoint at scenario.resume_at. `strict`: state entries
@@ -212,25 +265,26 @@ def side_by_side(factories: dict, pairs: list, *, steps: int, dtype=torch.float6
     `reraise`: names of runs whose exceptions propagate with their own traceback (a user's
     optimizer), with a note of the step; any other run's exception is reported in its pairs.
     `settle`: candidate names whose run stops at their first mismatch (only the verdict is
-    wanted, not the largest error over the run)."""
+    wanted, not the largest error over the run). `state`: how state is compared (_compare)."""
     threads = torch.get_num_threads()
     # the problem is tiny: with more than one thread, OpenMP start-up dominates (torch's fused
     # CPU Adam takes ~40 ms a step on 2 threads, 0.1 ms on one); the user's setting is restored
     torch.set_num_threads(1)
     try:
         return _side_by_side(factories, pairs, steps, dtype, device, seed, scenario, strict,
-                             stop_early, set(reraise), set(settle))
+                             stop_early, set(reraise), set(settle), state)
     finally:
         torch.set_num_threads(threads)
 
 
 def _side_by_side(factories, pairs, steps, dtype, device, seed, scenario, strict, stop_early,
-                  reraise, settle):
+                  reraise, settle, state):
     problem = Problem(seed, scenario.skip_every, scenario.late_from)
     runs = {name: Run(f, problem, scenario, dtype, device) for name, f in factories.items()}
     source = runs[next(iter(factories))]
-    rtol = tolerance(dtype)
-    comparisons = [Comparison(a, b, rtol, steps_requested=steps) for a, b in pairs]
+    rtol, eps = tolerance(dtype), torch.finfo(dtype).eps
+    comparisons = [Comparison(a, b, rtol, steps_requested=steps, eps=eps,
+                              state_verdict=state != "noted") for a, b in pairs]
     watched = [c for c in comparisons if stop_early is True or
                stop_early and c.candidate in stop_early]
     resume_step = round(scenario.resume_at * steps) if scenario.resume_at else None
@@ -271,12 +325,39 @@ def _side_by_side(factories, pairs, steps, dtype, device, seed, scenario, strict
                 cmp.structural(step, "step()", f"raised {_raised_text(failed[cmp.candidate])}")
             else:
                 cmp.steps = step
-                _compare(cmp, step, runs[cmp.candidate], runs[cmp.reference], strict)
+                _compare(cmp, step, runs[cmp.candidate], runs[cmp.reference], strict, state,
+                         lambda name: scenario_context(scenario, problem, grads, step, steps,
+                                                       name))
                 if cmp.first_mismatch and cmp.candidate in settle:
                     settled.add(cmp.candidate)
         if not all(c.agree for c in watched):
             break
     return comparisons
+
+
+def scenario_context(scenario: Scenario, problem: Problem, grads: dict, step: int, steps: int,
+                     name: str) -> str:
+    """What the scenario did to parameter `name` at `step`, in words, so that a mismatch there
+    names its likely cause; "" for a plain step."""
+    said = []
+    if grads.get(name) is None:
+        said.append(f"`{name}` had no gradient at step {step}" if step >= problem.late_from
+                    or name != LATE else f"`{name}` has had no gradient yet")
+    elif name == LATE and step == problem.late_from and step > 1:
+        said.append(f"`{name}` got its first gradient at step {step}")
+    resumed = round(scenario.resume_at * steps) if scenario.resume_at else None
+    if resumed and step == resumed + 1:
+        said.append(f"the first step after every run restarted from a state_dict checkpoint "
+                    f"(after step {resumed})")
+    if scenario.lr_decay != 1 and step == 2:
+        said.append("the first step with the lr changed by the schedule")
+    if scenario.switch_off and scenario.groups and name in GROUPS[1]:
+        lo, hi = (f * steps for f in scenario.switch_off)
+        if lo < step <= hi and not lo < step - 1 <= hi:
+            said.append("the first step of group 2 with momentum and weight_decay set to 0")
+        elif lo < step - 1 <= hi and not lo < step <= hi:
+            said.append("the first step of group 2 with momentum and weight_decay restored")
+    return "; ".join(said)
 
 
 def _raised_text(raised: dict) -> str:

@@ -19,6 +19,7 @@ import torch
 
 NAMES = ("mlp.w1", "mlp.b1", "mlp.w2", "mlp.b2", "mlp.scale", "quad", "late")
 GROUPS = (NAMES[:5], NAMES[5:])  # the MLP, then the quadratic parts
+LATE = "late"  # the parameter whose first gradient comes at late_from
 
 
 @dataclass
@@ -54,7 +55,7 @@ class Problem:
         out = p["mlp.scale"] * (hidden @ p["mlp.w2"].T + p["mlp.b2"])
         loss = ((out - y) ** 2).mean()
         loss = loss + 0.5 * (self.a.to(dev, dt) * (p["quad"] - self.c.to(dev, dt)) ** 2).sum()
-        if step >= self.late_from:
+        if step >= self.late_from:  # LATE joins
             loss = loss + 0.25 * (p["late"] ** 2).sum() * (1 + 0.5 * torch.cos(
                 torch.tensor(float(step), dtype=dt, device=dev)))
         return loss
@@ -65,6 +66,6 @@ class Problem:
             grads = torch.autograd.grad(self.loss(p, step), [p[n] for n in NAMES],
                                         allow_unused=True)
         out = dict(zip(NAMES, (None if g is None else g.detach() for g in grads)))
-        if step % self.skip_every == 2:
+        if self.skip_every and step % self.skip_every == 2:  # 0: no step without one
             out["quad"] = None
         return out

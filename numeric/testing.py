@@ -26,7 +26,7 @@ apart.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -38,6 +38,30 @@ from .optimizer import torch_optimizer
 from .variants import nearest_variants, same_optimizer_at
 
 SCENARIO = Scenario(groups=False, switch_off=None)
+SWITCHES = ("missing_grads", "late_param", "schedule", "restart")  # scenario parts one can drop
+
+
+def scenario(missing_grads=True, late_param=True, schedule=True, restart=True) -> Scenario:
+    """The check's scenario with the parts switched off that a user wants to rule out as a
+    cause: steps on which `quad` has no gradient, `late` joining late, the lr schedule, the
+    restart from a state_dict checkpoint."""
+    return replace(SCENARIO, skip_every=SCENARIO.skip_every if missing_grads else 0,
+                   late_from=SCENARIO.late_from if late_param else 1,
+                   lr_decay=SCENARIO.lr_decay if schedule else 1.0,
+                   resume_at=SCENARIO.resume_at if restart else None)
+
+
+def _state_mode(state):
+    """assert_matches_spec's `state=` as harness.side_by_side takes it."""
+    if state == "auto":
+        return "noted"
+    if state is False or state == "params":
+        return "none"
+    if isinstance(state, dict) and all(isinstance(k, str) and isinstance(v, str)
+                                       for k, v in state.items()):
+        return dict(state)
+    raise ValueError("assert_matches_spec: state must be 'auto', 'params' (or False) or a "
+                     f"dict of the spec's state keys to yours, got {state!r}")
 YOURS = "the optimizer under test"  # the run's name: exceptions carry it in their note
 
 
@@ -86,6 +110,19 @@ class Check:
         """The variants the last dtype compared could not tell from the spec."""
         return [c.candidate for c in self.runs[-1].unresolved]
 
+    @property
+    def state_notes(self) -> list:
+        """What state="auto" saw and did not judge: state kept under the spec's key that holds
+        something else, and entries that could not be compared."""
+        c = self.runs[0].yours
+        notes = [f"{label}: {why}" for label, why in c.not_compared.items()]
+        if c.first_state_difference is not None:
+            notes.insert(0, f"the state differs from the spec's under the same key from "
+                            f"{c.first_state_difference} while the parameters match: it holds "
+                            "another quantity there (state={spec key: your key} compares "
+                            "chosen entries)")
+        return notes
+
     def __str__(self) -> str:
         first = self.runs[0]
         told = len(first.variants) - len(first.unresolved) - len(first.same)
@@ -105,34 +142,58 @@ class Check:
                          + (last.cannot_tell(" either") or "it tells them apart"))
         if self.skipped_float64:
             parts.append("float64 not compared (also_float64=False)")
-        return "; ".join(parts)
+        return "; ".join(parts + self.state_notes)
 
 
-def _run(factory, spec, variants: dict, dtype, steps, device, seed, prove=True) -> Resolution:
+@dataclass(frozen=True)
+class Options:
+    """How the check runs: the scenario and how state is compared (_state_mode's value)."""
+
+    scenario: Scenario = SCENARIO
+    state: object = "noted"
+
+
+def _run(factory, spec, variants: dict, dtype, steps, device, seed, prove=True,
+         options: Options = Options()) -> Resolution:
     """variants: spec text -> Spec. prove=False: they are known not to be the spec."""
     factories = {"reference": torch_optimizer(spec), YOURS: factory,
                  **{name: torch_optimizer(v) for name, v in variants.items()}}
     yours, *near = side_by_side(factories, [(name, "reference") for name in factories
                                             if name != "reference"],
                                 steps=steps, dtype=dtype, device=device, seed=seed,
-                                scenario=SCENARIO, strict=False, stop_early={YOURS},
-                                reraise={YOURS}, settle=set(variants))
+                                scenario=options.scenario, strict=False, stop_early={YOURS},
+                                reraise={YOURS}, settle=set(variants), state=options.state)
     # proven only where the numbers could not tell: the proof costs more than a run
     same = tuple(c.candidate for c in near
                  if prove and c.agree and same_optimizer_at(spec, variants[c.candidate]))
     return Resolution(dtype, yours, near, same)
 
 
-def _fail(text: str, run: Resolution, because: str = "") -> AssertionError:
+def _fail(text: str, run: Resolution, because: str = "", instead: str = "") -> AssertionError:
     c, dtype = run.yours, run.dtype
     return AssertionError(
         f"the optimizer does not implement {text}: {because}first mismatch at "
         f"{c.first_mismatch} (tolerance: relative {c.rtol:.3g} = {EPS_UNITS.get(dtype)} eps of "
-        f"{_name(dtype)}, against numeric.torch_optimizer({text!r}))")
+        f"{_name(dtype)}, against numeric.torch_optimizer({text!r})){instead}")
+
+
+def _instead(factory, variants: dict, dtype, steps, device, seed, options: Options) -> str:
+    """'; it matches X instead' for the spec's nearest variants that yours matches over the
+    whole run (each run to its end against yours), or ''."""
+    if not variants:
+        return ""
+    factories = {YOURS: factory, **{name: torch_optimizer(v) for name, v in variants.items()}}
+    found = side_by_side(factories, [(name, YOURS) for name in variants], steps=steps,
+                         dtype=dtype, device=device, seed=seed, scenario=options.scenario,
+                         strict=False, reraise={YOURS}, settle=set(variants),
+                         state=options.state)
+    same = [c.candidate for c in found if c.passed]
+    return f"; it matches {' and '.join(same)} instead" if same else ""
 
 
 def assert_matches_spec(factory, spec, *, steps=20, dtype=torch.float64, device="cpu", seed=0,
-                        also_float64=True) -> Check:
+                        also_float64=True, state="auto", missing_grads=True, late_param=True,
+                        schedule=True, restart=True) -> Check:
     """Raise AssertionError, naming the first mismatching step, tensor and error, unless
     `factory(params)` builds an optimizer that implements `spec` (a spec string or Spec, all
     values numeric) to the tolerance of `dtype` (numeric.metrics).
@@ -144,23 +205,38 @@ def assert_matches_spec(factory, spec, *, steps=20, dtype=torch.float64, device=
     A variant that even the last comparison cannot tell from the spec gives an
     UnresolvedWarning (more steps, or larger lr·weight_decay, would resolve it).
     An exception from your optimizer propagates with its own traceback (a note gives the step).
+
+    The parameters decide. `state="auto"` compares the state both keep under one key as far as
+    it is comparable (a dict or a list under torch's key is left out) and notes a difference
+    (Check.state_notes) without failing: another implementation may keep another quantity
+    under torch's name. `state={spec key: your key}` compares those entries, and they must
+    match; `state="params"` (or False) compares parameters only. `missing_grads`, `late_param`,
+    `schedule` and `restart` switch parts of the scenario off, to isolate a cause; a message
+    names the part that acted at the first mismatch, and a nearest variant that your optimizer
+    matches instead.
     """
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"assert_matches_spec: steps must be a whole number >= 1, got {steps!r}")
     require_device(device, f"assert_matches_spec(device={str(device)!r})")
+    switches = dict(zip(SWITCHES, (missing_grads, late_param, schedule, restart)))
+    for name, value in switches.items():
+        if not isinstance(value, bool):
+            raise ValueError(f"assert_matches_spec: {name} must be True or False, got {value!r}")
+    options = Options(scenario(**switches), _state_mode(state))
     text = spec if isinstance(spec, str) else str(spec)
     spec = as_spec(spec)
     variants = {str(v): v for v in nearest_variants(spec)}
-    first = _run(factory, spec, variants, dtype, steps, device, seed)
+    first = _run(factory, spec, variants, dtype, steps, device, seed, options=options)
     if not first.yours.passed:
-        raise _fail(text, first)
+        raise _fail(text, first, instead=_instead(factory, variants, dtype, steps, device, seed,
+                                                  options))
     runs, skipped = [first], False
     if first.unresolved and dtype != torch.float64:
         if also_float64:
             unresolved = {c.candidate: variants[c.candidate] for c in first.unresolved}
             try:
                 wide = _run(factory, spec, unresolved, torch.float64, steps, device, seed,
-                            prove=False)
+                            prove=False, options=options)
             except Exception as error:  # yours raised in float64: say why float64 ran at all
                 error.add_note(f"(assert_matches_spec compared float64 as well because "
                                f"{first.cannot_tell()}; also_float64=False leaves it out)")
