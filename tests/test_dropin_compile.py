@@ -42,19 +42,15 @@ KNOWN = {
     ("test_compiled_step_matches_compiled_torch", "asgd"): _TORCH_COUNT,
     **{("test_negative_control_planted_bug_is_caught_under_compile", n): _WEAK_PLANT
        for n in ("rprop", "asgd")},
-    ("test_tensor_lr_under_a_scheduler_compiles_once", "radam"): _UNDIAGNOSED,
     **{(t, n): _UNDIAGNOSED for t in ("test_compiled_step_resumes_from_state_dict",
                                       "test_compiled_training_step_matches_torch")
        for n in ("rprop", "asgd")},
-    **{("test_many_parameters_compile_into_one_graph", n): _UNDIAGNOSED
-       for n in ("radam", "asgd")},
     # seen in the merged suite (issue 10): the count mismatch (|error| 20 in `step`), the
     # weak plant (1.6e-8 and 7.8e-7 relative), and not diagnosed
     **{("test_compiled_step_matches_compiled_torch", n): _TORCH_COUNT
        for n in ("rmsprop", "adadelta")},
     **{("test_negative_control_planted_bug_is_caught_under_compile", n): _WEAK_PLANT
        for n in ("adagrad", "adadelta")},
-    ("test_tensor_lr_under_a_scheduler_compiles_once", "asgd"): _UNDIAGNOSED,
     **{(t, n): _UNDIAGNOSED for t in ("test_compiled_step_resumes_from_state_dict",
                                       "test_compiled_training_step_matches_torch")
        for n in ("rmsprop", "adadelta")},
