@@ -187,6 +187,23 @@ def test_tensor_lr_under_a_scheduler_compiles_once(spec):
     assert d["rel"] <= RTOL[torch.float32], d
 
 
+# specs whose scalar switch takes each branch in 20 steps, or whose untaken branch is undefined
+SWITCHED = ["asgd(lr=0.01, t0=5, weight_decay=0.1)", "radam(lr=0.01, betas=(0.9, 0.6))"]
+
+
+@pytest.mark.parametrize("spec", SWITCHED)
+def test_compiled_scalar_switch_takes_each_branch_in_one_graph(spec):
+    """ASGD with t0=5 copies its average for five steps (mu == 1), then averages (mu < 1);
+    RAdam at beta2=0.6 never rectifies (rho_inf = 4), and its rectification divides by
+    rho_inf - 4: under compile both branches are computed and one kept per element, so the
+    one not taken must raise nothing. Neither the switch nor the count compiles again."""
+    ours, graphs = run(spec, "ours", torch.float64, "aot_eager", strict=True)
+    theirs, _ = reference(spec, torch.float64, "aot_eager")
+    assert graphs[WARMUP:] == [graphs[WARMUP - 1]] * (STEPS - WARMUP), graphs
+    d = compare(ours, theirs, torch.float64)
+    assert d["rel"] <= RTOL[torch.float64], d
+
+
 def test_negative_control_the_recompilation_check_sees_recompilation():
     """A float lr changed at every step is a constant to dynamo: it compiles again each time
     (torch.optim's too, which is why torch takes a tensor lr). The counters show it."""
