@@ -25,7 +25,9 @@ Implementations (torch's keywords):
   - under torch.compile (of opt.step or of a training step holding it): the default path, with
     the step count and tensor hyperparameters kept as 0-d tensors in the graph, as torch's
     compiled loop keeps them, so that neither a new count nor a scheduler's tensor lr compiles
-    again; the state is made in `_init_group`, which dynamo runs outside the graph.
+    again, and a switch on the count or other scalar state (RAdam's rho_t > 5, ASGD's mu == 1)
+    picked per element rather than branched on (a graph break); the state is made in
+    `_init_group`, which dynamo runs outside the graph.
 """
 from __future__ import annotations
 

@@ -153,7 +153,8 @@ class _Kernel:
         return acc, acc != tensors[0]
 
     def value_piecewise(self, expr) -> tuple:
-        """A switch on tensor conditions (a scalar one is an if/else: program.split_cases):
+        """A switch on tensor conditions (a scalar one is an if/else: program.split_cases; under
+        torch.compile, one on scalar state is lifted: select):
         the last value, then each earlier branch over it where its condition holds, from the
         last to the first, so the first that holds wins. A scalar value is filled in place
         (masked_fill_ rounds it to the tensor's type, as torch's `sign[sign > 0] = etaplus`)."""
