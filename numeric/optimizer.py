@@ -25,7 +25,9 @@ Implementations (torch's keywords):
   - under torch.compile (of opt.step or of a training step holding it): the default path, with
     the step count and tensor hyperparameters kept as 0-d tensors in the graph, as torch's
     compiled loop keeps them, so that neither a new count nor a scheduler's tensor lr compiles
-    again; the state is made in `_init_group`, which dynamo runs outside the graph.
+    again, and a switch on the count or other scalar state (RAdam's rho_t > 5, ASGD's mu == 1)
+    picked per element rather than branched on (a graph break); the state is made in
+    `_init_group`, which dynamo runs outside the graph.
 """
 from __future__ import annotations
 
@@ -48,8 +50,10 @@ from .torch_codegen import compile_torch
 
 @torch.compiler.disable  # building (SymPy, exec) runs once per program, never inside a graph
 @lru_cache(maxsize=None)
-def _kernel(key, absent, rule_for):
-    return compile_torch(cached_program(key, absent, rule_for))
+def _kernel(key, absent, rule_for, traced=False):
+    """The step of a program; traced: the one torch.compile traces (switches on the count or
+    other scalar state picked per element, not branched on in Python: torch_source)."""
+    return compile_torch(cached_program(key, absent, rule_for), traced)
 
 
 def _defaults(spec) -> dict:
@@ -236,7 +240,7 @@ class GeneratedOptimizer(torch.optim.Optimizer):
                 # built here, outside the graph: a kernel first built while tracing is a graph
                 # break, and every parameter after it a frame of its own, guarded on the
                 # parameter's identity (a recompilation per parameter up to dynamo's limit)
-                plan.eager(absent)
+                plan.eager(absent, traced=True)
                 if group.get("capturable"):  # dynamo sets it for CUDA parameters, as torch
                     for name in plan.shape.scalar_state:  # does: the count on the device,
                         key = plan.shape.key(name)  # for CUDA graphs
@@ -293,10 +297,12 @@ class GeneratedOptimizer(torch.optim.Optimizer):
 
     # -- inspection --------------------------------------------------------------------------------
     @classmethod
-    def source(cls, first_step: bool = False, fused: bool = False, **hyperparameters) -> str:
+    def source(cls, first_step: bool = False, fused: bool = False, traced: bool = False,
+               **hyperparameters) -> str:
         """The generated step for the class defaults (or the values given): the first step of
         a parameter (lazy state being created) or a later one, as Python source, or with
-        fused=True as the C source of the fused kernel (which builds it)."""
+        fused=True as the C source of the fused kernel (which builds it); traced=True: the
+        Python step that torch.compile traces."""
         group = {**_defaults(cls.spec), **hyperparameters}
         h = cls._hyper(group)
         key = cls._key(group, h)
@@ -304,7 +310,7 @@ class GeneratedOptimizer(torch.optim.Optimizer):
         absent = shape.lazy if first_step else frozenset()
         if fused:
             return fused_kernel(key, absent, cls.rule_for).source
-        return _kernel(key, absent, cls.rule_for).source
+        return _kernel(key, absent, cls.rule_for, traced).source
 
 
 _NONE = frozenset()
@@ -363,10 +369,14 @@ class _Plan:
         self.keys = tuple(zip(self.shape.state, self.shape.keys))
         self.kernels = {}
 
-    def eager(self, absent=_NONE):
-        k = self.kernels.get((False, absent))
+    def eager(self, absent=_NONE, traced=None):
+        """The step as torch operations; traced (default: whether torch.compile is tracing
+        now): the form for a graph."""
+        traced = torch.compiler.is_compiling() if traced is None else traced
+        k = self.kernels.get((False, absent, traced))
         if k is None:
-            k = self.kernels[(False, absent)] = _kernel(self.key, absent, self.rule_for)
+            k = self.kernels[(False, absent, traced)] = _kernel(self.key, absent, self.rule_for,
+                                                                 traced)
         return k
 
     def fused(self, absent=_NONE):

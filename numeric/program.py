@@ -228,42 +228,106 @@ def _full_outputs(program: Program) -> list:
     return [(n, e.xreplace(subs)) for n, e in program.outputs]
 
 
-def _scalar_switch(program: Program, exprs) -> sp.Piecewise | None:
-    """A Piecewise of tensors whose conditions are scalars (RAdam's rho_t > 5, ASGD's mu == 1)."""
+def _scalar_switch(program: Program, exprs, which=None) -> sp.Piecewise | None:
+    """A Piecewise of tensors whose conditions are scalars (RAdam's rho_t > 5, ASGD's mu == 1),
+    the first for which `which(node)` holds (any, by default)."""
     for e in exprs:
         for node in sp.preorder_traversal(e):
             if isinstance(node, sp.Piecewise) and not program.is_scalar(node) \
-                    and all(program.is_scalar(c) for _, c in node.args):
+                    and all(program.is_scalar(c) for _, c in node.args) \
+                    and (which is None or which(node)):
                 return node
     return None
 
 
-def split_cases(program: Program) -> tuple:
+def on_state(program: Program, switch: sp.Piecewise) -> bool:
+    """Whether a scalar switch reads scalar state (the count, ASGD's mu): under torch.compile
+    that state is a 0-d tensor, so its condition is a tensor, not a Python bool."""
+    state = {program.state_symbol(n) for n in program.scalar_state}
+    state |= {sym for _, sym in program.stored}
+    return any(c.free_symbols & state for _, c in switch.args)
+
+
+def _branches(switch: sp.Piecewise, outputs: list):
+    """(condition, outputs) for each branch of `switch`: its value put in, and in that branch
+    its condition holding and the earlier ones failing, in every other switch too."""
+    if switch.args[-1].cond is not sp.true:
+        raise NotImplementedError(f"a switch with no branch for 'otherwise': {switch}")
+    earlier = {}
+    for value, cond in switch.args:
+        truth = {**earlier, cond: sp.true} if cond is not sp.true else earlier
+        yield cond, [(n, e.xreplace({switch: value}).xreplace(truth)) for n, e in outputs]
+        earlier[cond] = sp.false
+        if cond is sp.true:
+            break
+
+
+def _rebuilt(program: Program, outs: list) -> Program:
+    """`program` with new outputs (full expressions): CSE again, scalar temps inlined."""
+    temps, reduced = sp.cse([e for _, e in outs], symbols=sp.numbered_symbols("x", real=True))
+    temps, outs = _inline_scalar_temps(temps, zip([n for n, _ in outs], reduced),
+                                       program.scalars)
+    return replace(program, temps=temps, outputs=outs)
+
+
+def lift_state_switches(program: Program) -> Program:
+    """The step with every switch on scalar state lifted to the top of each output it changes:
+    output <- Piecewise((its value in the first branch, cond), ..., (otherwise, True)); outputs
+    that every branch computes alike (RAdam's moments, the count) stay plain. A printer picks a
+    branch's value per element (torch.where) instead of branching in Python on a tensor, which
+    under torch.compile is a graph break (and RAdam's switch, flipping at step 6, a
+    recompilation). Each branch keeps the temps of its own split_cases step (temps two branches
+    share are computed once), so that its value is computed with the operations, and rounded
+    as, the step of that branch alone."""
+    cases = split_cases(program, lambda node: on_state(program, node))
+    if not cases:
+        return program
+    names = sp.numbered_symbols("x", cls=sp.Dummy, real=True)  # apart from every branch's own
+    temps, seen, branch_outputs, full = [], {}, [], []
+    for cond, sub in cases:
+        full.append([e for _, e in _full_outputs(sub)])
+        sub = lift_state_switches(sub)
+        rename = {}
+        for sym, expr in sub.temps:
+            expr = expr.xreplace(rename)
+            if expr not in seen:
+                seen[expr] = next(names)
+                temps.append((seen[expr], expr))
+            rename[sym] = seen[expr]
+        branch_outputs.append([(n, e.xreplace(rename)) for n, e in sub.outputs])
+    outputs = []
+    for i, (name, _) in enumerate(program.outputs):
+        values = [outs[i][1] for outs in branch_outputs]
+        if all(f[i] == full[0][i] for f in full):  # the same value, however CSE split it
+            outputs.append((name, values[0]))
+        elif name in program.scalar_state:
+            raise NotImplementedError(f"scalar state {name!r} that a switch on scalar state "
+                                      "changes: no traced printer for it")
+        else:
+            outputs.append((name, sp.Piecewise(*[(v, cond) for (cond, _), v
+                                                in zip(cases, values)])))
+    return replace(program, temps=tuple(temps), outputs=tuple(outputs))
+
+
+def split_host_cases(program: Program) -> tuple:
+    """split_cases for the switches that read only hyperparameters (Python numbers even under
+    torch.compile, where a tensor switch is lifted instead: lift_state_switches)."""
+    return split_cases(program, lambda node: not on_state(program, node))
+
+
+def split_cases(program: Program, which=None) -> tuple:
     """((condition, Program), ...): the step under each branch of its first scalar switch, the
     branch's value put in and the rest built again (CSE, scalar temps inlined), so that a
     printer writes `if cond: <one step> elif ...: <another>` and computes only the scalars of
     the branch taken (RAdam's rectification divides by rho_inf - 4, zero at beta2 = 0.6, where
     torch never computes it). () when the step has no scalar switch. A branch's program may
-    have switches of its own (split_cases again)."""
+    have switches of its own (split_cases again). which: the switches to split (all, by
+    default; see split_host_cases)."""
     outputs = _full_outputs(program)
-    switch = _scalar_switch(program, [e for _, e in outputs])
+    switch = _scalar_switch(program, [e for _, e in outputs], which)
     if switch is None:
         return ()
-    if switch.args[-1].cond is not sp.true:
-        raise NotImplementedError(f"a switch with no branch for 'otherwise': {switch}")
-    cases, earlier = [], {}
-    for value, cond in switch.args:
-        # in this branch its condition holds and the earlier ones fail, in every other switch too
-        truth = {**earlier, cond: sp.true} if cond is not sp.true else earlier
-        outs = [(n, e.xreplace({switch: value}).xreplace(truth)) for n, e in outputs]
-        earlier[cond] = sp.false
-        temps, reduced = sp.cse([e for _, e in outs], symbols=sp.numbered_symbols("x", real=True))
-        temps, outs = _inline_scalar_temps(temps, zip([n for n, _ in outs], reduced),
-                                           program.scalars)
-        cases.append((cond, replace(program, temps=temps, outputs=outs)))
-        if cond is sp.true:
-            break
-    return tuple(cases)
+    return tuple((cond, _rebuilt(program, outs)) for cond, outs in _branches(switch, outputs))
 
 
 @lru_cache(maxsize=None)

@@ -24,7 +24,8 @@ import sympy as sp
 
 from .printing import ScalarPrinter, ScalarTable, compile_source, reciprocal_of, split_add, \
     split_term, switched
-from .program import GRAD, THETA, Program, split_cases
+from .program import GRAD, THETA, Program, lift_state_switches, on_state, split_cases, \
+    split_host_cases
 
 _UNARY = {sp.Abs: "torch.abs", sp.sign: "torch.sign", sp.exp: "torch.exp", sp.log: "torch.log"}
 _COMPARE = {sp.StrictGreaterThan: "gt", sp.GreaterThan: "ge", sp.StrictLessThan: "lt",
@@ -89,6 +90,8 @@ class _Kernel:
         if isinstance(expr, (sp.Max, sp.Min)):
             return self.value_extremum(expr)
         if isinstance(expr, sp.Piecewise):
+            if self.lifted(expr):  # a temp under a lifted switch
+                return self.select(None, expr, None), True
             return self.value_piecewise(expr)
         if expr.func in _UNARY:
             x, _ = self.value(expr.args[0])
@@ -150,7 +153,8 @@ class _Kernel:
         return acc, acc != tensors[0]
 
     def value_piecewise(self, expr) -> tuple:
-        """A switch on tensor conditions (a scalar one is an if/else: program.split_cases):
+        """A switch on tensor conditions (a scalar one is an if/else: program.split_cases; under
+        torch.compile, one on scalar state is lifted: select):
         the last value, then each earlier branch over it where its condition holds, from the
         last to the first, so the first that holds wins. A scalar value is filled in place
         (masked_fill_ rounds it to the tensor's type, as torch's `sign[sign > 0] = etaplus`)."""
@@ -215,9 +219,40 @@ class _Kernel:
     def accumulate(self, acc: str, fresh: bool, term) -> tuple:
         return self.apply(acc, fresh, self.operation(term))
 
+    # -- a switch on scalar state, lifted (program.lift_state_switches) ------------------------------
+    def lifted(self, expr) -> bool:
+        return isinstance(expr, sp.Piecewise) and not self.p.is_scalar(expr) \
+            and all(self.p.is_scalar(c) for _, c in expr.args) and on_state(self.p, expr)
+
+    def select(self, dest: str | None, expr: sp.Piecewise, old: sp.Symbol | None) -> str:
+        """A variable holding dest's new value under a lifted switch: each branch's value
+        computed with the operations its own step uses (into a copy of dest where the value
+        updates dest), then torch.where on the condition (a 0-d tensor under torch.compile),
+        so that every element is what the branch taken computes, with no Python `if`."""
+        values = []
+        for value, cond in expr.args:
+            if self.lifted(value):
+                var = self.select(dest, value, old)
+            elif self.p.is_scalar(value):
+                var = self.new(f"torch.full_like({dest or 'param'}, {self.s(value)})")
+            elif old is not None and old in value.free_symbols:
+                var = self.new(f"{dest}.clone()")
+                self.into(var, value, old)
+            else:
+                var = self.value(value)[0]
+            values.append((var, cond))
+        acc = values[-1][0]
+        printer = ScalarPrinter(self.names)
+        for var, cond in reversed(values[:-1]):
+            acc = self.new(f"torch.where({printer.doprint(cond)}, {var}, {acc})")
+        return acc
+
     # -- writing an output into existing storage ----------------------------------------------------
     def into(self, dest: str, expr: sp.Expr, old: sp.Symbol) -> None:
         """dest <- expr, where dest holds `old`, without a temporary for dest."""
+        if self.lifted(expr):
+            self.emit(f"{dest}.copy_({self.select(dest, expr, old)})")
+            return
         others = [a for a in expr.args if a != old]
         if isinstance(expr, (sp.Max, sp.Min)) and len(others) == 1 \
                 and len(expr.args) == 2 and not self.p.is_scalar(others[0]):
@@ -308,8 +343,9 @@ def _steps(program: Program) -> list:
         else:
             dest = "param" if name == "theta" else program.key(name)
             old = THETA if name == "theta" else program.state_symbol(name)
-            if any(old in e.free_symbols for _, e in outputs[i + 1:]):
-                deferred.append((dest, k.value(expr)[0]))  # old value still needed below
+            if any(old in e.free_symbols for _, e in outputs[i + 1:]):  # old value needed below
+                var = k.select(dest, expr, old) if k.lifted(expr) else k.value(expr)[0]
+                deferred.append((dest, var))
             else:
                 k.into(dest, expr, old)
     for dest, var in deferred:
@@ -317,7 +353,9 @@ def _steps(program: Program) -> list:
     return k.scalars.lines() + k.lines
 
 
-def torch_source(program: Program, fname: str = "step") -> str:
+def torch_source(program: Program, fname: str = "step", traced: bool = False) -> str:
+    """The step's source; traced=True: the step run under torch.compile, where the switches on
+    scalar state are lifted and picked per element (program.lift_state_switches)."""
     reads = []
     for n in program.state:
         if n in program.scalar_state:
@@ -333,7 +371,11 @@ def torch_source(program: Program, fname: str = "step") -> str:
     # stores the same values)
     first = _Kernel(program)
     stored = _stored(first, dict(program.outputs))
-    steps = stored + switched(program, ScalarPrinter(first.names), _steps, split_cases)
+    if traced:
+        steps = stored + switched(program, ScalarPrinter(first.names),
+                                  lambda sub: _steps(lift_state_switches(sub)), split_host_cases)
+    else:
+        steps = stored + switched(program, ScalarPrinter(first.names), _steps, split_cases)
     lines += ["    " + line for line in reads + steps]
     return "\n".join(lines) + "\n"
 
@@ -373,19 +415,22 @@ def read_count(step):
     `.item()`: dynamo breaks the graph, then specialises the rest of the step on the count (one
     recompilation per step), and once the count turns into a dynamic float, inductor bakes the
     factors it cannot keep symbolic (addcdiv's value, fill_'s) in as constants from the step
-    they were compiled at: from step 3 on AdamW's count stuck and its bias correction stale."""
+    they were compiled at: from step 3 on AdamW's count stuck and its bias correction stale.
+    The tensor is a copy: the step stores new values into the same 0-d tensor (ASGD's eta is
+    stored before the parameter reads the old one), and a float read is a copy too."""
     import torch
 
     if torch.compiler.is_compiling():
-        return step
+        return step.clone()
     return float(step)
 
 
-def compile_torch(program: Program):
+def compile_torch(program: Program, traced: bool = False):
     import torch
 
-    source = torch_source(program)
-    filename = f"<optequiv torch {program.name} absent={sorted(program.absent)}>"
+    source = torch_source(program, traced=traced)
+    filename = f"<optequiv torch {program.name} absent={sorted(program.absent)}" \
+        f"{' traced' if traced else ''}>"
     fn = compile_source(source, "step", filename,
                         {"torch": torch, "math": math, "read_count": read_count})
     fn.source = source
