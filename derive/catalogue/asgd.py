@@ -81,7 +81,7 @@ ENTRIES = (Entry(
                   "ASGD's averaging weight (starts at 1)", init=lambda spec, h: 1, scalar=True,
                   via_default_dtype=True),
             State("ax", "ax", REAL, r"\bar{\theta}", "θ̄",
-                  "ASGD's average of the parameters (torch's ax)")),
+                  "ASGD's average of the parameters (torch's ax)", output=True)),
     stages=_stages,
     present=lambda spec: ("t", "etat", "mut", "ax"),
     positional=("lr", "lambd", "alpha", "t0", "weight_decay", "foreach", "maximize",

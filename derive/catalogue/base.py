@@ -76,6 +76,10 @@ class State:
     # torch stores a new value through torch.as_tensor(<Python float>): rounded to the default
     # dtype, whatever the tensor's own dtype (ASGD's eta and mu, float64 after load_state_dict)
     via_default_dtype: bool = False
+    # an observable result of the optimizer in its own right (ASGD's average ax), not only a
+    # means of computing theta: compare requires it to coincide too, together with every state
+    # that it or theta depends on, though nothing feeds it back into theta
+    output: bool = False
 
 
 @dataclass(frozen=True)
