@@ -37,7 +37,7 @@ from .budget import OutOfTime, attempt, within
 from .branches import a_branch_conditions, branch_cases, signature, strs
 from .conditions import conditions as find_conditions, unknowns_at
 from .errors import UserError
-from .domains import admissibility, beta_symbols, tightest
+from .domains import admissibility, beta_symbols, model_conditions, tightest
 from .identity import PROVEN, REFUTED, SUPPORTED, simplest
 from .induction import Induction, generic_mapping, induction, outputs
 from .regions import coincide
@@ -233,10 +233,11 @@ def _run_case(A, B, steps, start, schedule, bend, covered=()) -> CaseResult:
                 for q, e in ds:
                     v = _coincide_in_domain(A, e)
                     if v.verdict == REFUTED:
+                        of = "" if q == THETA else f" of {_quantity_text(q)}"
                         parted = NoSolution(v.point, [], [v.value], "with B's symbols fixed by "
-                                            "the mapping of the earlier steps, the difference "
-                                            f"of {_quantity_text(q)} is non-zero at this exact "
-                                            "point", p.mapping, quantity=q)
+                                            f"the mapping of the earlier steps, the difference{of}"
+                                            " is non-zero at this exact point", p.mapping,
+                                            quantity=q)
                         break
                     open_ = open_ or v.verdict != PROVEN
                 if parted:
@@ -453,6 +454,12 @@ def compare(a, b, steps: int = DEFAULT_STEPS, start: str = "start", schedule=(),
 
 
 def _compare(A, B, result, steps, start, want_conditions, want_witness, transform):
+    for spec in (A, B):
+        if model_conditions(spec) is None:  # torch builds it, but the model is not its rule
+            result.reason = (f"{spec} lies outside the domain where optequiv's model of "
+                             f"{spec.entry.class_name} holds ({spec.entry.model_reason}); the "
+                             "engine does not guess")
+            return result
     ra, rb = build_rule(A), build_rule(B)
     result.notes.insert(0, ELEMENTWISE if ra.elementwise and rb.elementwise else NOT_ELEMENTWISE)
     bend = transform or (lambda g: g)
@@ -475,7 +482,9 @@ def _compare(A, B, result, steps, start, want_conditions, want_witness, transfor
         result.verdict, result.reason, result.trail = outcome.verdict, outcome.reason, outcome.trail
         if outcome.verdict == SUPPORTED:
             result.mapping = {**sub, **outcome.mapping}
-            result.induction, result.valid_when = outcome.proof, outcome.valid_when
+            result.induction = outcome.proof
+            result.valid_when = tightest(outcome.valid_when + [
+                c for c in model_conditions(A) if c not in outcome.valid_when])
         if len(outcomes) > 1:
             result.reason += _case_text(sub)
         return result
@@ -491,7 +500,14 @@ def _proven(A, B, result, sub, case_b, outcome, steps, start):
     result.verdict, result.equivalent = PROVEN, True
     result.mapping = {**sub, **outcome.mapping}
     result.induction, result.trail, result.case = outcome.proof, outcome.trail, sub
-    result.valid_when = list(outcome.valid_when)
+    # A's own symbols where its model holds (RMSprop's alpha <= 1), then A's branch values
+    inside = model_conditions(A)
+    result.valid_when = list(outcome.valid_when) + [
+        c for c in inside if c not in outcome.valid_when]
+    if inside:
+        result.notes.append(f"valid_when includes {' and '.join(map(str, inside))}: where "
+                            f"optequiv's model of {A.entry.class_name} holds "
+                            f"({A.entry.model_reason})")
     result.valid_when = tightest(result.valid_when + [
         c for c in a_branch_conditions(compare, A, B, case_b, outcome.mapping, result,
                                        steps, start)

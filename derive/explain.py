@@ -225,8 +225,10 @@ def compare_text(c: Comparison) -> str:
 def _valid_when_lines(c: Comparison) -> list:
     if not c.valid_when:
         return ["  valid for every admissible value of A's hyperparameters"]
+    model = c.a.entry.model_reason if c.a.entry.model_constraints else ""
     return ["  valid only when " + " and ".join(map(str, c.valid_when)) +
-            " (elsewhere no mapping leaves B an optimizer torch would build)"]
+            " (elsewhere no mapping leaves B an optimizer torch would build" +
+            (", or optequiv's model does not hold: see the notes" if model else "") + ")"]
 
 
 def _certificate_lines(c: Comparison) -> list:

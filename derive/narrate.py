@@ -116,9 +116,11 @@ def _induction_blocks(c: Comparison, a_title: str, b_title: str) -> list:
     out.append(Prose("The relation holds after the first step and is preserved by every step, "
                      "so the two trajectories coincide at every step $t$, for every loss."))
     if c.valid_when:
+        model = f", or optequiv's model of {c.a.entry.class_name} does not hold " \
+            f"({c.a.entry.model_reason})" if c.a.entry.model_constraints else ""
         out.append(Prose("Valid only when " + " and ".join(formula(w) for w in c.valid_when)
                          + f": elsewhere no mapping leaves {b_title} an optimizer torch would "
-                         "build."))
+                         f"build{model}."))
     return out
 
 
