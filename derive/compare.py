@@ -2,7 +2,10 @@
 
 compare(A, B) looks for a constant mapping of the symbols that appear only in B (as expressions of
 A's symbols) under which theta^B_k = theta^A_k for every k and every gradient function, and under
-which B is an optimizer torch would build.
+which B is an optimizer torch would build. A state the catalogue declares an output (ASGD's
+average ax, the iterate ASGD exists to produce) is a result as theta is: where both hold it, it
+must coincide at every step too, although nothing feeds it back into theta, and a refutation
+says which quantity parts (certificate["quantity"]: "theta" or the state's name).
 
 Why open loop suffices: if theta^A_j = theta^B_j for j < k, both runs evaluate the gradient at the
 same points, so g_1 ... g_k are the same numbers in both; and any sequence of gradient values is
@@ -34,9 +37,9 @@ from .budget import OutOfTime, attempt, within
 from .branches import a_branch_conditions, branch_cases, signature, strs
 from .conditions import conditions as find_conditions, unknowns_at
 from .errors import UserError
-from .domains import admissibility, beta_symbols, tightest
+from .domains import admissibility, beta_symbols, model_conditions, tightest
 from .identity import PROVEN, REFUTED, SUPPORTED, simplest
-from .induction import Induction, generic_mapping, induction
+from .induction import Induction, generic_mapping, induction, outputs
 from .regions import coincide
 from .rules import build_rule
 from .solving import NoSolution, Solutions, admissible_point, equations, solve_step
@@ -62,6 +65,10 @@ class StepRecord:
     k: int
     difference: sp.Expr  # theta^B_k - theta^A_k, open loop, before any mapping
     solutions: list  # mappings that make steps 1..k coincide ([] when none exists)
+    outputs: dict = field(default_factory=dict)  # output state name -> its difference B - A
+
+
+THETA = "theta"
 
 
 @dataclass
@@ -75,7 +82,8 @@ class Comparison:
     difference: sp.Expr | None = None
     conditions: list = field(default_factory=list)
     counterexample: dict | None = None
-    witness: tuple | None = None  # exact (theta_A_k, theta_B_k) of the counterexample
+    witness: tuple | None = None  # exact (A's, B's) value of `quantity` at the counterexample
+    quantity: str = THETA  # what parts at first_divergent_step: theta or an output state's name
     steps_checked: int = 0
     induction: Induction | None = None
     schedule: tuple = ()
@@ -180,6 +188,7 @@ class CaseResult:
     nosolution: list = field(default_factory=list)
     prefix: dict = field(default_factory=dict)  # best-matching mapping of steps 1..k-1
     difference: sp.Expr | None = None
+    quantity: str = THETA  # whose difference `difference` is
     reason: str | None = None
     trail: list = field(default_factory=list)
 
@@ -201,6 +210,7 @@ def _run_case(A, B, steps, start, schedule, bend, covered=()) -> CaseResult:
     theta_a = theta_b = Y.theta(0)
     partials, complete = [Partial({}, [])], True
     free = [Y.theta(0), *Y.by_name(initial_free(ra, rb, start))]
+    observed = outputs(ra, rb)
     supported = None
     trail = []
     for k in range(1, steps + 1):
@@ -209,28 +219,54 @@ def _run_case(A, B, steps, start, schedule, bend, covered=()) -> CaseResult:
         state_a, theta_a = ra.step(state_a, theta_a, g, step_hyper(ha, schedule, k))
         state_b, theta_b = rb.step(state_b, theta_b, bend(g), step_hyper(hb, schedule, k))
         d = theta_b - theta_a
+        # the outputs both hold, theta first: every one must vanish under the mapping
+        outs = {n: state_b[n] - state_a[n] for n in observed
+                if state_a[n] is not None and state_b[n] is not None}
+        quantities = [(THETA, d), *outs.items()]
         unknowns = unknowns_at(base_unknowns, schedule, k)
         extended, nosol = [], []
         for p in partials:
-            d_k = d.xreplace(p.mapping)
-            rest = [u for u in unknowns if u not in p.mapping and d_k.has(u)]
+            ds = [(q, e.xreplace(p.mapping)) for q, e in quantities]
+            rest = [u for u in unknowns if u not in p.mapping and any(e.has(u) for _, e in ds)]
             if not rest:
-                v = _coincide_in_domain(A, d_k)
-                if v.verdict == PROVEN:
+                parted, open_ = None, False
+                for q, e in ds:
+                    v = _coincide_in_domain(A, e)
+                    if v.verdict == REFUTED:
+                        of = "" if q == THETA else f" of {_quantity_text(q)}"
+                        parted = NoSolution(v.point, [], [v.value], "with B's symbols fixed by "
+                                            f"the mapping of the earlier steps, the difference{of}"
+                                            " is non-zero at this exact point", p.mapping,
+                                            quantity=q)
+                        break
+                    open_ = open_ or v.verdict != PROVEN
+                if parted:
+                    nosol.append(parted)
+                elif not open_:
                     extended.append(p)
-                elif v.verdict == REFUTED:
-                    nosol.append(NoSolution(v.point, [], [v.value], "with B's symbols fixed by "
-                                            "the mapping of the earlier steps, the difference is "
-                                            "non-zero at this exact point", p.mapping))
                 else:
                     return CaseResult(UNDECIDED, k, trail=trail, reason=(
                         f"step {k}: neither a symbolic zero on every region of the piecewise "
                         "atoms nor an exact point where the difference is non-zero was found"))
                 continue
-            eqs, raw = equations(d_k, free, rest, rng)
+            # theta's equations, and an output's only where it holds a symbol theta's do not
+            # (more equations of max and powers slow the solver down): every mapping found is
+            # then verified on every quantity (_through_outputs)
+            eqs, raw, held, solved = [], [], set(), []
+            for q, e in ds:
+                own = {u for u in rest if e.has(u)}
+                if q == THETA or own - held:
+                    more, more_raw = equations(e, free, rest, rng)
+                    eqs, raw, held = eqs + more, raw + more_raw, held | own
+                    solved.append(e)
             found = solve_step(eqs, raw, rest, rng,
-                               same_position(A, B, rest, schedule, k), betas, d_k,
+                               same_position(A, B, rest, schedule, k), betas, solved,
                                lambda point: _a_valid_at(A, point))
+            if isinstance(found, Solutions) and len(ds) > 1:
+                found, parted = _through_outputs(A, found, ds, rest, p.mapping)
+                if parted:
+                    nosol.append(parted)
+                    continue
             if found is None:
                 return CaseResult(UNDECIDED, k, trail=trail, reason=(
                     f"step {k}: the equations for B's symbols {', '.join(map(str, rest))} "
@@ -255,15 +291,17 @@ def _run_case(A, B, steps, start, schedule, bend, covered=()) -> CaseResult:
                 extended.append(Partial(merged, conds))
             if rejected and not extended:
                 nosol.append(_rejected(A, rejected, eqs, rest, rng, p.mapping))
-        trail.append(StepRecord(k, d, [p.mapping for p in extended]))
+        trail.append(StepRecord(k, d, [p.mapping for p in extended], outs))
         if not extended:
             if not complete:
                 return CaseResult(UNDECIDED, k, trail=trail, reason=(
                     f"step {k}: no mapping found makes steps 1..{k} coincide, but not every "
                     "mapping of the earlier steps could be enumerated, so none is not proven"))
             best = partials[0].mapping
+            quantity = _parting(A, quantities, best, nosol)
             return CaseResult(REFUTED, k, nosolution=nosol, prefix=best,
-                              difference=d.xreplace(best), trail=trail)
+                              difference=dict(quantities)[quantity].xreplace(best),
+                              quantity=quantity, trail=trail)
         partials = extended
         for p in partials[:3]:
             generic = generic_mapping(p.mapping, schedule)
@@ -279,6 +317,48 @@ def _run_case(A, B, steps, start, schedule, bend, covered=()) -> CaseResult:
     return CaseResult(UNDECIDED, steps, trail=trail, reason=(
         f"steps 1..{steps} coincide under a mapping, but the induction step fails for it; "
         "no divergence up to --steps and no proof for every step (raise --steps)"))
+
+
+def _through_outputs(A: Spec, found: Solutions, ds: list, rest: list, prefix: dict) -> tuple:
+    """(the mappings found, kept where every quantity's difference vanishes under them, the
+    certificate when an output refutes them all): a mapping that leaves one of B's symbols in
+    a difference, or a difference neither proven zero nor refuted, makes the list incomplete."""
+    kept, complete, refuted = [], found.complete, None
+    for sol in found.mappings:
+        left = [(q, e.xreplace(sol)) for q, e in ds]
+        if any(e.has(*rest) for _, e in left):
+            complete = False
+            continue
+        verdicts = [(q, _coincide_in_domain(A, e)) for q, e in left]
+        bad = next(((q, v) for q, v in verdicts if v.verdict == REFUTED), None)
+        if bad:
+            refuted = refuted or NoSolution(
+                bad[1].point, [], [bad[1].value], f"the mapping {strs(sol)} that makes theta "
+                f"coincide leaves the difference of {_quantity_text(bad[0])} non-zero at this "
+                "exact point", prefix, quantity=bad[0])
+        elif all(v.verdict == PROVEN for _, v in verdicts):
+            kept.append(sol)
+        else:
+            complete = False
+    parted = refuted if not kept and complete and found.mappings else None
+    return Solutions(kept, complete), parted
+
+
+def _parting(A: Spec, quantities: list, best: dict, nosol: list) -> str:
+    """The quantity that parts at the refuted step: the one the certificate found non-zero, else
+    (B's own symbols: no mapping makes them all vanish) the first not identically zero under the
+    best mapping of the earlier steps, theta first."""
+    named = [n.quantity for n in nosol if n.quantity]
+    if named or len(quantities) == 1:
+        return named[0] if named else THETA
+    for q, e in quantities:
+        if _coincide_in_domain(A, e.xreplace(best)).verdict != PROVEN:
+            return q
+    return THETA
+
+
+def _quantity_text(quantity: str) -> str:
+    return quantity if quantity == THETA else f"state {quantity!r}"
 
 
 def _domain_form(A: Spec) -> dict:
@@ -374,6 +454,12 @@ def compare(a, b, steps: int = DEFAULT_STEPS, start: str = "start", schedule=(),
 
 
 def _compare(A, B, result, steps, start, want_conditions, want_witness, transform):
+    for spec in (A, B):
+        if model_conditions(spec) is None:  # torch builds it, but the model is not its rule
+            result.reason = (f"{spec} lies outside the domain where optequiv's model of "
+                             f"{spec.entry.class_name} holds ({spec.entry.model_reason}); the "
+                             "engine does not guess")
+            return result
     ra, rb = build_rule(A), build_rule(B)
     result.notes.insert(0, ELEMENTWISE if ra.elementwise and rb.elementwise else NOT_ELEMENTWISE)
     bend = transform or (lambda g: g)
@@ -396,7 +482,9 @@ def _compare(A, B, result, steps, start, want_conditions, want_witness, transfor
         result.verdict, result.reason, result.trail = outcome.verdict, outcome.reason, outcome.trail
         if outcome.verdict == SUPPORTED:
             result.mapping = {**sub, **outcome.mapping}
-            result.induction, result.valid_when = outcome.proof, outcome.valid_when
+            result.induction = outcome.proof
+            result.valid_when = tightest(outcome.valid_when + [
+                c for c in model_conditions(A) if c not in outcome.valid_when])
         if len(outcomes) > 1:
             result.reason += _case_text(sub)
         return result
@@ -412,7 +500,14 @@ def _proven(A, B, result, sub, case_b, outcome, steps, start):
     result.verdict, result.equivalent = PROVEN, True
     result.mapping = {**sub, **outcome.mapping}
     result.induction, result.trail, result.case = outcome.proof, outcome.trail, sub
-    result.valid_when = list(outcome.valid_when)
+    # A's own symbols where its model holds (RMSprop's alpha <= 1), then A's branch values
+    inside = model_conditions(A)
+    result.valid_when = list(outcome.valid_when) + [
+        c for c in inside if c not in outcome.valid_when]
+    if inside:
+        result.notes.append(f"valid_when includes {' and '.join(map(str, inside))}: where "
+                            f"optequiv's model of {A.entry.class_name} holds "
+                            f"({A.entry.model_reason})")
     result.valid_when = tightest(result.valid_when + [
         c for c in a_branch_conditions(compare, A, B, case_b, outcome.mapping, result,
                                        steps, start)
@@ -439,18 +534,22 @@ def _refuted(A, B, result, outcomes, steps, start, want_conditions, want_witness
     result.verdict, result.equivalent = REFUTED, False
     result.first_divergent_step, result.trail, result.case = k, outcome.trail, sub
     result.difference = simplest(outcome.difference) if want_witness else outcome.difference
+    result.quantity = outcome.quantity
     base_unknowns = Y.by_name(B.symbols() - A.symbols())
     prefix = {**sub, **outcome.prefix}
     if want_witness:
         ra, rb = build_rule(A), build_rule(case_b)
         found = attempt(WITNESS_SECONDS, counterexample, A, case_b, ra, rb, A.hyper(),
                         case_b.hyper(), outcome.prefix, Y.by_name(case_b.symbols() - A.symbols()),
-                        result.schedule, k, start, bend, sub)
+                        result.schedule, k, start, bend, sub, outputs(ra, rb))
         if found:
             result.counterexample, result.witness = found
     result.certificate = {
         "kind": "refutation",
         "step": k,
+        # what parts first: theta, or an output state (by its symbol's name) while theta agrees
+        "quantity": outcome.quantity,
+        "divergence": f"{_parts_text(case_b, outcome.quantity)} differs from step {k}",
         **_nosolution_json(outcome.nosolution[0] if outcome.nosolution else None),
         # after the case's own fields: the mapping of steps 1..k-1 includes the branch case
         "prefix_mapping": strs(prefix),
@@ -470,6 +569,12 @@ def _refuted(A, B, result, outcomes, steps, start, want_conditions, want_witness
                                     start, result.schedule, outcome.difference, free,
                                     base_unknowns, k, transform, fallback=[])
     return result
+
+
+def _parts_text(B: Spec, quantity: str) -> str:
+    if quantity == THETA:
+        return THETA
+    return f"state {quantity!r} (torch's {B.entry.state(quantity).key!r})"
 
 
 def _nosolution_json(n: NoSolution | None) -> dict:

@@ -131,6 +131,24 @@ def _constraints(spec: Spec, values: dict) -> list:
             out.append((sp.Rational(s.high) - values[s.name], s.high_strict))
     if spec.entry.extra_constraints:
         out += spec.entry.extra_constraints(spec, values)
+    if spec.entry.model_constraints:  # B under a mapping stays where the model holds
+        out += spec.entry.model_constraints(spec, values)
+    return out
+
+
+def model_conditions(spec: Spec):
+    """The conditions on a spec's own symbols for lying where its entry's model holds
+    (Entry.model_constraints): [] everywhere, relations where its symbols decide, None when it
+    lies outside for certain (torch builds it, but the engine's state assumptions fail)."""
+    if not spec.entry.model_constraints:
+        return []
+    betas, out = beta_symbols(spec), []
+    for value, strict in spec.entry.model_constraints(spec, spec.hyper()):
+        verdict = constraint(sp.sympify(value), strict, betas)
+        if verdict is False:
+            return None
+        if verdict is not True and verdict not in out:
+            out.append(verdict)
     return out
 
 

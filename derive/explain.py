@@ -186,7 +186,10 @@ def compare_text(c: Comparison) -> str:
         lines += _induction_lines(c)
     elif c.verdict == "refuted":
         lines.append(f"NOT EQUIVALENT: first divergent step {c.first_divergent_step}")
-        lines.append(f"  difference theta_B - theta_A at step {c.first_divergent_step}: "
+        q = c.quantity
+        if q != "theta":  # an output state parts while theta agrees (ASGD's average ax)
+            lines.append(f"  what differs: {c.certificate['divergence']}")
+        lines.append(f"  difference {q}_B - {q}_A at step {c.first_divergent_step}: "
                      f"{_short(c.difference)}")
         lines += _certificate_lines(c)
         if c.conditions:
@@ -203,6 +206,9 @@ def compare_text(c: Comparison) -> str:
                          f"{ce['theta_0']}{state}, {hyper}")
             lines.append(f"    theta_A_{ce['step']} = {ce['theta_A']} (~{ce['theta_A_float']:.12g})")
             lines.append(f"    theta_B_{ce['step']} = {ce['theta_B']} (~{ce['theta_B_float']:.12g})")
+            if "quantity" in ce:
+                lines.append(f"    {ce['quantity']}_A_{ce['step']} = {ce['value_A']}")
+                lines.append(f"    {ce['quantity']}_B_{ce['step']} = {ce['value_B']}")
     elif c.verdict == "supported":
         lines.append("NUMERICALLY SUPPORTED, NOT PROVEN: the induction step holds at every random "
                      f"high-precision point tried but has no symbolic proof; mapping: "
@@ -219,8 +225,10 @@ def compare_text(c: Comparison) -> str:
 def _valid_when_lines(c: Comparison) -> list:
     if not c.valid_when:
         return ["  valid for every admissible value of A's hyperparameters"]
+    model = c.a.entry.model_reason if c.a.entry.model_constraints else ""
     return ["  valid only when " + " and ".join(map(str, c.valid_when)) +
-            " (elsewhere no mapping leaves B an optimizer torch would build)"]
+            " (elsewhere no mapping leaves B an optimizer torch would build" +
+            (", or optequiv's model does not hold: see the notes" if model else "") + ")"]
 
 
 def _certificate_lines(c: Comparison) -> list:
@@ -252,7 +260,8 @@ def _induction_lines(c: Comparison) -> list:
             f"{k}^B = {v}" for k, v in proof.phi.items()))
     ignored = [n for n in build_rule(c.b).state_names if n not in proof.relevant]
     if ignored:
-        out.append("  state of B that theta never depends on (left out of the induction): "
+        out.append("  state of B that neither theta nor an output depends on (left out of the "
+                   "induction): "
                    + ", ".join(ignored))
     out.append(f"  generic step A: theta_t = {proof.theta_a}")
     out.append(f"  generic step B: theta_t = {proof.theta_b}")

@@ -5,8 +5,10 @@
   step  on a generic joint state (theta_{t-1}, g_t, state_{t-1}) satisfying that relation, one
         step of each rule gives equal theta_t and preserves the relation.
 phi is the identity on shared state names, or a constant rescaling solved from step 1 (a buffer
-kept in different units). "Relevant" state is what theta can depend on (a fixed point over the
-generic step): with momentum 0 the buffer is irrelevant. Every check is decided by
+kept in different units). "Relevant" state is what theta or an output can depend on (a fixed
+point over the generic step, from theta and the output states both rules hold, such as ASGD's
+average ax, which never feeds back into theta): with momentum 0 the buffer is irrelevant. An
+output is a result in its own right, so phi maps it as the identity, never rescaled. Every check is decided by
 derive.regions.coincide, so a piecewise step (AMSGrad's max) is split, never sampled.
 """
 from __future__ import annotations
@@ -26,7 +28,7 @@ from .unroll import step_hyper
 class Induction:
     verdict: str  # proven | supported | refuted
     phi: dict  # B state name -> expression in A's generic state symbols
-    relevant: tuple  # B's state names that theta depends on
+    relevant: tuple  # B's state names that theta or an output depends on (the outputs too)
     theta_a: sp.Expr  # one generic step of A and of B (B's state written through phi)
     theta_b: sp.Expr
     checks: list  # (what, difference, verdict)
@@ -44,9 +46,19 @@ def generic_mapping(sol: dict, schedule) -> dict:
     return out
 
 
-def _relevant(rule: Rule, theta_new: sp.Expr, state_new: dict, generic: dict) -> tuple:
-    """State names theta can depend on: those in theta_t, closed under the state updates."""
-    relevant, frontier = set(), {n for n, s in generic.items() if theta_new.has(s)}
+def outputs(rule_a: Rule, rule_b: Rule) -> tuple:
+    """The state names both rules hold that either entry declares an output (State.output): they
+    must coincide as theta must. An output only one rule holds has nothing to be compared with."""
+    return tuple(n for n in rule_b.state_names if n in rule_a.state_names
+                 and (rule_a.spec.entry.state(n).output or rule_b.spec.entry.state(n).output))
+
+
+def _relevant(rule: Rule, theta_new: sp.Expr, state_new: dict, generic: dict,
+              seeds=()) -> tuple:
+    """State names theta or the `seeds` (the outputs) can depend on: the seeds and those in
+    theta_t, closed under the state updates."""
+    relevant = set()
+    frontier = {n for n, s in generic.items() if theta_new.has(s) or n in seeds}
     while frontier - relevant:
         relevant |= frontier
         frontier = {n for n, s in generic.items()
@@ -112,11 +124,13 @@ def induction(rule_a, rule_b, ha, hb, sigma, schedule, start, bend) -> Induction
     generic_b = {n: sp.Integer(0) if n in zero_b else Y.state(n, "t-1") for n in rule_b.state_names}
     # relevance is a property of B's own step, before phi is imposed
     own_b_state, own_b_theta = rule_b.step(generic_b, th, bend(g), hb_t)
-    relevant = _relevant(rule_b, own_b_theta, own_b_state, generic_b)
+    observed = outputs(rule_a, rule_b)
+    relevant = _relevant(rule_b, own_b_theta, own_b_state, generic_b, observed)
+    scale.update({n: sp.Integer(1) for n in observed})  # an output is compared as it is
     phi = {n: scale[n] * generic_a[n] for n in relevant if n in scale}
     checks = []
     missing = [n for n in relevant if n not in phi]
-    if missing:  # B's theta depends on state A does not have: no correspondence to prove
+    if missing:  # B's theta (or an output) depends on state A does not have: nothing to prove
         return Induction(REFUTED, phi, relevant, sp.nan, sp.nan,
                          [(f"state {n} of B has no counterpart in A", sp.nan, REFUTED)
                           for n in missing])

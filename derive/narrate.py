@@ -41,11 +41,13 @@ def _mapping_words(mapping: dict) -> str:
                                  sorted(mapping.items(), key=lambda kv: str(kv[0])))
 
 
-def _difference(k: int, value: sp.Expr, reason: str):
-    lhs = label(f"theta^B_{k} - theta^A_{k}")
+def _difference(k: int, value: sp.Expr, reason: str, quantity: str = "theta"):
+    """theta's difference at step k, or an output state's (ASGD's ax) where that is what parts."""
+    q = quantity
+    lhs = label(f"{q}^B_{k} - {q}^A_{k}")
     shown = simplest(value) if size(value) <= SHOW else None
     if shown is None:
-        return Prose(f"At step {k} the difference $theta^B_{k} - theta^A_{k}$ is an expression "
+        return Prose(f"At step {k} the difference ${q}^B_{k} - {q}^A_{k}$ is an expression "
                      f"with {size(value)} distinct operations ({reason}).")
     return Equation(lhs, shown, value, reason)
 
@@ -114,9 +116,11 @@ def _induction_blocks(c: Comparison, a_title: str, b_title: str) -> list:
     out.append(Prose("The relation holds after the first step and is preserved by every step, "
                      "so the two trajectories coincide at every step $t$, for every loss."))
     if c.valid_when:
+        model = f", or optequiv's model of {c.a.entry.class_name} does not hold " \
+            f"({c.a.entry.model_reason})" if c.a.entry.model_constraints else ""
         out.append(Prose("Valid only when " + " and ".join(formula(w) for w in c.valid_when)
                          + f": elsewhere no mapping leaves {b_title} an optimizer torch would "
-                         "build."))
+                         f"build{model}."))
     return out
 
 
@@ -156,8 +160,14 @@ def _divergence_blocks(c: Comparison, a_title: str, b_title: str) -> list:
     k = c.first_divergent_step
     record = c.trail[-1]
     previous = c.trail[-2].solutions[0] if len(c.trail) > 1 and c.trail[-2].solutions else {}
-    out = [_difference(k, record.difference.xreplace(previous),
-                       f"open loop, {_mapping_words(previous)}" if previous else "open loop")]
+    q = c.quantity
+    parted = record.difference if q == "theta" else record.outputs[q]
+    out = [_difference(k, parted.xreplace(previous),
+                       f"open loop, {_mapping_words(previous)}" if previous else "open loop", q)]
+    if q != "theta":
+        out.append(Prose(f"$theta$ itself coincides at step {k}; the output state ${q}$ "
+                         f"({c.b.entry.state(q).meaning}) is a result of {b_title} as $theta$ "
+                         "is, so its difference counts."))
     if Y.by_name(c.b.symbols() - c.a.symbols()):
         out.append(Prose(f"No constant mapping of {b_title}'s symbols makes steps 1..{k} "
                          "coincide: the equations that would make this difference vanish for "
@@ -179,7 +189,8 @@ def _divergence_blocks(c: Comparison, a_title: str, b_title: str) -> list:
         out.append(Prose("Witness (exact arithmetic, closed loop): loss "
                          f"$f(theta) = {ce['loss']}$, "
                          f"$theta_0 = {ce['theta_0']}$, {hyper}."))
-        out.append(Inequality(label(f"theta^A_{k}"), label(f"theta^B_{k}"), c.witness[0],
+        q = ce.get("quantity", "theta")
+        out.append(Inequality(label(f"{q}^A_{k}"), label(f"{q}^B_{k}"), c.witness[0],
                               c.witness[1], f"both runs on $f$, exact, step {k}"))
     return out
 

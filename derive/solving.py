@@ -44,6 +44,7 @@ class NoSolution:
     equations: list
     why: str
     prefix: dict = field(default_factory=dict)  # the mapping of steps 1..k-1 it extends
+    quantity: str | None = None  # the one quantity (theta, an output state) non-zero here
 
 
 def equations(d: sp.Expr, free: list, unknowns: list, rng: random.Random) -> tuple:
@@ -129,8 +130,10 @@ def solve_step(eqs: list, raw: list, unknowns: list, rng: random.Random, candida
                betas: set, whole: sp.Expr, valid=lambda point: True):
     """See the module docstring. `candidates`: mappings to try first (B's symbol equated with
     A's value in the same position); `betas`: symbols that lie in [0, 1); `whole`: the step's
-    difference itself, against which every candidate is verified (identically, not at the
-    sampled points the equations came from); `valid(point)`: whether A is admissible there."""
+    difference itself (or a list: theta's and each output state's), against which every
+    candidate is verified (identically, not at the sampled points the equations came from);
+    `valid(point)`: whether A is admissible there."""
+    wholes = list(whole) if isinstance(whole, (list, tuple)) else [whole]
     if not eqs:
         return Solutions([{}])
     present = [u for u in unknowns if any(e.has(u) for e in eqs)]
@@ -168,19 +171,19 @@ def solve_step(eqs: list, raw: list, unknowns: list, rng: random.Random, candida
                 complete = False
         return Solutions(kept, complete)
     if len(present) != 1:
-        good = [c for c in cands if _vanishes([whole], c) == PROVEN]
+        good = [c for c in cands if _vanishes(wholes, c) == PROVEN]
         return Solutions(good, complete=False) if good else None
     u = present[0]
     roots = _roots_at(eqs, raw, u, point, _domain(u, betas))
     if roots is None:
-        good = [c for c in cands if _vanishes([whole], c) == PROVEN]
+        good = [c for c in cands if _vanishes(wholes, c) == PROVEN]
         return Solutions(good, complete=False) if good else None
     if not roots:
         # as above: exp(e2) = eta has its root log(eta) in [0, oo) only for eta >= 1
         small = sp.count_ops(eqs[0]) <= SYMBOLIC_OPS
         symbolic = attempt(SYMBOLIC_SECONDS, lambda: sp.solve(eqs[0], u), fallback=None) \
             if small else None
-        good = [{u: r} for r in symbolic or [] if _vanishes([whole], {u: r}) == PROVEN]
+        good = [{u: r} for r in symbolic or [] if _vanishes(wholes, {u: r}) == PROVEN]
         if good:
             return Solutions(good, complete=False)
         searched = "" if symbolic is not None else (
@@ -196,7 +199,7 @@ def solve_step(eqs: list, raw: list, unknowns: list, rng: random.Random, candida
         options = [c for c in cands if sp.simplify(c[u].xreplace(point) - r) == 0]
         if r in other_roots:
             options.append({u: r})
-        verified = [c for c in options if _vanishes([whole], c) == PROVEN]
+        verified = [c for c in options if _vanishes(wholes, c) == PROVEN]
         if verified:
             kept += [c for c in verified if c not in kept]
         else:

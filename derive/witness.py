@@ -1,8 +1,10 @@
 """Exact counterexamples: rational hyperparameters, a concrete loss and the two differing theta_k.
 
 A refutation is checkable by anyone: run both optimizers closed loop on f from theta_0 with these
-exact values and theta_k differs. B's own symbols take their best-matching values (the mapping
-that makes steps 1..k-1 coincide), so the counterexample shows the first divergence itself.
+exact values and theta_k differs, or (where theta agrees) an output state both hold, ASGD's
+average ax: `quantity` names it and `value_A`, `value_B` are its two values at step k. B's own
+symbols take their best-matching values (the mapping that makes steps 1..k-1 coincide), so the
+counterexample shows the first divergence itself.
 """
 from __future__ import annotations
 
@@ -53,13 +55,14 @@ def _run_closed(rule, hyper_at, state, theta0, gradient, k):
     theta = theta0
     for i in range(1, k + 1):
         state, theta = rule.step(state, theta, gradient(theta), hyper_at(i))
-    return theta
+    return state, theta
 
 
 def counterexample(A, B, ra, rb, ha, hb, sigma, base_unknowns, schedule, k, start, bend,
-                   fixed=None):
-    """Exact rational hyperparameters, a concrete loss and the two differing theta_k. `fixed`:
-    B's symbols that the branch case set (m2 = 0), named in the counterexample too."""
+                   fixed=None, observed=()):
+    """Exact rational hyperparameters, a concrete loss and the two differing theta_k (or, where
+    they agree, the two values of the first of the `observed` output states that differs).
+    `fixed`: B's symbols that the branch case set (m2 = 0), named in the counterexample too."""
     rng = random.Random(1)
     a_symbols = sorted(A.symbols(), key=lambda s: s.name)
     # typical values (readable), each loss from two theta_0; then three with an lr just below 1
@@ -119,13 +122,15 @@ def counterexample(A, B, ra, rb, ha, hb, sigma, base_unknowns, schedule, k, star
               for n, v in rb.initial_state(start, at(hb)(1)).items()}
 
         try:
-            theta_a = _run_closed(ra, at(ha), ia, theta0, gradient, k)
+            state_a, theta_a = _run_closed(ra, at(ha), ia, theta0, gradient, k)
             # the transform's own symbol (c in g -> c*g) takes its value from `full` too
-            theta_b = _run_closed(rb, at(hb), ib, theta0,
-                                  lambda th: bend(gradient(th)).xreplace(full), k)
+            state_b, theta_b = _run_closed(rb, at(hb), ib, theta0,
+                                           lambda th: bend(gradient(th)).xreplace(full), k)
         except (ZeroDivisionError, ValueError):
             continue
-        if nonzero_number(theta_b - theta_a):
+        parted = "theta" if nonzero_number(theta_b - theta_a) else next(
+            (n for n in observed if nonzero_number(state_b[n] - state_a[n])), None)
+        if parted:
             named = {**full, **{u: v.xreplace(full) for u, v in (fixed or {}).items()}}
             shown = {str(s): str(v) for s, v in sorted(named.items(), key=lambda kv: kv[0].name)}
             out = {"loss": loss, "step": k, "theta_0": str(theta0), "hyperparameters": shown,
@@ -134,6 +139,10 @@ def counterexample(A, B, ra, rb, ha, hb, sigma, base_unknowns, schedule, k, star
                    "theta_B_float": float(sp.N(theta_b, 30))}
             if state0:
                 out["state_0"] = {str(s): str(v) for s, v in state0.items()}
+            if parted != "theta":
+                out.update(quantity=parted, value_A=str(sp.radsimp(state_a[parted])),
+                           value_B=str(sp.radsimp(state_b[parted])))
+                return out, (state_a[parted], state_b[parted])
             return out, (theta_a, theta_b)
     return None
 

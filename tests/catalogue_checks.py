@@ -13,14 +13,18 @@ the negative controls can run them on planted results.
                         steps 1..REPLAY_STEPS, on drawn gradient sequences, in exact arithmetic;
   check_counterexample  the counterexample's loss (a polynomial, differentiated here) run closed
                         loop at its exact point: theta_A_k != theta_B_k, both as reported, and
-                        both optimizers are ones torch builds;
+                        both optimizers are ones torch builds; where it names a `quantity` (an
+                        output state both hold, ASGD's ax: the entry's State.output), that
+                        state's value_A != value_B at step k instead, both as reported;
   check_prefix          the certificate's prefix mapping makes steps 1..k-1 coincide on drawn
-                        inputs (B without own symbols: as given);
+                        inputs (B without own symbols: as given), theta and the output states;
   check_open_loop       B without own symbols: the certificate's exact open-loop point (g_1..g_k)
-                        is admissible for A (torch builds it there) and separates step k;
+                        is admissible for A (torch builds it there) and separates step k (in
+                        the certificate's `quantity`: theta or an output state);
   check_no_mapping      at the certificate's point, no admissible value of B's own symbols makes
                         steps 1..k coincide: exact equations from the simulator at drawn
-                        gradient sequences (square roots, max, min and sign as new symbols bound
+                        gradient sequences, theta's and the output states' (square roots, max,
+                        min and sign as new symbols bound
                         by polynomials, as tests/verdict_checks.py does for SGD/Adam), solved by
                         a Groebner basis, each of B's branch values a case of its own; a
                         candidate must survive a battery of exact runs. Where the equations are
@@ -166,6 +170,32 @@ def _keys(family: str) -> dict:
     return {s.name: s.key for s in ENTRIES[family].states} if family in ENTRIES else {}
 
 
+def output_keys(A, B) -> set:
+    """torch's keys of the states either entry declares an output (State.output: ASGD's average
+    ax): results in their own right, which must coincide as theta must wherever both hold them."""
+    from optequiv.derive.catalogue import ENTRIES
+
+    return {s.key for c in (A, B) if c["family"] in ENTRIES
+            for s in ENTRIES[c["family"]].states if s.output}
+
+
+def _outputs_differ(A, B, sa: dict, sb: dict) -> list:
+    """The output keys both runs hold whose values differ."""
+    return [key for key in sorted(output_keys(A, B) & set(sa) & set(sb))
+            if not same(sa[key], sb[key])]
+
+
+def _quantity_key(A, B, cx: dict) -> tuple:
+    """(torch's key of the quantity a refutation names, a problem or None): None for theta."""
+    quantity = cx.get("quantity", "theta")
+    if quantity == "theta":
+        return None, None
+    key = {**_keys(A["family"]), **_keys(B["family"])}.get(quantity)
+    if key is None or key not in output_keys(A, B):
+        return None, f"the refutation's quantity {quantity!r} is not an output state"
+    return key, None
+
+
 def compare_states(A, B, sa: dict, sb: dict, phi: dict, values: dict, k: int) -> list:
     """Every torch state key both hold at step k: B's value is phi(A's) where the certificate maps
     it, else A's own."""
@@ -220,7 +250,8 @@ def _branch_mapping(mapping: dict, branches: list, point: dict) -> dict:
 
 def replay(A, B, mapping, rng, steps, valid_when=(), phi=None, branches=(), points=3,
            sequences=2, start="start") -> list:
-    """B under `mapping` equals A exactly at steps 1..steps (theta, and the state when phi)."""
+    """B under `mapping` equals A exactly at steps 1..steps (theta and the output states both
+    hold; every state both hold when phi)."""
     if steps < 1:
         return []
     free_b = symbols_of(B) - symbols_of(A) - set(mapping)
@@ -257,6 +288,11 @@ def replay(A, B, mapping, rng, steps, valid_when=(), phi=None, branches=(), poin
                     return [f"replay differs at step {k}: point {point}, B values {b_point}, "
                             f"theta_0 {theta0}, g {grads}, state_0 {state0}: theta_A {ta}, "
                             f"theta_B {tb}"]
+                parted = _outputs_differ(A, B, sa, sb)
+                if parted:
+                    return [f"replay differs at step {k} in the output state {parted[0]!r}: "
+                            f"point {point}, B values {b_point}, theta_0 {theta0}, g {grads}, "
+                            f"state_0 {state0}: A's {sa[parted[0]]}, B's {sb[parted[0]]}"]
                 if phi is not None and here is mapping:
                     bad = compare_states(A, B, sa, sb, phi, {**b_point, **here}, k)
                     if bad:
@@ -300,14 +336,23 @@ def check_counterexample(A, B, r: dict) -> list:
                             f"{torch_refusal(c)}")
     theta0 = parse(cx["theta_0"])
     state0 = state_keys(A, B, cx["state_0"]) if cx.get("state_0") is not None else None
+    key, wrong = _quantity_key(A, B, cx)
+    if wrong:
+        return problems + [wrong]
     try:
-        ta = trajectory(a_num, theta0, grad, k, state0)[k][0]
-        tb = trajectory(b_num, theta0, grad, k, state0)[k][0]
+        ta, sa = trajectory(a_num, theta0, grad, k, state0)[k]
+        tb, sb = trajectory(b_num, theta0, grad, k, state0)[k]
     except ValueError as err:
         return problems + [f"counterexample: {err} (no state torch reaches)"]
-    if same(ta, tb):
+    if key is None and same(ta, tb):
         problems.append(f"counterexample does not separate: theta_A_{k} = theta_B_{k} = {ta}")
-    for name, mine in (("theta_A", ta), ("theta_B", tb)):
+    if key is not None and (key not in sa or key not in sb or same(sa[key], sb[key])):
+        problems.append(f"counterexample does not separate: state {key!r} at step {k} is "
+                        f"{sa.get(key)} and {sb.get(key)}")
+    reported = [("theta_A", ta), ("theta_B", tb)]
+    if key is not None:
+        reported += [("value_A", sa.get(key)), ("value_B", sb.get(key))]
+    for name, mine in reported:
         if name in cx and not same(parse(cx[name]), mine):
             problems.append(f"counterexample's {name} = {cx[name]}, simulator {mine}")
     return problems
@@ -333,14 +378,20 @@ def check_open_loop(A, B, r: dict, rng, start="start") -> list:
     state0 = draw_state(a_num, b_num, rng, start)
     if state0 is not None:  # the point's own state values; the difference reads no others
         state0.update(state_keys(A, B, {n: v for n, v in cert["point"].items()}))
+    key, wrong = _quantity_key(A, B, cert)
+    if wrong:
+        return [wrong]
     try:
-        ta = trajectory(a_num, theta0, grads, state0=state0)[k][0]
-        tb = trajectory(b_num, theta0, grads, state0=state0)[k][0]
+        ta, sa = trajectory(a_num, theta0, grads, state0=state0)[k]
+        tb, sb = trajectory(b_num, theta0, grads, state0=state0)[k]
     except ValueError as err:  # a square root of a negative: torch's NaN, not a difference
         return [f"certificate's point {cert.get('point')}: {err} (no state torch reaches)"]
-    if same(ta, tb):
+    if key is None and same(ta, tb):
         return [f"certificate's point {cert.get('point')} does not separate step {k}: "
                 f"theta_A = theta_B = {ta}"]
+    if key is not None and same(sa[key], sb[key]):
+        return [f"certificate's point {cert.get('point')} does not separate step {k}: "
+                f"state {key!r} is {sa[key]} in both"]
     return []
 
 
@@ -423,7 +474,9 @@ def _verify(A_num, B_case, values, battery, k) -> bool:
             rb = trajectory(b_num, theta0, grads, k, state0)
         except (ZeroDivisionError, TypeError, ValueError):
             return False
-        if not all(same(ra[j][0], rb[j][0]) for j in range(1, k + 1)):
+        if not all(same(ra[j][0], rb[j][0]) and not _outputs_differ(A_num, b_num, ra[j][1],
+                                                                      rb[j][1])
+                   for j in range(1, k + 1)):
             return False
     return True
 
@@ -455,10 +508,13 @@ def no_mapping_at(A, B, point, unknowns, k, rng, n_sequences=2, seconds=6.0,
                 for theta0, grads, state0 in sequences:
                     ta = _simulate(A_num, theta0, grads, None, ops, state0)
                     tb = _simulate(B_case, theta0, grads, None, ops, state0)
+                    outs = sorted(output_keys(A_num, B_case) & set(ta[-1][1]) & set(tb[-1][1]))
                     for j in range(1, k + 1):
-                        num = sp.expand(sp.numer(sp.together(tb[j][0] - ta[j][0])))
-                        if num != 0:
-                            equations.append(num)
+                        for diff in [tb[j][0] - ta[j][0],
+                                     *(tb[j][1][key] - ta[j][1][key] for key in outs)]:
+                            num = sp.expand(sp.numer(sp.together(diff)))
+                            if num != 0:
+                                equations.append(num)
                 equations += poly.equations
                 found = _candidates(equations, rest, seconds) if equations else [{}]
             except (NotImplementedError, TimeoutError, sp.PolynomialError, TypeError,

@@ -24,7 +24,11 @@ R_ = sp.Rational
 CONFIGS = [{}, {"lambd": 0.1}, {"lr": 0.02}, {"t0": 100}, {"maximize": True},
            {"weight_decay": 0.1}, {"weight_decay": 0.1, "maximize": True}, {"t0": 2},
            {"t0": 3, "lambd": 0.1, "alpha": 0.5, "weight_decay": 0.1},
-           {"t0": 0, "lr": 0.1, "lambd": 0.5, "maximize": True}]
+           {"t0": 0, "lr": 0.1, "lambd": 0.5, "maximize": True},
+           # torch checks no sign of lambd, alpha or t0: a negative lambd (eta grows, then turns
+           # negative past lambd*lr*t = -1 with an integer alpha), a negative alpha and t0
+           {"t0": 2, "lr": 0.5, "lambd": -0.1, "alpha": 1},
+           {"t0": -3, "lambd": -0.1, "alpha": -0.5}]
 
 
 def cli(*args):
@@ -182,3 +186,35 @@ def test_compare_proves_a_renamed_lr_and_refutes_another_lambd():
     assert r.verdict == "proven"
     r = compare("asgd(lambd=1/10)", "asgd(lambd=1/5)", steps=2)
     assert r.verdict == "refuted" and r.first_divergent_step == 1
+
+
+def test_torchs_unchecked_values_are_admitted_and_compared():
+    """torch takes lambd = -1/10 (and a negative alpha or t0): so does the spec language, and the
+    engine assumes no sign there: B = A under lr -> a is an optimizer torch builds (the domain
+    lambd >= 0 once refuted this pair as 'every solution is inadmissible')."""
+    torch.optim.ASGD([torch.zeros(1, requires_grad=True)], lambd=-0.1, alpha=-1.0, t0=-3.0)
+    for a, b in (("asgd(lr=a, lambd=-1/10, alpha=1)", "asgd(lr=b, lambd=-1/10, alpha=1)"),
+                 ("asgd(lr=a, alpha=-1/2, t0=-3)", "asgd(lr=b, alpha=-1/2, t0=-3)")):
+        r = compare(a, b, steps=2)
+        assert r.verdict == "proven" and r.mapping == {sp.Symbol("b", nonnegative=True):
+                                                       sp.Symbol("a", nonnegative=True)}, r.reason
+
+
+def test_the_average_is_compared_as_theta_is():
+    """ax is ASGD's output (State.output): t0 = 2 against t0 = 0 leaves theta alike at every step
+    but parts ax at step 3 (from a mid-run state at step 2), and a renamed t0 must map back,
+    though theta never reads it (before, the empty mapping was proven for both)."""
+    a, b = "asgd(lr=a, lambd=1/10, alpha=1, t0=2)", "asgd(lr=a, lambd=1/10, alpha=1, t0=0)"
+    for start, k in (("start", 3), ("state", 2)):
+        r = compare(a, b, steps=3, start=start)
+        assert r.verdict == "refuted" and r.first_divergent_step == k, (start, r.reason)
+        assert r.quantity == "ax" and r.certificate["quantity"] == "ax"
+        assert r.certificate["divergence"] == f"state 'ax' (torch's 'ax') differs from step {k}"
+        ce = r.counterexample
+        assert ce["quantity"] == "ax" and ce["theta_A"] == ce["theta_B"]
+        assert sp.Rational(ce["value_A"]) != sp.Rational(ce["value_B"])
+    r = compare("asgd(lr=a, t0=c)", "asgd(lr=a, t0=d)", steps=3)
+    assert r.verdict == "proven" and {str(k): str(v) for k, v in r.mapping.items()} == {"d": "c"}
+    assert "ax" in r.induction.relevant and "mut" in r.induction.relevant
+    rc, out, _ = cli("compare", a, b, "--steps", "3")
+    assert rc == 1 and "what differs: state 'ax' (torch's 'ax') differs from step 3" in out

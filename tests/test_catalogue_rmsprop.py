@@ -7,6 +7,7 @@ lacks (Keras's and optax's decoupled decay). Shared checks: tests/catalogue_fami
 from __future__ import annotations
 
 import itertools
+import json
 from dataclasses import replace
 
 import pytest
@@ -208,3 +209,27 @@ def test_l2_and_decoupled_diverge_at_the_first_step():
     data = compare_json("rmsprop(lr=eta, weight_decay=lam)",
                         "rmsprop(lr=eta, weight_decay=lam, decay=decoupled)")
     assert data["verdict"] == "refuted" and data["first_divergent_step"] == 1
+
+
+def test_alpha_above_one_is_torchs_and_outside_the_model():
+    """torch takes alpha = 2 (it refuses only alpha < 0) and so does optequiv: the first step with
+    g != 0 makes v = (1 - alpha)*g^2 < 0 and theta NaN, in torch and the generated optimizer
+    alike. The engine's v >= 0 is an invariant only for alpha <= 1, so a numeric alpha > 1 is
+    undecided with the reason, and a symbolic alpha is proven only where alpha <= 1 (before, both
+    were proven for every alpha); alpha <= 1 itself stays unconditional."""
+    from optequiv.numeric import torch_optimizer
+
+    for cls in (torch.optim.RMSprop, torch_optimizer("rmsprop")):
+        p = torch.nn.Parameter(torch.ones(2, dtype=torch.float64))
+        opt = cls([p], lr=0.01, alpha=2.0)
+        p.grad = torch.ones_like(p)
+        opt.step()
+        assert torch.isnan(p).all() and (opt.state[p]["square_avg"] < 0).all(), cls
+    rc, out, _ = cli("compare", "rmsprop(lr=eta, alpha=2)", "rmsprop(lr=e2, alpha=2)", "--json")
+    data = json.loads(out)
+    assert rc == 3 and data["verdict"] == "undecided" and "outside the domain" in data["reason"]
+    data = compare_json("rmsprop(lr=eta, alpha=a)", "rmsprop(lr=e2, alpha=a)")
+    assert data["verdict"] == "proven" and data["valid_when"] == ["a <= 1"], data
+    data = compare_json("rmsprop(lr=eta, alpha=1/2)", "rmsprop(lr=e2, alpha=a2)")
+    assert data["verdict"] == "proven" and data["valid_when"] == [], data
+    assert data["mapping"] == {"e2": "eta", "a2": "1/2"}

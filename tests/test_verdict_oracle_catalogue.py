@@ -226,11 +226,8 @@ REPORT = {}
 
 # open findings (each a strict xfail below) that drawn pairs meet again: a problem they explain
 # is counted under the finding's id instead of failing; any other problem of the pair still fails
-KNOWN = {
-    "asgd-t0-proven-but-ax-differs":
-        lambda A, B, status, p: A["family"] == "asgd" and status == "proven"
-        and all(re.search(r"state '(mu|ax)' of B", q) for q in p),
-}
+# (none open now: a new finding goes here with its strict xfail)
+KNOWN = {}
 
 
 def known_finding(A, B, status, problems) -> str | None:
@@ -367,12 +364,13 @@ def test_finding_rprop_first_divergent_step_is_3():
 ASGD_T0 = tuple({"family": "asgd", "lr": xlr, "lambd": R(Fraction(1, 10)), "alpha": R(1),
                  "t0": R(t0), "weight_decay": R(0), "maximize": False} for t0 in (2, 0))
 FINDINGS.append(
-    # proven with the empty mapping, and theta does coincide at every step; but ASGD's average
-    # ax (torch's state 'ax', the iterate ASGD exists to produce) and its mu part: averaging
-    # starts after step t0, so from step 2 mu is 1 against 1/2 and ax differs from step 3
-    pytest.param(*ASGD_T0, 3, id="asgd-t0-proven-but-ax-differs",
-                 marks=pytest.mark.xfail(strict=True, reason="proven while the shared state "
-                                         "mu and ax differ (finding of issue 10's oracle)")))
+    # theta coincides at every step, but ASGD's average ax (torch's state 'ax', the iterate ASGD
+    # exists to produce) and its mu part: averaging starts after step t0, so from step 2 mu is 1
+    # against 1/2 and ax differs from step 3. The engine proved it with the empty mapping while
+    # it compared theta alone; ax is an output now (State.output), compared as theta is
+    pytest.param(*ASGD_T0, 3, id="asgd-t0-proven-but-ax-differs"))
+# the same from a mid-run state: mu_1 = 1/max(1, t_0 + 1 - t0) already parts, so ax at step 2
+FINDINGS.append(pytest.param(*ASGD_T0, 3, "state", id="asgd-t0-ax-differs-from-state"))
 
 
 def test_finding_asgd_average_differs():
@@ -381,6 +379,37 @@ def test_finding_asgd_average_differs():
     assert all(ra[k][0] == rb[k][0] for k in (1, 2, 3))
     assert ra[2][1]["mu"] == 1 and rb[2][1]["mu"] == Fraction(1, 2)
     assert ra[2][1]["ax"] == rb[2][1]["ax"] and ra[3][1]["ax"] != rb[3][1]["ax"]
+
+
+def _ax_refutation(k, quantity="ax"):
+    """A refutation of ASGD_T0 by the output ax at step k, with the simulator's values on
+    theta**2/2 from theta_0 = 1 (hand-made, as the engine's JSON gives one)."""
+    at = {xlr: R(Fraction(1, 10))}
+    r = refutation(*ASGD_T0, k, at)
+    ra, rb = (trajectory(substitute(c, at), 1, lambda th: th, k)[k][1] for c in ASGD_T0)
+    key = {s.name: s.key for s in ENTRIES["asgd"].states}.get(quantity, quantity)
+    r["counterexample"].update(quantity=quantity, value_A=str(ra[key]), value_B=str(rb[key]))
+    r["certificate"]["quantity"] = quantity
+    return r
+
+
+@pytest.mark.skipif("asgd" not in FAMILIES, reason="asgd is not in the catalogue yet")
+def test_control_output_refutation_checked():
+    """An output state's refutation (theta agrees; ax parts from step 3): the right step passes;
+    step 2 (ax still agrees) does not separate; step 4 is caught by the prefix, which compares
+    the outputs too; a misreported value, and a quantity that is no output (mu), are caught;
+    the empty mapping claimed as a proof is caught by the replay of the state."""
+    problems, status = check_result(*ASGD_T0, _ax_refutation(3), 4)
+    assert problems == [] and status == "refuted", problems
+    assert any("does not separate" in p for p in check_counterexample(*ASGD_T0, _ax_refutation(2)))
+    assert check_counterexample(*ASGD_T0, _ax_refutation(4)) == []  # a consistent fake
+    assert any("output state 'ax'" in p for p in check_prefix(*ASGD_T0, _ax_refutation(4), rng()))
+    wrong = _ax_refutation(3)
+    wrong["counterexample"]["value_B"] = wrong["counterexample"]["value_A"]
+    assert any("value_B" in p for p in check_counterexample(*ASGD_T0, wrong))
+    assert any("not an output" in p for p in check_counterexample(*ASGD_T0,
+                                                                  _ax_refutation(3, "mut")))
+    assert check_proven(*ASGD_T0, proof({}), rng()) != []
 
 
 # Once a finding: the engine's decoupled Adagrad decays by the group's lr, the oracle's by the

@@ -22,7 +22,7 @@ import sympy as sp
 
 from .. import stages as S
 from .adam import STEP
-from .base import NONNEGATIVE, REAL, Entry, Hyper, Scalar, State
+from .base import REAL, Entry, Hyper, Scalar, State
 from .common import MAXIMIZE, lr, weight_decay
 
 
@@ -65,23 +65,32 @@ ENTRIES = (Entry(
     foreach_differs="torch's foreach ASGD computes eta and mu with tensor operations in the "
                     "float32 scalar dtype, its loop from Python floats: they differ by an ulp",
     hypers=(lr("1e-2"),
+            # torch's constructor checks none of lambd, alpha and t0, and optequiv refuses no
+            # value torch takes: their domain is every real, so that the engine (a mapping's
+            # admissibility, A's domain) assumes no sign the spec language does not enforce
+            # (a lambd of -0.1 made B = A "not an optimizer torch would build"). A negative
+            # lambd grows theta by (1 + |lambd|*eta) and eta = lr/(1 + lambd*lr*t)**alpha; once
+            # lambd*lr*t <= -1, torch's own step divides by zero or takes a complex power (its
+            # loop keeps the real part, its foreach gives NaN)
             Hyper("lambd", (Scalar("lambd", "1e-4", r"\lambda_{d}", "λd",
-                                   "decay term (`lambd`)", "1/10000"),)),
+                                   "decay term (`lambd`)", "1/10000", low=None),)),
             Hyper("alpha", (Scalar("alpha", "0.75", r"\alpha", "α",
-                                   "power for the eta update (`alpha`)", "3/4"),)),
+                                   "power for the eta update (`alpha`)", "3/4", low=None),)),
             Hyper("t0", (Scalar("t0", "1e6", "T_0", "T₀",
-                                "point at which to start averaging (`t0`)", "100"),)),
+                                "point at which to start averaging (`t0`)", "100", low=None),)),
             weight_decay("0")),
     flags=dict(MAXIMIZE),
     states=(STEP,
-            State("etat", "eta", NONNEGATIVE, r"\eta", "η",
+            # real, not nonnegative: with a negative lambd torch's eta turns negative (lr = 1,
+            # lambd = -0.6, alpha = 1: eta = -5 at the second step)
+            State("etat", "eta", REAL, r"\eta", "η",
                   "ASGD's step size (starts at lr)", init=lambda spec, h: h["lr"], scalar=True,
                   via_default_dtype=True),
             State("mut", "mu", (("positive", True),), r"\mu", "μ",
                   "ASGD's averaging weight (starts at 1)", init=lambda spec, h: 1, scalar=True,
                   via_default_dtype=True),
             State("ax", "ax", REAL, r"\bar{\theta}", "θ̄",
-                  "ASGD's average of the parameters (torch's ax)")),
+                  "ASGD's average of the parameters (torch's ax)", output=True)),
     stages=_stages,
     present=lambda spec: ("t", "etat", "mut", "ax"),
     positional=("lr", "lambd", "alpha", "t0", "weight_decay", "foreach", "maximize",

@@ -76,6 +76,10 @@ class State:
     # torch stores a new value through torch.as_tensor(<Python float>): rounded to the default
     # dtype, whatever the tensor's own dtype (ASGD's eta and mu, float64 after load_state_dict)
     via_default_dtype: bool = False
+    # an observable result of the optimizer in its own right (ASGD's average ax), not only a
+    # means of computing theta: compare requires it to coincide too, together with every state
+    # that it or theta depends on, though nothing feeds it back into theta
+    output: bool = False
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,13 @@ class Entry:
     # first values from the constructor's arguments (self.defaults), not from the parameter's
     # group, also when it makes a later parameter's state (Adagrad's sum)
     eager_state: bool = False
+    # where the model holds though torch builds the optimizer beyond it: (spec, h) -> (value,
+    # strict) pairs meaning value >= 0 (value > 0), and why. A state assumption the engine
+    # reasons with (RMSprop's square average v >= 0) may be an invariant only inside it; compare
+    # proves nothing outside (valid_when says so where A's symbols decide) and a mapping must
+    # keep B inside, where a verdict is about real numbers
+    model_constraints: Callable | None = field(default=None, compare=False)
+    model_reason: str = ""
 
     # -- derived views -------------------------------------------------------------------------
     @property

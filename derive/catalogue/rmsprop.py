@@ -92,4 +92,14 @@ ENTRIES = (Entry(
     read_order=("lr", "alpha", "eps", "weight_decay"),
     decays=tuple(DECAYS),
     switches=("momentum", "weight_decay"),
+    # torch refuses only alpha < 0 and optequiv takes every alpha torch takes (the generated
+    # optimizers give torch's NaN). But v >= 0, which the engine assumes of the square average
+    # (its symbols are nonnegative, from a mid-run state too), is an invariant of
+    # v <- alpha*v + (1 - alpha)*g^2 only for alpha <= 1, a convex combination; past 1 torch's
+    # first step with g != 0 makes v < 0 and theta NaN. So compare proves nothing there: a
+    # numeric alpha > 1 is undecided, a symbolic one enters valid_when as alpha <= 1
+    model_constraints=lambda spec, h: [(1 - h["alpha"], False)],
+    model_reason="for alpha > 1 the square average v = alpha*v + (1 - alpha)*g^2 turns "
+                 "negative at the first non-zero gradient and torch's step is NaN, while the "
+                 "engine takes v >= 0",
 ),)
