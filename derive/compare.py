@@ -34,7 +34,7 @@ from .budget import OutOfTime, attempt, within
 from .branches import a_branch_conditions, branch_cases, signature, strs
 from .conditions import conditions as find_conditions, unknowns_at
 from .errors import UserError
-from .domains import admissibility, beta_symbols, tightest
+from .domains import admissibility, beta_symbols, reachable, state_form, tightest
 from .identity import PROVEN, REFUTED, SUPPORTED, simplest
 from .induction import Induction, generic_mapping, induction
 from .regions import coincide
@@ -215,7 +215,7 @@ def _run_case(A, B, steps, start, schedule, bend, covered=()) -> CaseResult:
             d_k = d.xreplace(p.mapping)
             rest = [u for u in unknowns if u not in p.mapping and d_k.has(u)]
             if not rest:
-                v = _coincide_in_domain(A, d_k)
+                v = _coincide_in_domain(A, d_k, B)
                 if v.verdict == PROVEN:
                     extended.append(p)
                 elif v.verdict == REFUTED:
@@ -307,18 +307,23 @@ def _domain_form(A: Spec) -> dict:
     return out
 
 
-def _coincide_in_domain(A: Spec, d: sp.Expr):
-    """regions.coincide over A's domain: on the reparametrised difference, its witness mapped
-    back to A's symbols (and only accepted where A is an optimizer torch builds)."""
-    form = {u: e for u, e in _domain_form(A).items() if d.has(u)}
-    v = coincide(d.xreplace(form), valid=lambda point: _a_valid_at(A, _back(form, point)))
+def _coincide_in_domain(A: Spec, d: sp.Expr, B: Spec | None = None):
+    """regions.coincide over A's domain and the mid-run states both rules reach (v_0 >=
+    gavg_0**2 in centered RMSprop: domains.state_form): on the reparametrised difference, its
+    witness mapped back to A's symbols and the states (and only accepted where A is an
+    optimizer torch builds, from a state it reaches)."""
+    specs = (A,) if B is None else (A, B)
+    form = {u: e for u, e in {**_domain_form(A), **state_form(specs)}.items() if d.has(u)}
+    v = coincide(d.xreplace(form), valid=lambda point: _a_valid_at(A, _back(form, point))
+                 and reachable(specs, _back(form, point)))
     if v.verdict == REFUTED:
         v = replace(v, point=_back(form, v.point))
     return v
 
 
 def _back(form: dict, point: dict) -> dict:
-    dummies = {c for e in form.values() for c in e.free_symbols}
+    # the fresh c's only: a state's image (gavg_0**2 + c) also reads a symbol that stays
+    dummies = {c for e in form.values() for c in e.free_symbols if isinstance(c, sp.Dummy)}
     out = {s: x for s, x in point.items() if s not in dummies}
     out.update({u: e.xreplace(point) for u, e in form.items()})
     return out

@@ -11,7 +11,7 @@ import random
 import sympy as sp
 
 from . import symbols as Y
-from .domains import admissibility
+from .domains import admissibility, state_form
 from .identity import nonzero_number, random_point
 from .regions import sample
 from .spec import Spec
@@ -37,6 +37,18 @@ def initial_free(rule_a, rule_b, start: str) -> set:
     if start != "state":
         return set()
     return {Y.state(n, 0) for n in set(rule_a.state_names) | set(rule_b.state_names)}
+
+
+def reachable_state(A: Spec, B: Spec, symbols, rng) -> dict:
+    """A random mid-run state of `symbols` that both rules reach (domains.state_form: centered
+    RMSprop's v_0 drawn as gavg_0**2 + c); {} from torch's start (no symbols)."""
+    form = {s: e for s, e in state_form((A, B)).items() if s in symbols}
+    drawn = set(symbols) - set(form) | {c for e in form.values() for c in e.free_symbols
+                                        if isinstance(c, sp.Dummy)}
+    point = random_point(drawn, rng)
+    out = {s: v for s, v in point.items() if s in symbols}
+    out.update({s: e.xreplace(point) for s, e in form.items()})
+    return out
 
 
 def _scalable(spec: Spec, symbol) -> bool:
@@ -105,9 +117,7 @@ def counterexample(A, B, ra, rb, ha, hb, sigma, base_unknowns, schedule, k, star
             (sp.Integer(1), sp.Integer(2), sp.Rational(-1, 2))[(trial // len(LOSSES)) % 3]
         if large:
             theta0 = theta0 * 20
-        state0 = {}
-        if start == "state":
-            state0 = random_point(initial_free(ra, rb, start), rng)
+        state0 = reachable_state(A, B, initial_free(ra, rb, start), rng)
 
         def at(h):
             return lambda i: {key: v.xreplace(full) for key, v in

@@ -459,12 +459,11 @@ RMSPROP_CENTERED = ({"family": "rmsprop", "lr": xlr, "alpha": H("xalpha"), "eps"
 RMSPROP_CENTERED += (dict(RMSPROP_CENTERED[0], weight_decay=R(0)),)
 FINDINGS.append(
     # from a mid-run state: refuted at step 1 (right: the counterexample from gavg_0 = -9/13,
-    # v_0 = 25/31 replays), but the certificate's exact point has v_0 = 5/17 < gavg_0**2 =
-    # (26/19)**2, so its difference is complex (an I in the equation): torch's NaN, no
-    # divergence of two optimizers
-    pytest.param(*RMSPROP_CENTERED, 3, "state", id="rmsprop-centered-complex-certificate",
-                 marks=pytest.mark.xfail(strict=True, reason="certificate at a state with "
-                                         "v < gavg^2 (finding of issue 10's oracle)")))
+    # v_0 = 25/31 replays); the certificate's exact point had v_0 = 5/17 < gavg_0**2 =
+    # (26/19)**2, so its difference was complex (an I in the equation): torch's NaN, no
+    # divergence of two optimizers. Fixed: the rmsprop entry's invariant v - gavg^2 >= 0
+    # reparametrises the state the witness is drawn from (domains.state_form)
+    pytest.param(*RMSPROP_CENTERED, 3, "state", id="rmsprop-centered-complex-certificate"))
 
 
 @pytest.mark.parametrize("A, B, steps, start", [

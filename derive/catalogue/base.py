@@ -100,6 +100,10 @@ class Entry:
     implementations: tuple = ("loop", "foreach")  # torch's implementations of the class
     extra_check: Callable | None = field(default=None, compare=False)  # (given, shown) -> None
     extra_constraints: Callable | None = field(default=None, compare=False)  # (spec, h) -> pairs
+    # what holds in every state torch reaches, beyond each entry's own sign (centered RMSprop's
+    # v - gavg^2 >= 0, a variance): {name: symbol} of the states a spec holds -> expressions
+    # that are >= 0; a mid-run state (compare --from state) is drawn only among such states
+    invariants: Callable | None = field(default=None, compare=False)
     # torch's RuntimeError for a sparse gradient; {name}: the torch class, {cls}: the generated
     sparse_message: str = "{name} does not support sparse gradients"
     # why torch's foreach step gives other numbers than its loop, where it does: the generated

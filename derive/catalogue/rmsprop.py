@@ -92,4 +92,6 @@ ENTRIES = (Entry(
     read_order=("lr", "alpha", "eps", "weight_decay"),
     decays=tuple(DECAYS),
     switches=("momentum", "weight_decay"),
+    # v and gavg are EMAs of g^2 and g with one alpha from 0: their difference is a variance
+    invariants=lambda s: [s["v"] - s["gavg"] ** 2] if "gavg" in s else [],
 ),)
