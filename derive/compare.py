@@ -448,9 +448,12 @@ def _refuted(A, B, result, outcomes, steps, start, want_conditions, want_witness
     prefix = {**sub, **outcome.prefix}
     if want_witness:
         ra, rb = build_rule(A), build_rule(case_b)
+        # the certificate's open-loop point: a loss through its gradients where no fixed one
+        # separates (derive.closed_loop)
+        hint = outcome.nosolution[0].point if outcome.nosolution else None
         found = attempt(WITNESS_SECONDS, counterexample, A, case_b, ra, rb, A.hyper(),
                         case_b.hyper(), outcome.prefix, Y.by_name(case_b.symbols() - A.symbols()),
-                        result.schedule, k, start, bend, sub)
+                        result.schedule, k, start, bend, sub, hint)
         if found:
             result.counterexample, result.witness = found
     result.certificate = {
