@@ -3,6 +3,8 @@
 A refutation is checkable by anyone: run both optimizers closed loop on f from theta_0 with these
 exact values and theta_k differs. B's own symbols take their best-matching values (the mapping
 that makes steps 1..k-1 coincide), so the counterexample shows the first divergence itself.
+The loss is one of LOSSES where one separates; otherwise the polynomial through the gradients of
+an open-loop sequence that parts the runs (derive.closed_loop), the certificate's first.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import sympy as sp
 
 from . import closed_loop as CL
 from . import symbols as Y
-from .domains import admissibility, state_form
+from .domains import admissibility, reachable, state_form
 from .identity import nonzero_number, random_point
 from .regions import sample
 from .spec import Spec
@@ -126,6 +128,8 @@ class _Runs:
             sa, ta = self.ra.step(sa, ta, gradient(ta), at_a(i))
             # the transform's own symbol (c in g -> c*g) takes its value from `full` too
             sb, tb = self.rb.step(sb, tb, self.bend(gradient(tb)).xreplace(full), at_b(i))
+            if ta.is_real is False or tb.is_real is False:
+                raise ValueError("the run leaves the reals")  # torch's NaN: no divergence
             out.append((ta, tb))
         return out
 
@@ -195,8 +199,9 @@ def _interpolated(run: _Runs, hint: dict):
     closed-loop replay agrees up to step k - 1 and parts at step k."""
     rng = random.Random(2)
     for full, theta0, state0, given in _interpolation_points(run, hint, rng):
+        # every other drawn sequence keeps the hint's first k - 1 gradients, the last drawn
         sequences = ([given] if given else []) + [
-            [given[i] if i < len(given) and j % 2 else sample(Y.grad(i + 1), rng)
+            [given[i] if given and j % 2 and i < run.k - 1 else sample(Y.grad(i + 1), rng)
              for i in range(run.k)] for j in range(INTERPOLATED_SEQUENCES)]
         for grads in sequences:
             try:
@@ -236,6 +241,8 @@ def _interpolation_points(run: _Runs, hint: dict, rng):
         state0 = reachable_state(A, run.B, run.state_symbols, rng)
         if from_hint:
             state0.update({s: hint[s] for s in run.state_symbols if s in hint})
+            if not reachable((A, run.B), state0):
+                continue  # the hint's gavg_0 against a drawn v_0
         yield (full, hint.get(Y.theta(0), sp.Integer(1)) if from_hint else sp.Integer(1),
                state0, grads if from_hint else [])
 
