@@ -325,6 +325,9 @@ def _back(form: dict, point: dict) -> dict:
     # the fresh c's only: a state's image (gavg_0**2 + c) also reads a symbol that stays
     dummies = {c for e in form.values() for c in e.free_symbols if isinstance(c, sp.Dummy)}
     out = {s: x for s, x in point.items() if s not in dummies}
+    # a c the reparametrised difference lost (sign(g/(1 + c)) is sign(g)) takes any value of
+    # its domain: 1 (beta1 = 1/2)
+    point = {**dict.fromkeys(dummies, sp.Integer(1)), **point}
     out.update({u: e.xreplace(point) for u, e in form.items()})
     return out
 

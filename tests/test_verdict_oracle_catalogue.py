@@ -450,6 +450,17 @@ def test_finding_lion_counterexample_exists():
     assert ra[1][0] == rb[1][0] and ra[2][0] != rb[2][0]
 
 
+LION_LOST_BETA = ({"family": "lion", "lr": xlr, "betas": (H("xbeta1"), R(Fraction(99, 100))),
+                   "weight_decay": xwd, "maximize": False, "decay": "l2"},)
+LION_LOST_BETA += (dict(LION_LOST_BETA[0], weight_decay=R(0)),)
+FINDINGS.append(
+    # met by a wider draw: refuted at step 1 with the certificate's beta1 printed as
+    # _c_xbeta1/(_c_xbeta1 + 1), no number: m_0 = 0, so the sign reads (1 - beta1)*g, which SymPy
+    # writes sign(g) once beta1 is c/(1 + c), and the point had no value for c. Fixed: a c the
+    # reparametrised difference does not read takes a value of its domain
+    pytest.param(*LION_LOST_BETA, 2, id="lion-certificate-beta1-left-reparametrised"))
+
+
 RMSPROP_CENTERED = ({"family": "rmsprop", "lr": xlr, "alpha": H("xalpha"), "eps": R(Fraction(1, 10)),
                      "weight_decay": xwd, "momentum": R(0), "centered": True, "maximize": True,
                      "decay": "l2"},)
