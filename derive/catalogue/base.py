@@ -5,7 +5,8 @@ An entry names the torch class it models and lists, with torch's own words:
     a value outside it (a pair such as betas is one keyword of two scalars);
   - its flags (maximize, amsgrad, ...) and optequiv's own choice keys (decay, buffer);
   - its state entries: torch's state key, the symbol that stands for it, its assumptions, its
-    letter, and the value torch gives it on a parameter's first step;
+    letter, and the value torch gives it on a parameter's first step; what holds in every state
+    torch reaches (centered RMSprop's v >= gavg^2), so that a mid-run state is one of those;
   - which zero values switch torch to another branch (momentum 0: no buffer at all);
   - its stages: a function of the spec that returns the ordered tuple (derive.rules runs it).
 Every layer (parser, validation, symbols, LaTeX, `list`, claims, code generation, state_dict keys,
