@@ -53,6 +53,8 @@ LION = ("lion(lr=1, betas=(9/10, 1/2), weight_decay=1/10, maximize=true, decay=d
         "lion(lr=1, betas=(1/2, 1/2), weight_decay=1/10, maximize=true, decay=decoupled)")
 RPROP = ("rprop(lr=1/10, etas=(1/2, xetaplus), step_sizes=(1/100, 50))",
          "rprop(lr=1/10, etas=(1/2, xetaplus), step_sizes=(1/10, 50))")
+# no conditions (not what is tested here), and a budget that a loaded machine does not exhaust
+QUICK = {"want_conditions": False, "seconds": 300}
 CONFIGS = {
     LION: ({"family": "lion", "lr": 1, "betas": (Q(9, 10), Q(1, 2)), "weight_decay": Q(1, 10),
             "maximize": True, "decay": "decoupled"},
@@ -70,7 +72,7 @@ def test_interpolated_counterexample_replays_in_the_simulator(pair, k):
     """No loss of witness.LOSSES parts these (Lion's sign arguments differ only when g_2 lies
     between -9g_1/2 and -g_1/2; Rprop's step sizes only after a flip, where it stays put); the
     loss through the certificate's gradients does, in the independent simulator too."""
-    r = compare(*pair, steps=k + 1).to_json()
+    r = compare(*pair, steps=k + 1, **QUICK).to_json()
     assert r["verdict"] == "refuted" and r["first_divergent_step"] == k
     cx = r["counterexample"]
     assert cx and cx["loss"] not in [text for text, _ in witness.LOSSES]
@@ -83,11 +85,11 @@ def test_a_loss_that_does_not_separate_is_not_reported(monkeypatch):
     stay at theta_0), the closed-loop replay refuses every loss and no counterexample comes."""
     monkeypatch.setattr(CL, "loss_through", lambda points, values: (sp.Integer(0),
                                                                     sp.Integer(0)))
-    r = compare(*RPROP, steps=4)
+    r = compare(*RPROP, steps=4, **QUICK)
     assert r.verdict == "refuted" and r.first_divergent_step == 3
     assert r.counterexample is None
     monkeypatch.undo()
-    assert compare(*RPROP, steps=4).counterexample is not None
+    assert compare(*RPROP, steps=4, **QUICK).counterexample is not None
 
 
 def test_state_invariant_reparametrises_centered_rmsprop():
