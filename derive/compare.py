@@ -37,7 +37,8 @@ from .budget import OutOfTime, attempt, within
 from .branches import a_branch_conditions, branch_cases, signature, strs
 from .conditions import conditions as find_conditions, unknowns_at
 from .errors import UserError
-from .domains import admissibility, beta_symbols, model_conditions, tightest
+from .domains import (admissibility, beta_symbols, model_conditions, reachable, state_form,
+                      tightest)
 from .identity import PROVEN, REFUTED, SUPPORTED, simplest
 from .induction import Induction, generic_mapping, induction, outputs
 from .regions import coincide
@@ -231,7 +232,7 @@ def _run_case(A, B, steps, start, schedule, bend, covered=()) -> CaseResult:
             if not rest:
                 parted, open_ = None, False
                 for q, e in ds:
-                    v = _coincide_in_domain(A, e)
+                    v = _coincide_in_domain(A, e, B)
                     if v.verdict == REFUTED:
                         of = "" if q == THETA else f" of {_quantity_text(q)}"
                         parted = NoSolution(v.point, [], [v.value], "with B's symbols fixed by "
@@ -263,7 +264,7 @@ def _run_case(A, B, steps, start, schedule, bend, covered=()) -> CaseResult:
                                same_position(A, B, rest, schedule, k), betas, solved,
                                lambda point: _a_valid_at(A, point))
             if isinstance(found, Solutions) and len(ds) > 1:
-                found, parted = _through_outputs(A, found, ds, rest, p.mapping)
+                found, parted = _through_outputs(A, B, found, ds, rest, p.mapping)
                 if parted:
                     nosol.append(parted)
                     continue
@@ -298,7 +299,7 @@ def _run_case(A, B, steps, start, schedule, bend, covered=()) -> CaseResult:
                     f"step {k}: no mapping found makes steps 1..{k} coincide, but not every "
                     "mapping of the earlier steps could be enumerated, so none is not proven"))
             best = partials[0].mapping
-            quantity = _parting(A, quantities, best, nosol)
+            quantity = _parting(A, B, quantities, best, nosol)
             return CaseResult(REFUTED, k, nosolution=nosol, prefix=best,
                               difference=dict(quantities)[quantity].xreplace(best),
                               quantity=quantity, trail=trail)
@@ -319,7 +320,8 @@ def _run_case(A, B, steps, start, schedule, bend, covered=()) -> CaseResult:
         "no divergence up to --steps and no proof for every step (raise --steps)"))
 
 
-def _through_outputs(A: Spec, found: Solutions, ds: list, rest: list, prefix: dict) -> tuple:
+def _through_outputs(A: Spec, B: Spec, found: Solutions, ds: list, rest: list,
+                     prefix: dict) -> tuple:
     """(the mappings found, kept where every quantity's difference vanishes under them, the
     certificate when an output refutes them all): a mapping that leaves one of B's symbols in
     a difference, or a difference neither proven zero nor refuted, makes the list incomplete."""
@@ -329,7 +331,7 @@ def _through_outputs(A: Spec, found: Solutions, ds: list, rest: list, prefix: di
         if any(e.has(*rest) for _, e in left):
             complete = False
             continue
-        verdicts = [(q, _coincide_in_domain(A, e)) for q, e in left]
+        verdicts = [(q, _coincide_in_domain(A, e, B)) for q, e in left]
         bad = next(((q, v) for q, v in verdicts if v.verdict == REFUTED), None)
         if bad:
             refuted = refuted or NoSolution(
@@ -344,7 +346,7 @@ def _through_outputs(A: Spec, found: Solutions, ds: list, rest: list, prefix: di
     return Solutions(kept, complete), parted
 
 
-def _parting(A: Spec, quantities: list, best: dict, nosol: list) -> str:
+def _parting(A: Spec, B: Spec, quantities: list, best: dict, nosol: list) -> str:
     """The quantity that parts at the refuted step: the one the certificate found non-zero, else
     (B's own symbols: no mapping makes them all vanish) the first not identically zero under the
     best mapping of the earlier steps, theta first."""
@@ -352,7 +354,7 @@ def _parting(A: Spec, quantities: list, best: dict, nosol: list) -> str:
     if named or len(quantities) == 1:
         return named[0] if named else THETA
     for q, e in quantities:
-        if _coincide_in_domain(A, e.xreplace(best)).verdict != PROVEN:
+        if _coincide_in_domain(A, e.xreplace(best), B).verdict != PROVEN:
             return q
     return THETA
 
@@ -387,19 +389,27 @@ def _domain_form(A: Spec) -> dict:
     return out
 
 
-def _coincide_in_domain(A: Spec, d: sp.Expr):
-    """regions.coincide over A's domain: on the reparametrised difference, its witness mapped
-    back to A's symbols (and only accepted where A is an optimizer torch builds)."""
-    form = {u: e for u, e in _domain_form(A).items() if d.has(u)}
-    v = coincide(d.xreplace(form), valid=lambda point: _a_valid_at(A, _back(form, point)))
+def _coincide_in_domain(A: Spec, d: sp.Expr, B: Spec | None = None):
+    """regions.coincide over A's domain and the mid-run states both rules reach (v_0 >=
+    gavg_0**2 in centered RMSprop: domains.state_form): on the reparametrised difference, its
+    witness mapped back to A's symbols and the states (and only accepted where A is an
+    optimizer torch builds, from a state it reaches)."""
+    specs = (A,) if B is None else (A, B)
+    form = {u: e for u, e in {**_domain_form(A), **state_form(specs)}.items() if d.has(u)}
+    v = coincide(d.xreplace(form), valid=lambda point: _a_valid_at(A, _back(form, point))
+                 and reachable(specs, _back(form, point)))
     if v.verdict == REFUTED:
         v = replace(v, point=_back(form, v.point))
     return v
 
 
 def _back(form: dict, point: dict) -> dict:
-    dummies = {c for e in form.values() for c in e.free_symbols}
+    # the fresh c's only: a state's image (gavg_0**2 + c) also reads a symbol that stays
+    dummies = {c for e in form.values() for c in e.free_symbols if isinstance(c, sp.Dummy)}
     out = {s: x for s, x in point.items() if s not in dummies}
+    # a c the reparametrised difference lost (sign(g/(1 + c)) is sign(g)) takes any value of
+    # its domain: 1 (beta1 = 1/2)
+    point = {**dict.fromkeys(dummies, sp.Integer(1)), **point}
     out.update({u: e.xreplace(point) for u, e in form.items()})
     return out
 
@@ -539,9 +549,12 @@ def _refuted(A, B, result, outcomes, steps, start, want_conditions, want_witness
     prefix = {**sub, **outcome.prefix}
     if want_witness:
         ra, rb = build_rule(A), build_rule(case_b)
+        # the certificate's open-loop point: a loss through its gradients where no fixed one
+        # separates (derive.closed_loop)
+        hint = outcome.nosolution[0].point if outcome.nosolution else None
         found = attempt(WITNESS_SECONDS, counterexample, A, case_b, ra, rb, A.hyper(),
                         case_b.hyper(), outcome.prefix, Y.by_name(case_b.symbols() - A.symbols()),
-                        result.schedule, k, start, bend, sub, outputs(ra, rb))
+                        result.schedule, k, start, bend, sub, hint, outputs(ra, rb))
         if found:
             result.counterexample, result.witness = found
     result.certificate = {

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
+from . import symbols as Y
 from .errors import UserError
 from .spec import Spec
 
@@ -174,6 +175,46 @@ def admissibility(B: Spec, sigma: dict, a_spec: Spec) -> Admissibility:
         if verdict is not True and verdict not in conditions:
             conditions.append(verdict)
     return Admissibility(True, tightest(conditions))
+
+
+def invariants(specs) -> list:
+    """Expressions of the mid-run state symbols (v_0, gavg_0) that are >= 0 in every state torch
+    reaches: each spec's entry's `invariants`, over the states that spec holds. A run of A and
+    B from one state must start where both can be."""
+    out = []
+    for spec in specs:
+        if spec.entry.invariants is None:
+            continue
+        held = {n: Y.state(n, 0) for n in spec.entry.present(spec)}
+        out += [e for e in spec.entry.invariants(held) if e not in out]
+    return out
+
+
+def state_form(specs) -> dict:
+    """Each invariant e >= 0 solved for a state symbol it is linear in with a constant
+    coefficient, onto a fresh c >= 0 (v_0 - gavg_0**2 >= 0: v_0 -> gavg_0**2 + c): zero on the
+    image is zero on the reachable states, and any point drawn for c is one of them."""
+    out = {}
+    for e in invariants(specs):
+        e = sp.expand(e.xreplace(out))
+        for s in Y.by_name(e.free_symbols - set(out)):
+            a = e.coeff(s, 1) if e.is_polynomial(s) and sp.degree(e, s) == 1 else None
+            if a is not None and a.is_number and a != 0:
+                c = sp.Dummy(f"c_{s.name}", nonnegative=True)
+                out[s] = sp.expand((c - (e - a * s)) / a)
+                break
+    return out
+
+
+def reachable(specs, point: dict) -> bool:
+    """Whether the state values in `point` (others ignored) break no invariant of the specs."""
+    for e in invariants(specs):
+        value = e.xreplace(point)
+        if value.is_Rational and value < 0:
+            return False
+        if value.is_number and not value.is_Rational and sp.N(value, 30) < 0:
+            return False
+    return True
 
 
 def tightest(conditions: list) -> list:

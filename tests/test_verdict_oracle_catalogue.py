@@ -301,10 +301,10 @@ FINDINGS = [
     # 2 in the simulator) but it comes without a counterexample, while the certificate's `why`
     # says the closed-loop counterexample shows the divergence; one exists: the concave loss
     # -(theta - 3)**2/2 from theta_0 = 5/2 (ascent overshoots the top, so g_2 = -g_1/2 and B's
-    # sign argument is exactly 0 where A's is negative)
-    pytest.param(_lion(Fraction(9, 10)), _lion(Fraction(1, 2)), 3, id="lion-betas-no-counterexample",
-                 marks=pytest.mark.xfail(strict=True, reason="refuted at step 2 without a "
-                                         "counterexample (finding of issue 10's oracle)")),
+    # sign argument is exactly 0 where A's is negative). Fixed: where no fixed loss separates,
+    # compare's counterexample is a loss through the certificate's gradients
+    # (derive.closed_loop), replayed exactly before it is reported
+    pytest.param(_lion(Fraction(9, 10)), _lion(Fraction(1, 2)), 3, id="lion-betas-no-counterexample"),
 ]
 
 
@@ -320,10 +320,9 @@ FINDINGS.append(
     # clamp lr*etaplus >= 1/10 alike) and the runs part at step 3, after a sign switch halves
     # A's step size to 1/20 where B's minimum keeps 1/10
     # the step is right now (a witness must lie where torch builds A: compare reparametrises
-    # A's bounded symbols onto their domains), but no closed-loop counterexample is found
-    pytest.param(*RPROP_MIN, 3, id="rprop-step-from-inadmissible-point",
-                 marks=pytest.mark.xfail(strict=True, reason="the right step 3, refuted without "
-                                         "a counterexample (finding of issue 10's oracle)")))
+    # A's bounded symbols onto their domains), and the counterexample is a loss through the
+    # certificate's gradients (Rprop stays put after the flip, so g_3 is forced to g_2)
+    pytest.param(*RPROP_MIN, 3, id="rprop-step-from-inadmissible-point"))
 
 
 RPROP_OWN_MIN = (dict(_rprop(0), lr=xlr, etas=(R(Fraction(1, 2)), H("xetaplus")),
@@ -332,10 +331,9 @@ RPROP_OWN_MIN = (dict(_rprop(0), lr=xlr, etas=(R(Fraction(1, 2)), H("xetaplus"))
                       step_sizes=(R(Fraction(1, 100)), R(Fraction(1, 2)))))
 FINDINGS.append(
     # right verdict (step 1: A clamps lr up to its own minimum), no counterexample; one is
-    # lr = 1/10, step_size_min = 1/5 on theta**2/2 from 1 (test_finding_rprop_counterexample)
-    pytest.param(*RPROP_OWN_MIN, 2, id="rprop-min-no-counterexample",
-                 marks=pytest.mark.xfail(strict=True, reason="refuted at step 1 without a "
-                                         "counterexample (finding of issue 10's oracle)")))
+    # lr = 1/10, step_size_min = 1/5 on theta**2/2 from 1 (test_finding_rprop_counterexample).
+    # Fixed: the linear loss through the certificate's g_1 at its point
+    pytest.param(*RPROP_OWN_MIN, 2, id="rprop-min-no-counterexample"))
 
 
 def test_finding_rprop_counterexample_exists():
@@ -445,10 +443,9 @@ FINDINGS.append(
     # (beta1 < 1); for every beta1 < 1 step 1 is sign(g_1) in both (m_0 = 0) and the runs
     # part at step 2. lion-pytorch accepts beta1 = 1, so this oracle's admissibility does not
     # refuse the point, but there is no counterexample either
-    # the step is right now, as the Rprop finding's, but without a counterexample
-    pytest.param(*LION_BETA1, 2, id="lion-beta1-step-from-its-domain-edge",
-                 marks=pytest.mark.xfail(strict=True, reason="the right step 2, refuted without "
-                                         "a counterexample (finding of issue 10's oracle)")))
+    # the step is right now, as the Rprop finding's, and so is the counterexample (a loss
+    # through the certificate's gradients)
+    pytest.param(*LION_BETA1, 2, id="lion-beta1-step-from-its-domain-edge"))
 
 
 def test_finding_lion_beta1_step_1_coincides_inside_the_domain():
@@ -469,18 +466,28 @@ def test_finding_lion_counterexample_exists():
     assert ra[1][0] == rb[1][0] and ra[2][0] != rb[2][0]
 
 
+LION_LOST_BETA = ({"family": "lion", "lr": xlr, "betas": (H("xbeta1"), R(Fraction(99, 100))),
+                   "weight_decay": xwd, "maximize": False, "decay": "l2"},)
+LION_LOST_BETA += (dict(LION_LOST_BETA[0], weight_decay=R(0)),)
+FINDINGS.append(
+    # met by a wider draw: refuted at step 1 with the certificate's beta1 printed as
+    # _c_xbeta1/(_c_xbeta1 + 1), no number: m_0 = 0, so the sign reads (1 - beta1)*g, which SymPy
+    # writes sign(g) once beta1 is c/(1 + c), and the point had no value for c. Fixed: a c the
+    # reparametrised difference does not read takes a value of its domain
+    pytest.param(*LION_LOST_BETA, 2, id="lion-certificate-beta1-left-reparametrised"))
+
+
 RMSPROP_CENTERED = ({"family": "rmsprop", "lr": xlr, "alpha": H("xalpha"), "eps": R(Fraction(1, 10)),
                      "weight_decay": xwd, "momentum": R(0), "centered": True, "maximize": True,
                      "decay": "l2"},)
 RMSPROP_CENTERED += (dict(RMSPROP_CENTERED[0], weight_decay=R(0)),)
 FINDINGS.append(
     # from a mid-run state: refuted at step 1 (right: the counterexample from gavg_0 = -9/13,
-    # v_0 = 25/31 replays), but the certificate's exact point has v_0 = 5/17 < gavg_0**2 =
-    # (26/19)**2, so its difference is complex (an I in the equation): torch's NaN, no
-    # divergence of two optimizers
-    pytest.param(*RMSPROP_CENTERED, 3, "state", id="rmsprop-centered-complex-certificate",
-                 marks=pytest.mark.xfail(strict=True, reason="certificate at a state with "
-                                         "v < gavg^2 (finding of issue 10's oracle)")))
+    # v_0 = 25/31 replays); the certificate's exact point had v_0 = 5/17 < gavg_0**2 =
+    # (26/19)**2, so its difference was complex (an I in the equation): torch's NaN, no
+    # divergence of two optimizers. Fixed: the rmsprop entry's invariant v - gavg^2 >= 0
+    # reparametrises the state the witness is drawn from (domains.state_form)
+    pytest.param(*RMSPROP_CENTERED, 3, "state", id="rmsprop-centered-complex-certificate"))
 
 
 @pytest.mark.parametrize("A, B, steps, start", [

@@ -5,7 +5,8 @@ An entry names the torch class it models and lists, with torch's own words:
     a value outside it (a pair such as betas is one keyword of two scalars);
   - its flags (maximize, amsgrad, ...) and optequiv's own choice keys (decay, buffer);
   - its state entries: torch's state key, the symbol that stands for it, its assumptions, its
-    letter, and the value torch gives it on a parameter's first step;
+    letter, and the value torch gives it on a parameter's first step; what holds in every state
+    torch reaches (centered RMSprop's v >= gavg^2), so that a mid-run state is one of those;
   - which zero values switch torch to another branch (momentum 0: no buffer at all);
   - its stages: a function of the spec that returns the ordered tuple (derive.rules runs it).
 Every layer (parser, validation, symbols, LaTeX, `list`, claims, code generation, state_dict keys,
@@ -104,6 +105,10 @@ class Entry:
     implementations: tuple = ("loop", "foreach")  # torch's implementations of the class
     extra_check: Callable | None = field(default=None, compare=False)  # (given, shown) -> None
     extra_constraints: Callable | None = field(default=None, compare=False)  # (spec, h) -> pairs
+    # what holds in every state torch reaches, beyond each entry's own sign (centered RMSprop's
+    # v - gavg^2 >= 0, a variance): {name: symbol} of the states a spec holds -> expressions
+    # that are >= 0; a mid-run state (compare --from state) is drawn only among such states
+    invariants: Callable | None = field(default=None, compare=False)
     # torch's RuntimeError for a sparse gradient; {name}: the torch class, {cls}: the generated
     sparse_message: str = "{name} does not support sparse gradients"
     # what torch's step does with a sparse gradient where it takes one (else sparse_message):

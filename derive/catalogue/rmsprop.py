@@ -102,4 +102,6 @@ ENTRIES = (Entry(
     model_reason="for alpha > 1 the square average v = alpha*v + (1 - alpha)*g^2 turns "
                  "negative at the first non-zero gradient and torch's step is NaN, while the "
                  "engine takes v >= 0",
+    # v and gavg are EMAs of g^2 and g with one alpha from 0: their difference is a variance
+    invariants=lambda s: [s["v"] - s["gavg"] ** 2] if "gavg" in s else [],
 ),)
