@@ -40,7 +40,7 @@ HAS_CC = c_build.find_compiler() is not None
 NEEDS_CC = pytest.mark.skipif(not HAS_CC, reason="no C compiler on this machine")
 
 
-# -- the command line ------------------------------------------------------------------------------
+# -- the command line -----------------------------------------------------------------------------
 
 def cli(*args):
     proc = subprocess.run([sys.executable, "-m", "optequiv.derive", *args], capture_output=True,
@@ -80,7 +80,7 @@ def assert_refuted_at(a: str, b: str, step: int) -> dict:
     return data
 
 
-# -- symbolic: derive's rule at exact numbers --------------------------------------------------------
+# -- symbolic: derive's rule at exact numbers -----------------------------------------------------
 
 def rational(x) -> sp.Rational:
     x = Fraction(x)
@@ -155,7 +155,7 @@ def assert_matches_recurrence(text: str, hand, theta0="3/2", grads=("1/2", "-2",
                 f"{text} step {k}: {name} {state[name]} != {value}"
 
 
-# -- planted rules: the entry's rule with a stage changed ----------------------------------------------
+# -- planted rules: the entry's rule with a stage changed -----------------------------------------
 
 def planted(**fns):
     """rule_for: the entry's rule with each named stage's function replaced."""
@@ -177,7 +177,7 @@ def decay_moved_after(stage: str):
     return rule_for
 
 
-# -- numeric, through the harness (numeric.against_torch, numeric.harness) ------------------------------
+# -- numeric, through the harness (numeric.against_torch, numeric.harness) ------------------------
 
 def assert_crosscheck(text: str, dtype=F64, steps: int = 20, fused: bool = False,
                       implementations=("loop", "foreach"), rule_for=None,
@@ -247,7 +247,7 @@ def assert_kernel_matches_torch(text: str, dtype=F64, steps: int = 20) -> float:
     return cmp.max_rel_error / torch.finfo(dtype).eps
 
 
-# -- numeric, one parameter stepped side by side with torch.optim ---------------------------------------
+# -- numeric, one parameter stepped side by side with torch.optim ---------------------------------
 
 N = 40
 
@@ -445,7 +445,7 @@ def load_torchs_checkpoint(theirs, ours, a: list, b: list, reload_torch: bool = 
         theirs.load_state_dict(copy.deepcopy(theirs.state_dict()))
 
 
-# -- the generated class's surface: signature, messages ---------------------------------------------
+# -- the generated class's surface: signature, messages -------------------------------------------
 
 def assert_signature_is_torchs(name: str, fused_added: bool) -> None:
     """The generated class's signature is torch's class's (names, kinds, defaults), then the

@@ -283,7 +283,7 @@ def check_result(A, B, result, start, steps, seed=0) -> tuple:
     return [f"unknown verdict {verdict!r}"], verdict
 
 
-# -- shared with tests/catalogue_checks.py: each passes its own simulator ----------------------------
+# -- shared with tests/catalogue_checks.py: each passes its own simulator -------------------------
 
 @dataclass(frozen=True)
 class Simulator:
@@ -311,7 +311,8 @@ def _branch_mapping(mapping: dict, branches, point: dict) -> dict:
     """The certificate's own mapping where the point is one of A's branch values (momentum 0)."""
     for b in branches or ():
         case = {H(k): parse(v) for k, v in b.get("case", {}).items()}
-        if case and all(point.get(s) == v for s, v in case.items()) and b.get("verdict") == "proven":
+        if case and b.get("verdict") == "proven" \
+                and all(point.get(s) == v for s, v in case.items()):
             return _mapping(b.get("mapping"))
     return mapping
 
