@@ -9,6 +9,8 @@ Unicode in prose is mapped to LaTeX so that pdflatex needs no extra packages.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from typing import Callable
 
 import sympy as sp
 
@@ -235,33 +237,67 @@ def _math_blocks(d: Derivation, tex):
             yield "rows", rows, (block.reason, _check_mark(block))
 
 
-def to_latex(d: Derivation, level: str = "section") -> str:
-    """A fragment: one \\section (or \\subsection) per derivation, with its context, reference
-    and claim, each recurrence and checked equality in an align* (long ones broken)."""
-    tex = _printer(d)
+@dataclass(frozen=True)
+class _Style:
+    """How LaTeX or Markdown writes each part of a derivation; _render lays them out alike."""
+    prose: Callable[[str], str]
+    heading: Callable  # (derivation, level) -> its heading lines
+    reference: str  # str.format pattern of the reference line
+    claim: str  # and of the claim line
+    caption: Callable[[str], list]  # a recurrence's title -> lines before its display
+    display: Callable[[list], list]  # rows (already broken) -> the display's lines
+    note: str  # pattern of the line after a checked formula: its reason and check mark
+    after: list  # the lines after a display that has no note
+    verdict: Callable[[str], str]
+
+
+def _render(d: Derivation, style: _Style, level) -> str:
+    """The heading, context, reference and claim, then each block (prose, or a display with
+    its caption or its note), then the verdict where there is one (a catalogue page shows a
+    model, not a verdict)."""
+    out = style.heading(d, level)
+    if d.context:
+        out += [style.prose(d.context), ""]
+    if d.reference:
+        out += [style.reference.format(style.prose(d.reference)), ""]
+    out += [style.claim.format(style.prose(d.claim)), ""]
+    for kind, payload, extra in _math_blocks(d, _printer(d)):
+        if kind == "prose":
+            out += [style.prose(payload), ""]
+            continue
+        if isinstance(extra, str) and extra:
+            out += style.caption(extra)
+        out += style.display(payload)
+        if isinstance(extra, tuple):
+            reason, mark = extra
+            out += [style.note.format(f"{style.prose(reason)}; {mark}" if reason else mark), ""]
+        else:
+            out += style.after
+    if d.verdict:
+        out += [style.verdict(d.final_verdict()), ""]
+    return "\n".join(out)
+
+
+def _latex_heading(d: Derivation, level: str) -> list:
     title = prose_latex(d.title, paragraph=False)
     if "$" in d.title or "`" in d.title:  # the PDF's bookmarks take text, not math or code
         bookmark = tex_escape(d.title.replace("$", "").replace("`", ""))
         title = f"\\texorpdfstring{{{title}}}{{{bookmark}}}"
-    out = [f"\\{level}{{{title}}}\\label{{thm:{d.name}}}"]
-    if d.context:
-        out += [prose_latex(d.context), ""]
-    if d.reference:
-        out += [f"\\textit{{Reference:}} {prose_latex(d.reference)}.", ""]
-    out += [f"\\textbf{{Claim.}} {prose_latex(d.claim)}", ""]
-    for kind, payload, extra in _math_blocks(d, tex):
-        if kind == "prose":
-            out += [prose_latex(payload), ""]
-            continue
-        if isinstance(extra, str) and extra:
-            out.append(f"\\noindent {prose_latex(extra)}")
-        out += ["\\begin{align*}", " \\\\\n".join(payload), "\\end{align*}"]
-        if isinstance(extra, tuple):
-            reason, mark = extra
-            out += [f"({prose_latex(reason)}; {mark})" if reason else f"({mark})", ""]
-    if d.verdict:  # a catalogue page shows a model, not a verdict
-        out += [f"\\noindent\\textbf{{Verdict:}} {tex_escape(d.final_verdict())}.", ""]
-    return "\n".join(out)
+    return [f"\\{level}{{{title}}}\\label{{thm:{d.name}}}"]
+
+
+_LATEX = _Style(
+    prose=prose_latex, heading=_latex_heading, reference="\\textit{{Reference:}} {}.",
+    claim="\\textbf{{Claim.}} {}", caption=lambda text: [f"\\noindent {prose_latex(text)}"],
+    display=lambda rows: ["\\begin{align*}", " \\\\\n".join(rows), "\\end{align*}"],
+    note="({})", after=[],
+    verdict=lambda v: f"\\noindent\\textbf{{Verdict:}} {tex_escape(v)}.")
+
+
+def to_latex(d: Derivation, level: str = "section") -> str:
+    """A fragment: one \\section (or \\subsection) per derivation, with its context, reference
+    and claim, each recurrence and checked equality in an align* (long ones broken)."""
+    return _render(d, _LATEX, level)
 
 
 def to_math(d: Derivation) -> str:
@@ -273,31 +309,20 @@ def to_math(d: Derivation) -> str:
 
 # -- Markdown ------------------------------------------------------------------------------------
 
+_MARKDOWN = _Style(
+    prose=prose_markdown,
+    heading=lambda d, level: [f"{'#' * level} {prose_markdown(d.title)}", ""],
+    reference="*Reference:* {}.", claim="**Claim.** {}",
+    caption=lambda text: [prose_markdown(text), ""],
+    display=lambda rows: ["$$", "\\begin{aligned}", " \\\\\n".join(rows), "\\end{aligned}",
+                          "$$"],
+    note="*({})*", after=[""], verdict=lambda v: f"**Verdict:** {v}")
+
+
 def to_markdown(d: Derivation, level: int = 2) -> str:
     """Markdown with $...$ and $$...$$ math, which GitHub, MkDocs Material (arithmatex) and
     Jupyter render alike; display math is an `aligned` block (KaTeX and MathJax both have it)."""
-    tex = _printer(d)
-    out = [f"{'#' * level} {prose_markdown(d.title)}", ""]
-    if d.context:
-        out += [prose_markdown(d.context), ""]
-    if d.reference:
-        out += [f"*Reference:* {prose_markdown(d.reference)}.", ""]
-    out += [f"**Claim.** {prose_markdown(d.claim)}", ""]
-    for kind, payload, extra in _math_blocks(d, tex):
-        if kind == "prose":
-            out += [prose_markdown(payload), ""]
-            continue
-        if isinstance(extra, str) and extra:
-            out += [prose_markdown(extra), ""]
-        body = " \\\\\n".join(payload)
-        out += ["$$", "\\begin{aligned}", body, "\\end{aligned}", "$$"]
-        if isinstance(extra, tuple):
-            reason, mark = extra
-            out.append(f"*({prose_markdown(reason)}; {mark})*" if reason else f"*({mark})*")
-        out.append("")
-    if d.verdict:
-        out += [f"**Verdict:** {d.final_verdict()}", ""]
-    return "\n".join(out)
+    return _render(d, _MARKDOWN, level)
 
 
 # -- JSON ----------------------------------------------------------------------------------------

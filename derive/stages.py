@@ -74,6 +74,18 @@ def _moments(c, h):
                         v=b2 * c.state["v"] + (1 - b2) * c.u**2)
 
 
+def square_average(rate: str, state: str = "v") -> Stage:
+    """The stage `state <- rate*state + (1 - rate)*g^2`: an exponential moving average of the
+    squared gradient, `rate` naming the smoothing hyperparameter (RMSprop's alpha, Adadelta's
+    rho). torch computes it as mul_(rate).addcmul_(g, g, value=1 - rate), this in exact
+    arithmetic."""
+    def square_avg(c, h):
+        r = h[rate]
+        return c.with_state(**{state: r * c.state[state] + (1 - r) * c.u**2})
+    return Stage("square_avg", square_avg,
+                 f"square average {state} <- {rate}*{state} + (1 - {rate})*g^2")
+
+
 def _amsgrad(c, h):
     # the running max is over the raw second moment v, not over the bias-corrected v-hat;
     # from torch's fresh state vmax is 0 and v >= 0, so max(0, v) is v exactly

@@ -37,7 +37,6 @@ read back through the entries' state names.
 """
 from __future__ import annotations
 
-import itertools
 import random
 import re
 from fractions import Fraction
@@ -48,8 +47,9 @@ import exact_catalogue as EC
 import exact_torch as X
 from strategies_catalogue import (positions, random_point, random_state, substitute, symbols_of,
                                   torch_refusal)
-from strategies_specs import H, parse, random_grads
-from verdict_checks import SHAPES, _candidates, _Poly, gradient_of
+from strategies_specs import H, parse
+from verdict_checks import (Simulator, _holds, _mapping, _Poly, gradient_of, replay_mapping,
+                            search_no_mapping)
 
 REPLAY_STEPS = 5
 
@@ -134,17 +134,6 @@ def _sympy(x):
     if isinstance(x, sp.Basic):
         return x
     return sp.Float(X.mpmath.nstr(x, 100), 100)
-
-
-def _holds(condition: str, point: dict) -> bool:
-    value = parse(condition).xreplace(point)
-    if value not in (sp.true, sp.false):
-        raise ValueError(f"valid_when {condition!r} is not decided at {point}")
-    return value == sp.true
-
-
-def _mapping(raw) -> dict:
-    return {H(str(k)): parse(v) for k, v in (raw or {}).items()}
 
 
 _GENERIC = re.compile(r"\b([A-Za-z][A-Za-z0-9]*)_\{t-1\}")
@@ -239,66 +228,13 @@ def admissible_point(A, rng, valid_when=(), tries=60) -> dict | None:
     return None
 
 
-def _branch_mapping(mapping: dict, branches: list, point: dict) -> dict:
-    """The certificate's own mapping where the point is one of A's branch values (momentum 0)."""
-    for b in branches or ():
-        case = {H(k): parse(v) for k, v in b.get("case", {}).items()}
-        if case and all(point.get(s) == v for s, v in case.items()) and b.get("verdict") == "proven":
-            return _mapping(b.get("mapping"))
-    return mapping
-
-
 def replay(A, B, mapping, rng, steps, valid_when=(), phi=None, branches=(), points=3,
            sequences=2, start="start") -> list:
-    """B under `mapping` equals A exactly at steps 1..steps (theta and the output states both
-    hold; every state both hold when phi)."""
-    if steps < 1:
-        return []
-    free_b = symbols_of(B) - symbols_of(A) - set(mapping)
-    where_b = positions(B)
-    ran = 0
-    for _ in range(points):
-        point = admissible_point(A, rng, valid_when)
-        if point is None:
-            return [f"no admissible point of A's symbols satisfies {valid_when}"]
-        here = _branch_mapping(mapping, branches, point)
-        refusal = None
-        for _ in range(1 if not free_b else 30):
-            b_point = {**point, **random_point(free_b - set(here), where_b, rng)}
-            b_num = substitute(substitute(B, here), b_point)
-            refusal = torch_refusal(b_num)
-            if not refusal:
-                break
-        if refusal:
-            return [f"at {point}, B under the mapping {here} is not an optimizer torch builds: "
-                    f"{refusal}"]
-        a_num = substitute(A, point)
-        for _ in range(sequences):
-            theta0, grads = random_grads(1, rng)[0], random_grads(steps, rng)
-            state0 = draw_state(a_num, b_num, rng, start)
-            try:
-                ra = trajectory(a_num, theta0, grads, state0=state0)
-                rb = trajectory(b_num, theta0, grads, state0=state0)
-            except (ZeroDivisionError, ValueError):  # eps = 0 at v = 0: torch's NaN; a state
-                continue  # torch does not reach
-            ran += 1
-            for k in range(1, steps + 1):
-                (ta, sa), (tb, sb) = ra[k], rb[k]
-                if not same(ta, tb):
-                    return [f"replay differs at step {k}: point {point}, B values {b_point}, "
-                            f"theta_0 {theta0}, g {grads}, state_0 {state0}: theta_A {ta}, "
-                            f"theta_B {tb}"]
-                parted = _outputs_differ(A, B, sa, sb)
-                if parted:
-                    return [f"replay differs at step {k} in the output state {parted[0]!r}: "
-                            f"point {point}, B values {b_point}, theta_0 {theta0}, g {grads}, "
-                            f"state_0 {state0}: A's {sa[parted[0]]}, B's {sb[parted[0]]}"]
-                if phi is not None and here is mapping:
-                    bad = compare_states(A, B, sa, sb, phi, {**b_point, **here}, k)
-                    if bad:
-                        return [f"{p} (point {point}, B values {b_point}, theta_0 {theta0}, "
-                                f"g {grads}, state_0 {state0})" for p in bad]
-    return [] if ran else ["every replay divided by zero: nothing compared"]
+    """B under `mapping` equals A exactly at steps 1..steps (theta, and the state when phi)."""
+    states = None if phi is None else \
+        (lambda sa, sb, values, k: compare_states(A, B, sa, sb, phi, values, k))
+    return replay_mapping(SIMULATOR, A, B, mapping, rng, steps, start, points, sequences,
+                          valid_when, branches, states)
 
 
 def check_proven(A, B, r: dict, rng, start="start") -> list:
@@ -457,89 +393,36 @@ def poly_arith(poly: _Poly) -> EC.Arith:
                     lambda a, b: sp.Ne(a, b), EC._sym_pick, EC._lerp, lambda x: x)
 
 
-def _sequences(n, k, rng, A, B, start):
-    return [(random_grads(1, rng)[0], random_grads(k, rng, SHAPES[i % 3]),
-             draw_state(A, B, rng, start)) for i in range(n)]
-
-
-def _verify(A_num, B_case, values, battery, k) -> bool:
-    if any(not v.is_real or v.free_symbols or v < 0 for v in values.values()):
-        return False  # hyperparameter symbols are nonnegative reals
-    b_num = substitute(B_case, values)
-    if torch_refusal(b_num):
-        return False
-    for theta0, grads, state0 in battery:
-        try:
-            ra = trajectory(A_num, theta0, grads, k, state0)
-            rb = trajectory(b_num, theta0, grads, k, state0)
-        except (ZeroDivisionError, TypeError, ValueError):
-            return False
-        if not all(same(ra[j][0], rb[j][0]) and not _outputs_differ(A_num, b_num, ra[j][1],
-                                                                      rb[j][1])
-                   for j in range(1, k + 1)):
-            return False
-    return True
-
-
 def no_mapping_at(A, B, point, unknowns, k, rng, n_sequences=2, seconds=6.0,
                   start="start") -> tuple:
-    """('none', why) when no admissible values of `unknowns` make steps 1..k of B equal A's at
-    this point of A's symbols, each of B's branch values (an unknown at momentum or
-    weight_decay set to 0) a case of its own; ('found', values) with values that do (checked
-    on a battery of exact runs); ('unknown', why) when the equations cannot be decided."""
+    """verdict_checks.search_no_mapping on the catalogue's simulator: each of B's branch values
+    (an unknown standing only at B's entry's switches, momentum or weight_decay, set to 0) a
+    case of its own, a candidate checked on 16 more exact runs."""
+    return search_no_mapping(SIMULATOR, A, B, point, unknowns, k, start, rng, n_sequences,
+                             battery=16, seconds=seconds)
+
+
+def _branch(B, where, unknowns) -> list:
     from optequiv.derive.catalogue import ENTRIES
 
-    where = positions(B)
     switches = ENTRIES[B["family"]].switches if B["family"] in ENTRIES else ()
-    A_num, B_at = substitute(A, point), substitute(B, point)
-    branch = [u for u in unknowns if where.get(u) and all(key in switches for _, key in where[u])]
-    sequences = _sequences(n_sequences, k, rng, A_num, B_at, start)
-    battery = sequences + _sequences(16, k, rng, A_num, B_at, start)
-    why = []
-    for r in range(len(branch) + 1):
-        for zeros in itertools.combinations(branch, r):
-            fixed = dict.fromkeys(zeros, sp.Integer(0))
-            B_case = substitute(B_at, fixed)
-            rest = sorted(set(unknowns) - set(zeros), key=str)
-            poly = _Poly()
-            ops = poly_arith(poly)
-            equations = []
-            try:
-                for theta0, grads, state0 in sequences:
-                    ta = _simulate(A_num, theta0, grads, None, ops, state0)
-                    tb = _simulate(B_case, theta0, grads, None, ops, state0)
-                    outs = sorted(output_keys(A_num, B_case) & set(ta[-1][1]) & set(tb[-1][1]))
-                    for j in range(1, k + 1):
-                        for diff in [tb[j][0] - ta[j][0],
-                                     *(tb[j][1][key] - ta[j][1][key] for key in outs)]:
-                            num = sp.expand(sp.numer(sp.together(diff)))
-                            if num != 0:
-                                equations.append(num)
-                equations += poly.equations
-                found = _candidates(equations, rest, seconds) if equations else [{}]
-            except (NotImplementedError, TimeoutError, sp.PolynomialError, TypeError,
-                    ValueError) as err:
-                return "unknown", f"case {fixed}: {type(err).__name__}: {err}"
-            if not found:
-                why.append(f"case {fixed}: Groebner basis is [1]")
-                continue
-            for sol in found:
-                free = [u for u in rest if u not in sol]
-                if any(sol[u].free_symbols - set(free) for u in rest if u in sol):
-                    return "unknown", f"case {fixed}: a solution in terms of other symbols {sol}"
-                for _ in range(20 if free else 1):
-                    chosen = random_point(free, where, rng)
-                    values = {u: sp.nsimplify(sol[u]) if sol[u].is_Float
-                              else sol[u].xreplace(chosen) for u in rest if u in sol}
-                    values.update(chosen)
-                    values.update(fixed)
-                    if _verify(A_num, B_case, values, battery, k):
-                        return "found", values
-                if free:
-                    return "unknown", f"case {fixed}: a family of solutions {sol}"
-            why.append(f"case {fixed}: its solutions {found} are not admissible or fail the "
-                       "exact replay")
-    return "none", "; ".join(why)
+    return [u for u in unknowns if where.get(u) and all(key in switches for _, key in where[u])]
+
+
+def _runs(A, B, theta0, grads, steps, state0):
+    return trajectory(A, theta0, grads, steps, state0), \
+        trajectory(B, theta0, grads, steps, state0), same
+
+
+SIMULATOR = Simulator(
+    substitute=substitute, symbols_of=symbols_of, positions=positions, random_point=random_point,
+    admissible_point=lambda A, rng, valid_when: admissible_point(A, rng, valid_when),
+    refusal=torch_refusal, draw_state=draw_state, runs=_runs,
+    poly_runs=lambda c, theta0, grads, state0, poly: _simulate(c, theta0, grads, None,
+                                                              poly_arith(poly), state0),
+    outputs=lambda A, B: sorted(output_keys(A, B)),
+    branch=_branch, failures=(ZeroDivisionError, ValueError), undecidable=(TypeError, ValueError),
+    nonnegative=True)
 
 
 def check_no_mapping(A, B, r: dict, rng, start="start") -> tuple:

@@ -2,7 +2,7 @@
 
 The references: torch.optim.Adadelta (loop and foreach), a hand-written exact recurrence of
 torch's documented algorithm, and torch.optim.Adadelta plus the decoupled shrink for the
-conventions torch lacks (optax's and Keras's). Shared checks: tests/catalogue_family.py.
+conventions torch lacks (optax's and Keras's). Shared checks: tests/entry_checks.py.
 """
 from __future__ import annotations
 
@@ -13,16 +13,12 @@ import pytest
 import sympy as sp
 import torch
 
-from catalogue_family import (assert_bad_values_refused_as_torch, assert_crosscheck,
-                              assert_decay_matches_reference, assert_kernel_matches_torch,
-                              assert_matches_recurrence, assert_numpy_matches_torch,
-                              assert_planted_is_caught, cli, compare_json, listed)
-from optequiv.derive.rules import build_rule
+from entry_checks import (NEEDS_CC, assert_bad_values_refused_as_torch, assert_crosscheck,
+                          assert_decay_matches_reference, assert_kernel_matches_torch,
+                          assert_matches_recurrence, assert_planted_is_caught,
+                          assert_proven_under, assert_refuted_at, assert_signature_is_torchs,
+                          cli, listed, max_ulp, numpy_against_torch, planted)
 from optequiv.numeric import torch_optimizer
-from optequiv.numeric.against_torch import crosscheck
-from optequiv.numeric.c_build import find_compiler
-
-NEEDS_CC = pytest.mark.skipif(find_compiler() is None, reason="no C compiler on this machine")
 
 
 def hand(decay, maximize):
@@ -80,7 +76,7 @@ def torch_configs() -> list:
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
 @pytest.mark.parametrize("text", torch_configs())
 def test_generated_optimizer_matches_torch(text, dtype):
-    ulp = assert_crosscheck(text, dtype=dtype)  # within 4096 / 256 eps normwise, every step
+    ulp = max_ulp(assert_crosscheck(text, dtype=dtype))  # within 4096 / 256 eps normwise, every step
     # Not bit for bit: SymPy folds delta^2 = (acc_delta + eps)*g^2/(square_avg + eps) (exact:
     # the square roots cancel), so the new acc_delta is not computed from delta*delta as
     # torch's loop does, and delta is sqrt(acc + eps)*g/std, not (sqrt(acc + eps)/std)*g.
@@ -91,9 +87,9 @@ def test_generated_optimizer_matches_torch(text, dtype):
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
 def test_normwise_error_is_a_few_eps(dtype):
-    report = crosscheck("adadelta", steps=20, dtype=dtype, implementations=("loop",))
-    eps_units = report.comparisons[0].max_rel_error / torch.finfo(dtype).eps
-    assert report.passed and eps_units <= 8, eps_units  # observed 3.0 and 6.0
+    [cmp] = assert_crosscheck("adadelta", dtype=dtype, implementations=("loop",)).values()
+    eps_units = cmp.max_rel_error / torch.finfo(dtype).eps
+    assert eps_units <= 8, eps_units  # observed 3.0 and 6.0
 
 
 @NEEDS_CC
@@ -107,7 +103,7 @@ def test_compiled_kernel_matches_torch(text, dtype):
 
 @pytest.mark.parametrize("text", torch_configs()[-3:])
 def test_numpy_step_matches_torch(text):
-    assert_numpy_matches_torch(text)
+    assert numpy_against_torch(text) <= 1e-12
 
 
 @pytest.mark.parametrize("decay", ["decoupled", "independent", "after"])
@@ -117,14 +113,6 @@ def test_decoupled_conventions_match_torch_plus_the_shrink(decay, extra):
 
 
 # -- negative controls ------------------------------------------------------------------------------
-
-def _plant(fn):
-    def plant(spec):
-        rule = build_rule(spec)
-        return replace(rule, stages=tuple(replace(s, fn=fn) if s.name == "adadelta_delta"
-                                          else s for s in rule.stages))
-    return plant
-
 
 def _eps_outside(c, h):
     rho, acc = h["rho"], c.state["acc"]
@@ -150,7 +138,7 @@ PLANTED = {
 @pytest.mark.parametrize("bug", sorted(PLANTED))
 def test_negative_control_planted_rule_is_caught(bug):
     text, fn = PLANTED[bug]
-    assert assert_planted_is_caught(text, _plant(fn)) == 1
+    assert assert_planted_is_caught(text, planted(adadelta_delta=fn)) == 1
 
 
 # -- bad input, list, verdicts ------------------------------------------------------------------------
@@ -167,19 +155,11 @@ def test_rho_one_is_accepted_as_torch():
 
 
 def test_generated_signature_is_torchs():
-    import inspect
-
-    ours = inspect.signature(torch_optimizer("adadelta"))
-    theirs = inspect.signature(torch.optim.Adadelta)
-    ours = [(p.name, p.kind, p.default) for p in ours.parameters.values()]
-    theirs = [(p.name, p.kind, p.default) for p in theirs.parameters.values()]
-    # torch's signature, then the compiled kernel's keyword, which torch's class lacks
-    assert ours == theirs + [("fused", inspect.Parameter.KEYWORD_ONLY, None)]
+    assert_signature_is_torchs("adadelta", fused_added=True)
 
 
 def test_list_shows_the_entry():
-    info = listed("adadelta")
-    assert info["torch_class"] == "torch.optim.Adadelta" and info["modelled"]
+    info = listed("adadelta", "torch.optim.Adadelta")
     assert {k: v["torch_default"] for k, v in info["keys"].items() if v["torch_key"]} == {
         "lr": "1.0", "rho": "0.9", "eps": "1e-6", "weight_decay": "0", "maximize": False}
     assert list(info["keys"]["decay"]["choices"]) == ["l2", "decoupled", "independent", "after"]
@@ -188,11 +168,9 @@ def test_list_shows_the_entry():
 
 
 def test_renamed_lr_is_proven_equivalent():
-    data = compare_json("adadelta(lr=eta, rho=r)", "adadelta(lr=e2, rho=r)")
-    assert data["verdict"] == "proven" and data["mapping"] == {"e2": "eta"}
+    assert_proven_under("adadelta(lr=eta, rho=r)", "adadelta(lr=e2, rho=r)", {"e2": "eta"})
 
 
 def test_l2_and_decoupled_diverge_at_the_first_step():
-    data = compare_json("adadelta(lr=eta, weight_decay=lam)",
-                        "adadelta(lr=eta, weight_decay=lam, decay=decoupled)")
-    assert data["verdict"] == "refuted" and data["first_divergent_step"] == 1
+    assert_refuted_at("adadelta(lr=eta, weight_decay=lam)",
+                      "adadelta(lr=eta, weight_decay=lam, decay=decoupled)", 1)

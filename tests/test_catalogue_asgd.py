@@ -4,17 +4,16 @@ torch.optim.ASGD (params and eta, mu, ax, step after every step), planted bugs i
 the updates, torch's messages, `list` and `compare`."""
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from dataclasses import replace
 
 import pytest
 import sympy as sp
 import torch
 
-from entry_vs_torch import HAS_CC, distance, normwise_ulp, numpy_trajectory, ours, torch_class, \
-    trajectory, ulp
+from entry_checks import (assert_float64_matches_torch, assert_refused_as_torch, cli,
+                          default_dtype, distance, float32_runs, listed, normwise_ulp,
+                          numpy_trajectory, ours, planted_distances, spec_text, torch_class,
+                          trajectory, ulp)
 from optequiv.derive.catalogue import asgd as A
 from optequiv.derive.compare import compare
 from optequiv.derive.rules import build_rule
@@ -29,12 +28,6 @@ CONFIGS = [{}, {"lambd": 0.1}, {"lr": 0.02}, {"t0": 100}, {"maximize": True},
            # negative past lambd*lr*t = -1 with an integer alpha), a negative alpha and t0
            {"t0": 2, "lr": 0.5, "lambd": -0.1, "alpha": 1},
            {"t0": -3, "lambd": -0.1, "alpha": -0.5}]
-
-
-def cli(*args):
-    p = subprocess.run([sys.executable, "-m", "optequiv.derive", *args], capture_output=True,
-                       text=True, timeout=120)
-    return p.returncode, p.stdout, p.stderr
 
 
 # -- symbolic ------------------------------------------------------------------------------------
@@ -89,26 +82,16 @@ def test_float64_params_and_state_match_torch_after_every_step(kw):
     # loop: it computes the new eta as float32 tensor arithmetic on the float32 step count
     # (the loop in Python floats, rounded once), so the two differ by float32 roundings of
     # eta, about 1e-6 relative; the generated optimizer (foreach or not) follows the loop
-    Ref, Ours = torch_class("asgd"), ours("asgd")
-    want = trajectory(Ref, {**kw, "foreach": False}, torch.float64)
-    assert distance(trajectory(Ref, {**kw, "foreach": True}, torch.float64), want) <= 1e-4
-    assert distance(trajectory(Ours, kw, torch.float64), want) <= 1e-12
-    assert distance(trajectory(Ours, {**kw, "foreach": True}, torch.float64), want) <= 1e-12
-    if HAS_CC:
-        assert distance(trajectory(Ours, {**kw, "fused": True}, torch.float64), want) <= 1e-12
+    assert_float64_matches_torch("asgd", kw, torch_foreach=1e-4, with_numpy=False)
 
 
 @pytest.mark.parametrize("kw", CONFIGS, ids=str)
 def test_numpy_matches_torch_in_float64_default_dtype(kw):
     # numpy_step keeps eta and mu as Python floats (float64): compared against torch under a
     # float64 default dtype, where torch keeps them in float64 too
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
+    with default_dtype(torch.float64):
         want = trajectory(torch_class("asgd"), kw, torch.float64)
-    finally:
-        torch.set_default_dtype(old)
-    assert distance(numpy_trajectory("asgd", kw), want) <= 1e-12
+    assert distance(numpy_trajectory(spec_text("asgd", kw)), want) <= 1e-12
 
 
 @pytest.mark.parametrize("kw", CONFIGS, ids=str)
@@ -120,14 +103,10 @@ def test_float32_against_torchs_loop(kw):
     # element near 0 (theta*(1 - lambd*eta) cancelling eta*g) then counts many ulp of a tiny
     # value (measured up to 109), so those are bounded normwise, in ulp of the parameter's
     # largest magnitude: measured at most 1.7 (eager) and 0.86 (fused)
-    Ref, Ours = torch_class("asgd"), ours("asgd")
-    want = trajectory(Ref, kw, torch.float32)
-    got = trajectory(Ours, kw, torch.float32)
+    want, runs = float32_runs("asgd", kw)
     if not (kw.get("maximize") and not kw.get("weight_decay")):
-        assert ulp(got, want) == 0
-    assert normwise_ulp(got, want) <= 2
-    if HAS_CC:
-        assert normwise_ulp(trajectory(Ours, {**kw, "fused": True}, torch.float32), want) <= 2
+        assert ulp(runs["eager"], want) == 0
+    assert all(normwise_ulp(got, want) <= 2 for got in runs.values())
 
 
 def _reordered(*order):
@@ -143,26 +122,18 @@ def _reordered(*order):
                          ids=("new eta in the step", "new mu in the average"))
 def test_planted_bugs_are_caught(order):
     kw = {"t0": 2, "lr": 0.1, "lambd": 0.5}
-    rule_for = _reordered(*order)
-    want = trajectory(torch_class("asgd"), kw, torch.float64)
-    assert distance(trajectory(ours("asgd", rule_for), kw, torch.float64), want) > 1e-6
+    [d] = planted_distances("asgd", kw, _reordered(*order), with_numpy=False)
+    assert d > 1e-6
     # the same order as the entry's is no bug: the harness itself is not what differs
     same = _reordered(A.ASGD_STEP, A.AVERAGE, A.SCHEDULE)
-    assert distance(trajectory(ours("asgd", same), kw, torch.float64), want) <= 1e-12
+    assert planted_distances("asgd", kw, same, with_numpy=False) <= [1e-12]
 
 
 # -- bad input, list, compare --------------------------------------------------------------------
 
 @pytest.mark.parametrize("kw", [{"lr": -1.0}, {"weight_decay": -0.1}], ids=str)
 def test_torchs_messages_from_the_spec_and_the_constructor(kw):
-    with pytest.raises(ValueError) as theirs:
-        torch.optim.ASGD([torch.zeros(1)], **kw)
-    with pytest.raises(ValueError) as mine:
-        ours("asgd")([torch.nn.Parameter(torch.zeros(1))], **kw)
-    assert str(mine.value) == str(theirs.value)
-    key, value = next(iter(kw.items()))
-    rc, out, err = cli("compare", f"asgd({key}={value})", "asgd")
-    assert rc == 2 and out == "" and err.strip() == f"optequiv: {theirs.value}"
+    assert_refused_as_torch("asgd", kw, on_cli=True)
 
 
 def test_every_argument_is_positional_as_in_torch():
@@ -174,9 +145,7 @@ def test_every_argument_is_positional_as_in_torch():
 
 
 def test_list_shows_the_entry():
-    rc, out, _ = cli("list", "--json")
-    info = json.loads(out)["asgd"]
-    assert rc == 0 and info["modelled"] and info["torch_class"] == "torch.optim.ASGD"
+    info = listed("asgd", "torch.optim.ASGD")
     assert info["keys"]["t0"]["torch_default"] == "1e6"
     assert set(info["state"]) == {"step", "eta", "mu", "ax"}
 

@@ -5,8 +5,6 @@ are checked against them, with planted bugs as negative controls."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from dataclasses import replace
 from fractions import Fraction as F
 
@@ -15,6 +13,7 @@ import pytest
 import sympy as sp
 import torch
 
+from entry_checks import cli
 from optequiv import numeric
 from optequiv.derive import symbols as Y
 from optequiv.derive.compare import compare
@@ -226,12 +225,6 @@ def test_unroll_generic_step_is_the_papers_formula():
     state, theta = rule.step({"m": m}, th, g, spec.hyper())
     assert sp.expand(theta - (th * (1 - lr * lam) - lr * sp.sign(b1 * m + (1 - b1) * g))) == 0
     assert sp.expand(state["m"] - (b2 * m + (1 - b2) * g)) == 0
-
-
-def cli(*args):
-    p = subprocess.run([sys.executable, "-m", "optequiv.derive", *args], capture_output=True,
-                       text=True, timeout=120)
-    return p.returncode, p.stdout, p.stderr
 
 
 def test_unroll_cli():

@@ -13,42 +13,28 @@ and the harness scenario with its restart runs under a float64 default dtype.
 """
 from __future__ import annotations
 
-import copy
-import inspect
-import json
-from contextlib import contextmanager
 from dataclasses import replace
 
 import pytest
 import sympy as sp
 import torch
 
-from optequiv.derive import stages as S
 from optequiv.derive.catalogue import nadam as catalogue_nadam
 from optequiv.derive.rules import build_rule
 from optequiv.derive.spec import parse_spec
 from optequiv.numeric import torch_optimizer
-from optequiv.numeric.against_torch import crosscheck
-from optequiv.numeric.c_build import find_compiler
 from optequiv.numeric.harness import Scenario
 
-from entry_checks import (assert_bad_values_as_torch, cli, exact_steps,
-                          numpy_against_torch, same_number)
-from twins import CUDA
+from entry_checks import (NEEDS_CC, assert_crosscheck, assert_planted_is_caught,
+                          assert_proven_under, assert_refused_as_torch, assert_refuted_at,
+                          assert_signature_is_torchs, assert_sparse_refused_as_torch, cli,
+                          decay_moved_after, default_dtype, exact_steps, listed,
+                          load_torchs_checkpoint, max_ulp, numpy_against_torch, planted,
+                          same_number)
+from twins import CUDA, assert_matches, feed, twins
 
-FUSED = pytest.mark.skipif(find_compiler() is None, reason="no C compiler on this machine")
 DECAYS = ("l2", "decoupled", "independent", "after")
 NO_RESTART = Scenario(resume_at=None)
-
-
-@contextmanager
-def default_dtype(dtype):
-    saved = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(saved)
 
 
 # -- symbolic: the rule against torch's documented algorithm, exact ------------------------------
@@ -143,12 +129,9 @@ def _ids(text: str) -> str:
 
 @pytest.mark.parametrize("spec", CONFIGS, ids=_ids)
 def test_float64_matches_torch_loop_and_foreach(spec):
-    report = crosscheck(spec, steps=12, dtype=torch.float64, implementations=("loop", "foreach"),
-                        scenario=NO_RESTART)
-    assert report.passed, report.to_json()["first_mismatch"]
-    by = {c.reference: c for c in report.comparisons}
-    assert by["loop"].steps == 12 and by["loop"].max_ulp == 0  # observed: bit for bit
-    assert by["foreach"].steps == 12 and by["foreach"].max_rel_error <= 1e-12
+    by = assert_crosscheck(spec, steps=12, scenario=NO_RESTART)
+    assert by["loop"].max_ulp == 0  # observed: bit for bit
+    assert by["foreach"].max_rel_error <= 1e-12
 
 
 @pytest.mark.parametrize("spec", CONFIGS[::3], ids=_ids)
@@ -156,25 +139,24 @@ def test_float64_default_dtype_with_a_restart_is_bit_for_bit(spec):
     """Under a float64 default dtype torch's mu_product is float64, so the scenario's
     checkpoint restart (load_state_dict) keeps its dtype and the whole scenario applies."""
     with default_dtype(torch.float64):
-        report = crosscheck(spec, steps=12, dtype=torch.float64, implementations=("loop",))
-    assert report.passed and report.comparisons[0].max_ulp == 0, report.to_json()["max_ulp"]
+        ulps = max_ulp(assert_crosscheck(spec, steps=12, implementations=("loop",)))
+    assert ulps == {"loop": 0}, ulps
 
 
 @pytest.mark.parametrize("spec", CONFIGS[::2], ids=_ids)
 def test_float32_loop_is_bit_for_bit(spec):
-    report = crosscheck(spec, steps=12, dtype=torch.float32, implementations=("loop",),
-                        scenario=NO_RESTART)
-    assert report.passed and report.comparisons[0].max_ulp == 0, report.to_json()["max_ulp"]
+    ulps = max_ulp(assert_crosscheck(spec, steps=12, dtype=torch.float32,
+                                     implementations=("loop",), scenario=NO_RESTART))
+    assert ulps == {"loop": 0}, ulps
 
 
-@FUSED
+@NEEDS_CC
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
 @pytest.mark.parametrize("spec", CONFIGS[1::2], ids=_ids)
 def test_fused_matches_torch(spec, dtype):
-    report = crosscheck(spec, steps=12, dtype=dtype, fused=True, implementations=("loop",),
-                        scenario=NO_RESTART)
-    assert report.passed, report.to_json()["first_mismatch"]
-    assert report.to_json()["max_rel_error_eps"] <= 8  # observed <= 1.6
+    [cmp] = assert_crosscheck(spec, steps=12, dtype=dtype, fused=True, implementations=("loop",),
+                              scenario=NO_RESTART).values()
+    assert cmp.max_rel_error / torch.finfo(dtype).eps <= 8  # observed <= 1.6
 
 
 @pytest.mark.parametrize("spec", CONFIGS[3:], ids=_ids)
@@ -183,86 +165,54 @@ def test_numpy_step_matches_torch(spec):
         assert numpy_against_torch(spec) <= 1e-12
 
 
-def _twins(**kwargs):
-    g = torch.Generator().manual_seed(5)
-    init = torch.randn(6, generator=g, dtype=torch.float64)
-    a, b = (torch.nn.Parameter(init.clone()) for _ in range(2))
-    grads = [torch.randn(6, generator=g, dtype=torch.float64) for _ in range(8)]
-    return a, b, torch.optim.NAdam([a], **kwargs), torch_optimizer("nadam")([b], **kwargs), grads
-
-
-def _assert_same(a, b, theirs, ours):
-    assert torch.equal(a, b)
-    assert set(ours.state[b]) == {"step", "exp_avg", "exp_avg_sq", "mu_product"} \
-        == set(theirs.state[a])
-    for key, value in theirs.state[a].items():
-        mine = ours.state[b][key]
-        assert (mine.dtype, mine.shape) == (value.dtype, value.shape), key
-        assert torch.equal(mine, value), key
+STATE = {"step", "exp_avg", "exp_avg_sq", "mu_product"}
 
 
 def test_mu_product_is_a_float32_scalar_as_torchs():
-    a, b, theirs, ours, grads = _twins(lr=0.05, weight_decay=0.1)
-    for grad in grads:
-        a.grad, b.grad = grad.clone(), grad.clone()
+    theirs, ours, a, b = twins("nadam(lr=0.05, weight_decay=0.1)", shapes=((6,),), seed=5)
+    for step in range(8):
+        feed(a, b, step)
         theirs.step(), ours.step()
-        _assert_same(a, b, theirs, ours)
-    assert ours.state[b]["mu_product"].dtype == torch.float32
+        assert_matches(theirs, ours, a, b)
+    assert set(ours.state[b[0]]) == STATE
+    assert ours.state[b[0]]["mu_product"].dtype == torch.float32
 
 
 def test_checkpoints_restart_as_torchs():
     """torch's checkpoint into ours, and each restarted from its own checkpoint (torch's
     load_state_dict casts mu_product to float64 here, for both): bit for bit."""
-    a, b, theirs, ours, grads = _twins(lr=0.05, decoupled_weight_decay=True, weight_decay=0.1)
-    for grad in grads[:3]:
-        a.grad = grad.clone()
+    theirs, ours, a, b = twins("nadam(lr=0.05, decoupled_weight_decay=true, weight_decay=0.1)",
+                               shapes=((6,),), seed=5)
+    for step in range(3):
+        feed(a, b, step)
         theirs.step()
-    with torch.no_grad():
-        b.copy_(a)
-    ours.load_state_dict(copy.deepcopy(theirs.state_dict()))  # torch's state_dict aliases
-    theirs.load_state_dict(copy.deepcopy(theirs.state_dict()))
-    assert ours.state[b]["mu_product"].dtype == torch.float64  # torch's cast, on both sides
-    for grad in grads[3:]:
-        a.grad, b.grad = grad.clone(), grad.clone()
+    load_torchs_checkpoint(theirs, ours, a, b, reload_torch=True)
+    assert ours.state[b[0]]["mu_product"].dtype == torch.float64  # torch's cast, on both sides
+    for step in range(3, 8):
+        feed(a, b, step)
         theirs.step(), ours.step()
-        _assert_same(a, b, theirs, ours)
+        assert_matches(theirs, ours, a, b)
+    assert set(ours.state[b[0]]) == STATE
 
 
 def test_signature_is_torchs_with_fused_last():
-    ours = list(inspect.signature(torch_optimizer("nadam")).parameters.values())
-    theirs = list(inspect.signature(torch.optim.NAdam).parameters.values())
-    assert [(p.name, p.kind, p.default) for p in ours[:-1]] == \
-        [(p.name, p.kind, p.default) for p in theirs]
-    assert (ours[-1].name, ours[-1].kind, ours[-1].default) == \
-        ("fused", inspect.Parameter.KEYWORD_ONLY, None)
+    assert_signature_is_torchs("nadam", fused_added=True)
     p = torch.nn.Parameter(torch.zeros(2))
     group = torch_optimizer("nadam(decoupled_weight_decay=true)")([p]).param_groups[0]
     assert group["decoupled_weight_decay"] is True and group["momentum_decay"] == 4e-3
 
 
 def test_sparse_gradient_message_is_torchs():
-    p = torch.nn.Parameter(torch.zeros(3))
-    p.grad = torch.zeros(3).to_sparse()
-    for cls in (torch_optimizer("nadam"), torch.optim.NAdam):
-        with pytest.raises(RuntimeError, match="^NAdam does not support sparse gradients$"):
-            cls([p]).step()
+    assert_sparse_refused_as_torch("nadam", "NAdam does not support sparse gradients")
 
 
 @CUDA
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
 def test_matches_torch_on_cuda(dtype):
     """torch's CUDA loop and foreach kernels: to numeric.metrics' tolerance, not the bits."""
-    report = crosscheck(CONFIGS[-1], steps=12, dtype=dtype, device="cuda",
-                        implementations=("loop", "foreach"), scenario=NO_RESTART)
-    assert report.passed, report.to_json()["first_mismatch"]
+    assert_crosscheck(CONFIGS[-1], steps=12, dtype=dtype, device="cuda", scenario=NO_RESTART)
 
 # -- negative controls: planted bugs the same cross-checks must catch ----------------------------
-
-def _replaced(spec, name: str, fn):
-    rule = build_rule(spec)
-    return replace(rule, stages=tuple(replace(s, fn=fn) if s.name == name else s
-                                      for s in rule.stages))
-
 
 def _direction(c, h, product, later_product, psi=None):
     """NAdam's direction with the products given (for planting variants)."""
@@ -274,10 +224,9 @@ def _direction(c, h, product, later_product, psi=None):
                    + later / (1 - later_product(later)) * c.state["m"] / d)
 
 
-def without_the_product(spec):
-    """mu_t in place of the product mu_1*...*mu_t (and mu_{t+1} for P_t*mu_{t+1})."""
-    return _replaced(spec, "nadam_direction",
-                     lambda c, h: _direction(c, h, lambda now: now, lambda later: later))
+# mu_t in place of the product mu_1*...*mu_t (and mu_{t+1} for P_t*mu_{t+1})
+without_the_product = planted(
+    nadam_direction=lambda c, h: _direction(c, h, lambda now: now, lambda later: later))
 
 
 def product_computed_inline(spec):
@@ -292,27 +241,20 @@ def product_computed_inline(spec):
                                       for s in rule.stages if s.name != "mu_product"))
 
 
-def momentum_decay_ignored(spec):
-    return _replaced(spec, "nadam_direction", lambda c, h: _direction(
-        c, h, lambda now: c.state["muprod"], lambda later: c.state["muprod"] * later, psi=0))
+momentum_decay_ignored = planted(nadam_direction=lambda c, h: _direction(
+    c, h, lambda now: c.state["muprod"], lambda later: c.state["muprod"] * later, psi=0))
 
 
-def eps_inside_the_sqrt(spec):
-    def direction(c, h):
-        t, g = c.state["t"], c.u
-        now, later = catalogue_nadam.mu(h, t), catalogue_nadam.mu(h, t + 1)
-        d = sp.sqrt(c.state["v"] / (1 - h["beta2"] ** t) + h["eps"])
-        P = c.state["muprod"]
-        return replace(c, u=(1 - now) / (1 - P) * g / d
-                       + later / (1 - P * later) * c.state["m"] / d)
-    return _replaced(spec, "nadam_direction", direction)
+def _eps_inside_the_sqrt(c, h):
+    t, g = c.state["t"], c.u
+    now, later = catalogue_nadam.mu(h, t), catalogue_nadam.mu(h, t + 1)
+    d = sp.sqrt(c.state["v"] / (1 - h["beta2"] ** t) + h["eps"])
+    P = c.state["muprod"]
+    return replace(c, u=(1 - now) / (1 - P) * g / d + later / (1 - P * later) * c.state["m"] / d)
 
 
-def l2_after_the_moments(spec):
-    rule = build_rule(spec)
-    stages = [s for s in rule.stages if s.name != "decay"]
-    at = [s.name for s in stages].index("nadam_direction") + 1
-    return replace(rule, stages=tuple(stages[:at] + [S.DECAY_DECOUPLED] + stages[at:]))
+eps_inside_the_sqrt = planted(nadam_direction=_eps_inside_the_sqrt)
+l2_after_the_moments = decay_moved_after("nadam_direction")
 
 
 # bug -> (spec, plant, the first step at which it shows)
@@ -328,23 +270,15 @@ PLANTED = {
 @pytest.mark.parametrize("bug", sorted(PLANTED))
 def test_planted_bug_is_caught(bug, dtype):
     spec, plant, step = PLANTED[bug]
-    report = crosscheck(spec, steps=6, dtype=dtype, rule_for=plant, implementations=("loop",),
-                        scenario=NO_RESTART)
-    comparison = report.comparisons[0]
-    assert not report.agree, f"planted bug '{bug}' slipped through"
-    assert comparison.first_mismatch.step == step, str(comparison.first_mismatch)
-    assert comparison.max_rel_error > 30 * comparison.rtol
+    assert assert_planted_is_caught(spec, plant, dtype=dtype, steps=6,
+                                    scenario=NO_RESTART) == step
 
 
 def test_an_unrounded_mu_product_is_caught_in_float64():
     """Exact in derive, wrong against torch: the product kept in float64 while torch's is
     float32 moves float64 parameters by ~1e-11 relative from step 1."""
-    report = crosscheck("nadam(lr=0.01)", steps=4, dtype=torch.float64,
-                        rule_for=product_computed_inline, implementations=("loop",),
-                        scenario=NO_RESTART)
-    assert not report.agree and report.comparisons[0].first_mismatch.step == 1
-    assert crosscheck("nadam(lr=0.01)", steps=4, dtype=torch.float64, implementations=("loop",),
-                      scenario=NO_RESTART).passed  # the entry's own rule, the same run
+    assert assert_planted_is_caught("nadam(lr=0.01)", product_computed_inline, steps=4,
+                                    scenario=NO_RESTART, margin=None) == 1
 
 
 @pytest.mark.parametrize("bug", sorted(PLANTED))
@@ -354,12 +288,11 @@ def test_planted_bug_is_caught_in_the_numpy_step(bug):
         assert numpy_against_torch(spec, steps=3, rule_for=plant) > 1e-6
 
 
-@FUSED
+@NEEDS_CC
 def test_planted_bug_is_caught_in_fused_mode():
     spec, plant, step = PLANTED["without the mu product"]
-    report = crosscheck(spec, steps=6, dtype=torch.float32, rule_for=plant, fused=True,
-                        implementations=("loop",), scenario=NO_RESTART)
-    assert not report.agree and report.comparisons[0].first_mismatch.step == step
+    assert assert_planted_is_caught(spec, plant, dtype=torch.float32, steps=6, fused=True,
+                                    scenario=NO_RESTART, margin=None) == step
 
 
 # -- bad input: torch's words through the spec language and through the constructor -------------
@@ -372,12 +305,11 @@ BAD = [dict(lr=-1.0), dict(eps=-1e-08), dict(betas=(1.0, 0.999)), dict(betas=(0.
 
 @pytest.mark.parametrize("kwargs", BAD, ids=str)
 def test_bad_values_get_torchs_message(kwargs):
-    assert_bad_values_as_torch("nadam", kwargs)
+    assert_refused_as_torch("nadam", kwargs)
 
 
 def test_bad_input_on_the_command_line_is_one_line_exit_2():
-    rc, out, err = cli("compare", "nadam(momentum_decay=-1.0)", "nadam")
-    assert (rc, out, err) == (2, "", "optequiv: Invalid momentum_decay value: -1.0\n")
+    assert_refused_as_torch("nadam", {"momentum_decay": -1.0}, on_cli=True)
     rc, out, err = cli("compare", "nadam(decoupled_weight_decay=true, decay=l2)", "nadam")
     assert rc == 2 and out == "" and err.count("\n") == 1
     assert "decoupled_weight_decay=true contradicts decay=l2" in err
@@ -386,10 +318,7 @@ def test_bad_input_on_the_command_line_is_one_line_exit_2():
 # -- the command line: list, compare -------------------------------------------------------------
 
 def test_list_shows_the_entry():
-    rc, out, err = cli("list", "--json")
-    assert rc == 0, err
-    info = json.loads(out)["nadam"]
-    assert info["modelled"] and info["torch_class"] == "torch.optim.NAdam"
+    info = listed("nadam", "torch.optim.NAdam")
     keys = info["keys"]
     assert [k for k, v in keys.items() if v["torch_key"]] == \
         ["lr", "betas", "eps", "weight_decay", "momentum_decay", "maximize",
@@ -403,16 +332,10 @@ def test_list_shows_the_entry():
 
 
 def test_compare_with_itself_under_a_renaming_of_lr_is_proven():
-    rc, out, err = cli("compare", "nadam(lr=eta, weight_decay=lam)",
-                       "nadam(lr=gamma, weight_decay=lam)", "--json")
-    data = json.loads(out)
-    assert rc == 0 and data["verdict"] == "proven", err
-    assert data["mapping"] == {"gamma": "eta"} and data["certificate"]["kind"] == "induction"
+    assert_proven_under("nadam(lr=eta, weight_decay=lam)", "nadam(lr=gamma, weight_decay=lam)",
+                        {"gamma": "eta"})
 
 
 def test_l2_against_decoupled_weight_decay_diverges_from_step_1():
-    rc, out, err = cli("compare", "nadam(weight_decay=lam)",
-                       "nadam(weight_decay=lam, decoupled_weight_decay=true)", "--json")
-    data = json.loads(out)
-    assert rc == 1 and data["verdict"] == "refuted", err
-    assert data["first_divergent_step"] == 1 and data["certificate"]["kind"] == "refutation"
+    assert_refuted_at("nadam(weight_decay=lam)",
+                      "nadam(weight_decay=lam, decoupled_weight_decay=true)", 1)

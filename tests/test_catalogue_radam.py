@@ -3,17 +3,13 @@
 (params and state after every step), planted bugs, torch's messages, `list` and `compare`."""
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from dataclasses import replace
 
 import pytest
 import sympy as sp
-import torch
 
-from entry_vs_torch import HAS_CC, distance, numpy_trajectory, ours, torch_class, trajectory, ulp
-from optequiv.derive import stages as S
+from entry_checks import (assert_float64_matches_torch, assert_refused_as_torch, cli,
+                          float32_runs, listed, planted, planted_distances, ulp)
 from optequiv.derive.catalogue import radam as R
 from optequiv.derive.compare import compare
 from optequiv.derive.rules import build_rule
@@ -25,12 +21,6 @@ CONFIGS = [{}, {"lr": 2e-3}, {"eps": 1e-6}, {"weight_decay": 0.1},
            {"weight_decay": 0.1, "decoupled_weight_decay": True},
            {"weight_decay": 0.1, "maximize": True}, {"betas": (0.9, 0.6)},
            {"betas": (0.5, 0.9), "eps": 1e-3}]
-
-
-def cli(*args):
-    p = subprocess.run([sys.executable, "-m", "optequiv.derive", *args], capture_output=True,
-                       text=True, timeout=120)
-    return p.returncode, p.stdout, p.stderr
 
 
 # -- symbolic ------------------------------------------------------------------------------------
@@ -103,13 +93,7 @@ def test_the_switch_folds_away_where_the_step_is_known():
 
 @pytest.mark.parametrize("kw", CONFIGS, ids=str)
 def test_float64_params_and_state_match_torch_after_every_step(kw):
-    Ref, Ours = torch_class("radam"), ours("radam")
-    want = trajectory(Ref, {**kw, "foreach": False}, torch.float64)
-    assert distance(trajectory(Ref, {**kw, "foreach": True}, torch.float64), want) <= 1e-12
-    assert distance(trajectory(Ours, kw, torch.float64), want) <= 1e-12
-    if HAS_CC:
-        assert distance(trajectory(Ours, {**kw, "fused": True}, torch.float64), want) <= 1e-12
-    assert distance(numpy_trajectory("radam", kw), want) <= 1e-12
+    assert_float64_matches_torch("radam", kw)
 
 
 @pytest.mark.parametrize("kw", CONFIGS, ids=str)
@@ -120,18 +104,8 @@ def test_float32_within_a_few_ulp_of_torchs_loop(kw):
     # parameter's rounding then by one ulp at that step; the gradients do not depend on the
     # parameter, so the differences add up without growing: at most one ulp per step (10).
     # Measured (loop / fused): 1/0, 7/2 (lr=2e-3), 1/0, 0/2, 0/0, 2/2, 1/1, 3/1
-    Ref, Ours = torch_class("radam"), ours("radam")
-    want = trajectory(Ref, kw, torch.float32)
-    assert ulp(trajectory(Ours, kw, torch.float32), want) <= 10
-    if HAS_CC:
-        assert ulp(trajectory(Ours, {**kw, "fused": True}, torch.float32), want) <= 10
-
-
-def _planted(old, change):
-    def rule_for(spec):
-        rule = build_rule(spec)
-        return replace(rule, stages=tuple(change if s is old else s for s in rule.stages))
-    return rule_for
+    want, runs = float32_runs("radam", kw)
+    assert all(ulp(got, want) <= 10 for got in runs.values())
 
 
 def _direction(c, h, eps_after=False, threshold=5):
@@ -156,19 +130,16 @@ def _switch_at_4(c, h):  # rho_5 = 4.99 at beta2 = 0.999: step 5 is rectified
 
 def test_the_planted_direction_without_a_plant_is_the_rule():
     kw = {"betas": (0.9, 0.999), "eps": 1e-3}
-    rule_for = _planted(R.RADAM_DIRECTION, S.Stage("radam_direction", _direction, "same"))
-    want = trajectory(torch_class("radam"), kw, torch.float64)
-    assert distance(trajectory(ours("radam", rule_for), kw, torch.float64), want) <= 1e-12
+    assert R.RADAM_DIRECTION.name == "radam_direction"
+    [d] = planted_distances("radam", kw, planted(radam_direction=_direction), with_numpy=False)
+    assert d <= 1e-12
 
 
 @pytest.mark.parametrize("bug", [_eps_after_bias_correction, _switch_at_4],
                          ids=lambda f: f.__name__)
 def test_planted_bugs_are_caught(bug):
     kw = {"betas": (0.9, 0.999), "eps": 1e-3}
-    rule_for = _planted(R.RADAM_DIRECTION, S.Stage("radam_direction", bug, "planted"))
-    want = trajectory(torch_class("radam"), kw, torch.float64)
-    assert distance(trajectory(ours("radam", rule_for), kw, torch.float64), want) > 1e-6
-    assert distance(numpy_trajectory("radam", kw, rule_for=rule_for), want) > 1e-6
+    assert min(planted_distances("radam", kw, planted(radam_direction=bug))) > 1e-6
 
 
 # -- bad input, list, compare --------------------------------------------------------------------
@@ -176,21 +147,11 @@ def test_planted_bugs_are_caught(bug):
 @pytest.mark.parametrize("kw", [{"lr": -1.0}, {"eps": -1e-3}, {"betas": (1.0, 0.9)},
                                 {"betas": (0.9, -0.5)}, {"weight_decay": -0.1}], ids=str)
 def test_torchs_messages_from_the_spec_and_the_constructor(kw):
-    with pytest.raises(ValueError) as theirs:
-        torch.optim.RAdam([torch.zeros(1)], **kw)
-    with pytest.raises(ValueError) as mine:
-        ours("radam")([torch.nn.Parameter(torch.zeros(1))], **kw)
-    assert str(mine.value) == str(theirs.value)
-    key, value = next(iter(kw.items()))
-    text = f"({value[0]}, {value[1]})" if isinstance(value, tuple) else str(value)
-    rc, out, err = cli("compare", f"radam({key}={text})", "radam")
-    assert rc == 2 and out == "" and err.strip() == f"optequiv: {theirs.value}"
+    assert_refused_as_torch("radam", kw, on_cli=True)
 
 
 def test_list_shows_the_entry():
-    rc, out, _ = cli("list", "--json")
-    info = json.loads(out)["radam"]
-    assert rc == 0 and info["modelled"] and info["torch_class"] == "torch.optim.RAdam"
+    info = listed("radam", "torch.optim.RAdam")
     assert info["keys"]["betas"]["torch_default"] == ["0.9", "0.999"]
     assert set(info["state"]) == {"step", "exp_avg", "exp_avg_sq"}
 

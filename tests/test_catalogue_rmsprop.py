@@ -2,7 +2,7 @@
 
 The references: torch.optim.RMSprop (loop and foreach), a hand-written exact recurrence of torch's
 documented algorithm, and torch.optim.RMSprop plus the decoupled shrink for the conventions torch
-lacks (Keras's and optax's decoupled decay). Shared checks: tests/catalogue_family.py.
+lacks (Keras's and optax's decoupled decay). Shared checks: tests/entry_checks.py.
 """
 from __future__ import annotations
 
@@ -14,14 +14,11 @@ import pytest
 import sympy as sp
 import torch
 
-from catalogue_family import (assert_bad_values_refused_as_torch, assert_crosscheck,
-                              assert_decay_matches_reference, assert_kernel_matches_torch,
-                              assert_matches_recurrence, assert_numpy_matches_torch,
-                              assert_planted_is_caught, cli, compare_json, listed)
-from optequiv.derive.rules import build_rule
-from optequiv.numeric.c_build import find_compiler
-
-NEEDS_CC = pytest.mark.skipif(find_compiler() is None, reason="no C compiler on this machine")
+from entry_checks import (NEEDS_CC, assert_bad_values_refused_as_torch, assert_crosscheck,
+                          assert_decay_matches_reference, assert_kernel_matches_torch,
+                          assert_matches_recurrence, assert_planted_is_caught,
+                          assert_proven_under, assert_refuted_at, assert_signature_is_torchs,
+                          cli, compare_json, listed, max_ulp, numpy_against_torch, planted)
 
 
 def _flag(value: bool) -> str:
@@ -102,7 +99,7 @@ def torch_configs() -> list:
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
 @pytest.mark.parametrize("text", torch_configs())
 def test_generated_optimizer_matches_torch(text, dtype):
-    ulp = assert_crosscheck(text, dtype=dtype)
+    ulp = max_ulp(assert_crosscheck(text, dtype=dtype))
     # observed: 0 ulp, torch's loop and foreach bit for bit (same in-place ops in the same order)
     assert ulp == {"loop": 0, "foreach": 0}, ulp
 
@@ -118,7 +115,7 @@ def test_compiled_kernel_matches_torch(text, dtype):
 
 @pytest.mark.parametrize("text", torch_configs()[-4:])
 def test_numpy_step_matches_torch(text):
-    assert_numpy_matches_torch(text)
+    assert numpy_against_torch(text) <= 1e-12
 
 
 @pytest.mark.parametrize("decay", ["decoupled", "independent", "after"])
@@ -128,14 +125,6 @@ def test_decoupled_conventions_match_torch_plus_the_shrink(decay, extra):
 
 
 # -- negative controls ------------------------------------------------------------------------------
-
-def _stage(fn_name, fn):
-    def plant(spec):
-        rule = build_rule(spec)
-        return replace(rule, stages=tuple(replace(s, fn=fn) if s.name == fn_name else s
-                                          for s in rule.stages))
-    return plant
-
 
 def _eps_inside(c, h):
     v = c.state["v"] - (c.state["gavg"] ** 2 if "gavg" in c.state else 0)
@@ -153,11 +142,11 @@ def _buffer_unnormalised(c, h):
 
 PLANTED = {
     "eps inside the sqrt (TensorFlow's)": ("rmsprop(lr=0.01, eps=1e-3)",
-                                           _stage("rms_direction", _eps_inside)),
+                                           planted(rms_direction=_eps_inside)),
     "centered average ignored": ("rmsprop(lr=0.01, centered=true)",
-                                 _stage("rms_direction", _uncentered)),
+                                 planted(rms_direction=_uncentered)),
     "momentum of the raw gradient": ("rmsprop(lr=0.01, momentum=0.5)",
-                                     _stage("rms_momentum", _buffer_unnormalised)),
+                                     planted(rms_momentum=_buffer_unnormalised)),
 }
 
 
@@ -176,20 +165,11 @@ def test_bad_values_get_torchs_messages():
 
 
 def test_generated_signature_is_torchs():
-    import inspect
-
-    from optequiv.numeric import torch_optimizer
-    ours = inspect.signature(torch_optimizer("rmsprop"))
-    theirs = inspect.signature(torch.optim.RMSprop)
-    ours = [(p.name, p.kind, p.default) for p in ours.parameters.values()]
-    theirs = [(p.name, p.kind, p.default) for p in theirs.parameters.values()]
-    # torch's signature, then the compiled kernel's keyword, which torch's class lacks
-    assert ours == theirs + [("fused", inspect.Parameter.KEYWORD_ONLY, None)]
+    assert_signature_is_torchs("rmsprop", fused_added=True)
 
 
 def test_list_shows_the_entry():
-    info = listed("rmsprop")
-    assert info["torch_class"] == "torch.optim.RMSprop" and info["modelled"]
+    info = listed("rmsprop", "torch.optim.RMSprop")
     assert {k: v["torch_default"] for k, v in info["keys"].items() if v["torch_key"]} == {
         "lr": "1e-2", "alpha": "0.99", "eps": "1e-8", "weight_decay": "0", "momentum": "0",
         "centered": False, "maximize": False}
@@ -199,16 +179,14 @@ def test_list_shows_the_entry():
 
 
 def test_renamed_lr_is_proven_equivalent():
-    data = compare_json("rmsprop(lr=eta, centered=true, momentum=mu, weight_decay=lam)",
-                        "rmsprop(lr=e2, centered=true, momentum=mu, weight_decay=lam)")
-    assert data["verdict"] == "proven" and data["mapping"] == {"e2": "eta"}
-    assert data["certificate"]["kind"] == "induction"
+    assert_proven_under("rmsprop(lr=eta, centered=true, momentum=mu, weight_decay=lam)",
+                        "rmsprop(lr=e2, centered=true, momentum=mu, weight_decay=lam)",
+                        {"e2": "eta"})
 
 
 def test_l2_and_decoupled_diverge_at_the_first_step():
-    data = compare_json("rmsprop(lr=eta, weight_decay=lam)",
-                        "rmsprop(lr=eta, weight_decay=lam, decay=decoupled)")
-    assert data["verdict"] == "refuted" and data["first_divergent_step"] == 1
+    assert_refuted_at("rmsprop(lr=eta, weight_decay=lam)",
+                      "rmsprop(lr=eta, weight_decay=lam, decay=decoupled)", 1)
 
 
 def test_alpha_above_one_is_torchs_and_outside_the_model():

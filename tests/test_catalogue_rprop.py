@@ -3,17 +3,14 @@ the generated optimizers against torch.optim.Rprop (params and state after every
 bugs that the comparison catches, torch's messages, `list` and `compare`."""
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from dataclasses import replace
 
 import pytest
 import sympy as sp
 import torch
 
-from entry_vs_torch import HAS_CC, distance, numpy_trajectory, ours, torch_class, trajectory, ulp
-from optequiv.derive import stages as S
+from entry_checks import (assert_float64_matches_torch, assert_refused_as_torch, cli,
+                          float32_runs, listed, ours, planted, planted_distances, ulp)
 from optequiv.derive.catalogue import rprop as R
 from optequiv.derive.compare import compare
 from optequiv.derive.rules import build_rule
@@ -23,12 +20,6 @@ R_ = sp.Rational
 CONFIGS = [{}, {"lr": 2e-4}, {"etas": (0.5, 1.5)}, {"step_sizes": (2e-6, 100)},
            {"maximize": True}, {"lr": 0.1, "step_sizes": (0.05, 0.2)},
            {"lr": 0.1, "etas": (0.3, 2.0), "step_sizes": (0.01, 0.5), "maximize": True}]
-
-
-def cli(*args):
-    p = subprocess.run([sys.executable, "-m", "optequiv.derive", *args], capture_output=True,
-                       text=True, timeout=120)
-    return p.returncode, p.stdout, p.stderr
 
 
 # -- symbolic ------------------------------------------------------------------------------------
@@ -73,13 +64,7 @@ def test_unroll_shows_the_sign_switch_and_the_clamp():
 
 @pytest.mark.parametrize("kw", CONFIGS, ids=str)
 def test_float64_params_and_state_match_torch_after_every_step(kw):
-    Ref, Ours = torch_class("rprop"), ours("rprop")
-    want = trajectory(Ref, {**kw, "foreach": False}, torch.float64)
-    assert distance(trajectory(Ref, {**kw, "foreach": True}, torch.float64), want) <= 1e-12
-    assert distance(trajectory(Ours, kw, torch.float64), want) <= 1e-12
-    if HAS_CC:
-        assert distance(trajectory(Ours, {**kw, "fused": True}, torch.float64), want) <= 1e-12
-    assert distance(numpy_trajectory("rprop", kw), want) <= 1e-12
+    assert_float64_matches_torch("rprop", kw)
 
 
 @pytest.mark.parametrize("kw", CONFIGS[::2], ids=str)
@@ -87,18 +72,8 @@ def test_float32_is_bit_for_bit_torchs_loop(kw):
     # every operation of the step is one correctly rounded operation (a product, a compare,
     # a multiply by a factor rounded to float32 as torch's `sign[sign > 0] = etaplus`, a
     # clamp, a sign, a subtraction), in torch's order: measured 0 ulp, loop and fused
-    Ref, Ours = torch_class("rprop"), ours("rprop")
-    want = trajectory(Ref, kw, torch.float32)
-    assert ulp(trajectory(Ours, kw, torch.float32), want) == 0
-    if HAS_CC:
-        assert ulp(trajectory(Ours, {**kw, "fused": True}, torch.float32), want) == 0
-
-
-def _planted(change):
-    def rule_for(spec):
-        rule = build_rule(spec)
-        return replace(rule, stages=tuple(change if s is R.RPROP else s for s in rule.stages))
-    return rule_for
+    want, runs = float32_runs("rprop", kw)
+    assert {k: ulp(got, want) for k, got in runs.items()} == dict.fromkeys(runs, 0)
 
 
 def _no_clamp(c, h):
@@ -117,10 +92,7 @@ def _no_zeroing(c, h):  # the gradient kept where its sign flipped
 @pytest.mark.parametrize("bug", [_no_clamp, _no_zeroing], ids=lambda f: f.__name__)
 def test_planted_bugs_are_caught(bug):
     kw = {"lr": 0.1, "step_sizes": (0.05, 0.2)}
-    rule_for = _planted(S.Stage("rprop", bug, "planted"))
-    want = trajectory(torch_class("rprop"), kw, torch.float64)
-    assert distance(trajectory(ours("rprop", rule_for), kw, torch.float64), want) > 1e-3
-    assert distance(numpy_trajectory("rprop", kw, rule_for=rule_for), want) > 1e-3
+    assert min(planted_distances("rprop", kw, planted(rprop=bug))) > 1e-3
 
 
 # -- bad input, list, compare --------------------------------------------------------------------
@@ -128,15 +100,7 @@ def test_planted_bugs_are_caught(bug):
 @pytest.mark.parametrize("kw", [{"lr": -1.0}, {"etas": (1.5, 1.2)}, {"etas": (0.5, 0.9)},
                                 {"etas": (0.0, 1.2)}], ids=str)
 def test_torchs_messages_from_the_spec_and_the_constructor(kw):
-    with pytest.raises(ValueError) as theirs:
-        torch.optim.Rprop([torch.zeros(1)], **kw)
-    with pytest.raises(ValueError) as mine:
-        ours("rprop")([torch.nn.Parameter(torch.zeros(1))], **kw)
-    assert str(mine.value) == str(theirs.value)
-    key, value = next(iter(kw.items()))
-    text = f"({value[0]}, {value[1]})" if isinstance(value, tuple) else str(value)
-    rc, out, err = cli("compare", f"rprop({key}={text})", "rprop")
-    assert rc == 2 and out == "" and err.strip() == f"optequiv: {theirs.value}"
+    assert_refused_as_torch("rprop", kw, on_cli=True)
 
 
 def test_no_weight_decay_as_in_torch():
@@ -147,9 +111,7 @@ def test_no_weight_decay_as_in_torch():
 
 
 def test_list_shows_the_entry():
-    rc, out, _ = cli("list", "--json")
-    info = json.loads(out)["rprop"]
-    assert rc == 0 and info["modelled"] and info["torch_class"] == "torch.optim.Rprop"
+    info = listed("rprop", "torch.optim.Rprop")
     assert info["keys"]["etas"]["torch_default"] == ["0.5", "1.2"]
     assert info["state"]["step_size"]["symbol"] == "delta"
 

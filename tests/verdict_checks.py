@@ -23,7 +23,9 @@ import itertools
 import random
 import signal
 from contextlib import contextmanager
+from dataclasses import dataclass
 from fractions import Fraction
+from typing import Callable
 
 import sympy as sp
 
@@ -111,44 +113,8 @@ def admissible_point(A, where, rng, valid_when=(), tries=60):
 
 def replay(A, B, mapping, start, rng, steps, points=4, sequences=3, valid_when=()) -> list:
     """B under `mapping` must equal A exactly at steps 1..steps (see check_proven)."""
-    problems = []
-    if steps < 1:
-        return problems
-    where_a, where_b = positions(A), positions(B)
-    free_b = symbols_of(B) - symbols_of(A) - set(mapping)
-    ops = X.ops_for(A, B)
-    ran = 0
-    for _ in range(points):
-        point = admissible_point(A, where_a, rng, valid_when)
-        if point is None:
-            return problems + [f"no admissible point of A's symbols satisfies {valid_when}"]
-        a_num = substitute(A, point)
-        # B's symbols the mapping leaves free (or expresses others by): some admissible choice
-        # must exist; a mapping may confine them, as b -> (e2 - eta)/e2 needs e2 >= eta
-        for _ in range(1 if not free_b else 30):
-            b_point = {**point, **random_point(free_b, where_b, rng)}
-            b_num = substitute(substitute(B, mapping), b_point)
-            refusal = X.torch_refusal(b_num)
-            if not refusal:
-                break
-        if refusal:
-            return problems + [f"at {point}, B under the mapping is not an optimizer torch builds: "
-                               f"{refusal}"]
-        for _ in range(sequences):
-            theta0, grads = random_grads(1, rng)[0], random_grads(steps, rng)
-            state0 = random_state(rng) if start == "state" else None
-            try:
-                ta = X.run(a_num, theta0, grads, state0=state0, ops=ops).theta
-                tb = X.run(b_num, theta0, grads, state0=state0, ops=ops).theta
-            except ZeroDivisionError:  # eps = 0 with v = 0: torch's NaN, not a comparison
-                continue
-            ran += 1
-            for k in range(1, steps + 1):
-                if not X.same(ta[k], tb[k], ops):
-                    return problems + [
-                        f"replay differs at step {k}: point {point}, B values {b_point}, theta_0 "
-                        f"{theta0}, g {grads}, state_0 {state0}: A {ta[k]}, B {tb[k]}"]
-    return problems if ran else problems + ["every replay divided by zero: nothing compared"]
+    return replay_mapping(SIMULATOR, A, B, mapping, rng, steps, start, points, sequences,
+                          valid_when)
 
 
 def check_proven(A, B, result, start, rng) -> list:
@@ -261,85 +227,16 @@ def _candidates(equations, unknowns, seconds):
         return sp.solve(list(basis.exprs), variables, dict=True)
 
 
-def _verify(A_num, B_case, values, sequences, k, ops) -> bool:
-    b_num = substitute(B_case, values)
-    if X.torch_refusal(b_num) or any(v.free_symbols for v in values.values()):
-        return False
-    if any(not v.is_real for v in values.values()):
-        return False
-    for theta0, grads, state0 in sequences:
-        try:
-            ta = X.run(A_num, theta0, grads, state0=state0, ops=ops).theta
-            tb = X.run(b_num, theta0, grads, state0=state0, ops=ops).theta
-        except (ZeroDivisionError, TypeError):
-            return False
-        if not all(X.same(ta[j], tb[j], ops) for j in range(1, k + 1)):
-            return False
-    return True
-
-
 SHAPES = ("falling", "rising", "mixed")
-
-
-def _sequences(n, k, start, rng):
-    """(theta_0, g_1..g_k, state_0) triples, their gradient shapes in turn: a falling sequence
-    reaches AMSGrad's switch (v_2 < v_1), a rising one the other side."""
-    return [(random_grads(1, rng)[0], random_grads(k, rng, SHAPES[i % 3]),
-             random_state(rng) if start == "state" else None) for i in range(n)]
 
 
 def no_mapping_at(A, B, point, unknowns, k, start, rng, n_sequences=None, seconds=8.0):
     """('none', why) when no admissible values of `unknowns` make steps 1..k of B equal A's at
     this point of A's symbols; ('found', values) with values that do; ('unknown', why)."""
-    where = positions(B)
-    A_num, B = substitute(A, point), substitute(B, point)
     # Adam's square roots add a symbol each: two sequences keep the Groebner basis affordable
     n_sequences = n_sequences or (2 if X.needs_sqrt(A) or X.needs_sqrt(B) else 3)
-    branch = [u for u in unknowns if where.get(u, set()) & set(BRANCH_KEYS)]
-    sequences = _sequences(n_sequences, k, start, rng)
-    # a candidate that solves the equations must also survive many more sequences, of every
-    # shape, before it counts as a mapping (the equations see only where their sequences go)
-    battery = sequences + _sequences(24, k, start, rng)
-    ops = X.ops_for(A_num, B)
-    why = []
-    for r in range(len(branch) + 1):
-        for zeros in itertools.combinations(branch, r):
-            B_case = substitute(B, {z: sp.Integer(0) for z in zeros})
-            rest = sorted(set(unknowns) - set(zeros), key=str)
-            poly = _Poly()
-            equations = []
-            try:
-                for theta0, grads, state0 in sequences:
-                    ta = X.run(A_num, theta0, grads, state0=state0, ops=poly.ops()).theta
-                    tb = X.run(B_case, theta0, grads, state0=state0, ops=poly.ops()).theta
-                    for j in range(1, k + 1):
-                        num = sp.expand(sp.numer(sp.together(tb[j] - ta[j])))
-                        if num != 0:
-                            equations.append(num)
-                equations += poly.equations
-                found = _candidates(equations, rest, seconds) if equations else [{}]
-            except (NotImplementedError, TimeoutError, sp.PolynomialError) as err:
-                return "unknown", f"case {dict.fromkeys(zeros, 0)}: {err}"
-            if not found:
-                why.append(f"case {dict.fromkeys(map(str, zeros), 0)}: Groebner basis is [1]")
-                continue
-            for sol in found:
-                free = [u for u in rest if u not in sol]
-                if any(sol[u].free_symbols - set(free) for u in rest if u in sol):
-                    return "unknown", f"case {zeros}: a solution in terms of root symbols {sol}"
-                for _ in range(20 if free else 1):
-                    chosen = random_point(free, where, rng)
-                    values = {u: sp.nsimplify(sol[u]) if sol[u].is_Float
-                              else sol[u].xreplace(chosen) for u in rest if u in sol}
-                    values.update(chosen)
-                    if _verify(A_num, B_case, {**values, **dict.fromkeys(zeros, sp.Integer(0))},
-                               battery, k, ops):
-                        return "found", {**values, **dict.fromkeys(zeros, sp.Integer(0))}
-                if free:
-                    return "unknown", f"case {zeros}: a family of solutions {sol}"
-            why.append(f"case {dict.fromkeys(map(str, zeros), 0)}: its solutions {found} are "
-                       "not admissible or fail the exact replay")
-    return "none", "; ".join(why)
+    return search_no_mapping(SIMULATOR, A, B, point, unknowns, k, start, rng, n_sequences,
+                             battery=24, seconds=seconds)
 
 
 def check_no_mapping(A, B, result, start, rng) -> tuple:
@@ -384,3 +281,214 @@ def check_result(A, B, result, start, steps, seed=0) -> tuple:
     if verdict in ("undecided", "supported"):
         return ([] if r["reason"] else [f"{verdict} without a reason"]), verdict
     return [f"unknown verdict {verdict!r}"], verdict
+
+
+# -- shared with tests/catalogue_checks.py: each passes its own simulator -------------------------
+
+@dataclass(frozen=True)
+class Simulator:
+    """What the replay of a mapping and the search for one need of an exact simulator and of the
+    strategies module that draws its inputs. This file makes one for SGD/Adam
+    (tests/exact_torch.py), tests/catalogue_checks.py one for the catalogue
+    (tests/exact_catalogue.py)."""
+    substitute: Callable  # (config, {symbol: value}) -> config
+    symbols_of: Callable  # config -> its symbols
+    positions: Callable  # config -> {symbol: where it stands}, as random_point reads it
+    random_point: Callable  # (symbols, where, rng) -> {symbol: an admissible random value}
+    admissible_point: Callable  # (A, rng, valid_when) -> a point where torch builds A, or None
+    refusal: Callable  # config -> why torch refuses it, None where torch builds it
+    draw_state: Callable  # (A, B, rng, start) -> a mid-run state for both (start="state") or None
+    runs: Callable  # (A, B, theta0, grads, steps, state0) -> ([(theta_k, state_k)] of A, of B,
+    #                 same(a, b)): exact runs and the exact comparison of their values
+    poly_runs: Callable  # (config, theta0, grads, state0, _Poly) -> [(theta_k, state_k or None)]
+    #                      as polynomials
+    branch: Callable  # (B, where, unknowns) -> the unknowns whose value 0 is a branch of B
+    failures: tuple  # what a run raises where torch gives NaN or at a state torch never reaches
+    undecidable: tuple = ()  # what building the equations raises where they are not polynomial
+    nonnegative: bool = False  # every hyperparameter value is >= 0
+    # (A, B) -> state keys that are results in their own right (ASGD's average ax): wherever
+    # both runs hold one, it must coincide as theta must
+    outputs: Callable = lambda A, B: ()
+
+
+def _outputs_part(sim: Simulator, A, B, sa, sb, same) -> list:
+    """The output keys both states hold whose values differ."""
+    return [key for key in sim.outputs(A, B)
+            if sa and sb and key in sa and key in sb and not same(sa[key], sb[key])]
+
+
+def _branch_mapping(mapping: dict, branches, point: dict) -> dict:
+    """The certificate's own mapping where the point is one of A's branch values (momentum 0)."""
+    for b in branches or ():
+        case = {H(k): parse(v) for k, v in b.get("case", {}).items()}
+        if case and b.get("verdict") == "proven" \
+                and all(point.get(s) == v for s, v in case.items()):
+            return _mapping(b.get("mapping"))
+    return mapping
+
+
+def replay_mapping(sim: Simulator, A, B, mapping, rng, steps, start, points, sequences,
+                   valid_when=(), branches=(), states=None) -> list:
+    """B under `mapping` (or the certificate's branch mapping at A's branch values) equals A
+    exactly at steps 1..steps: at `points` admissible points of A's symbols (B's symbols the
+    mapping leaves free drawn too, until torch builds B), `sequences` drawn gradient sequences
+    each. `states(sa, sb, values, k)`: the problems of the two states at step k, where the
+    mapping itself applies."""
+    if steps < 1:
+        return []
+    free_b = sim.symbols_of(B) - sim.symbols_of(A) - set(mapping)
+    where_b = sim.positions(B)
+    ran = 0
+    for _ in range(points):
+        point = sim.admissible_point(A, rng, valid_when)
+        if point is None:
+            return [f"no admissible point of A's symbols satisfies {valid_when}"]
+        here = _branch_mapping(mapping, branches, point)
+        # B's symbols the mapping leaves free (or expresses others by): some admissible choice
+        # must exist; a mapping may confine them, as b -> (e2 - eta)/e2 needs e2 >= eta
+        refusal = None
+        for _ in range(1 if not free_b else 30):
+            b_point = {**point, **sim.random_point(free_b - set(here), where_b, rng)}
+            b_num = sim.substitute(sim.substitute(B, here), b_point)
+            refusal = sim.refusal(b_num)
+            if not refusal:
+                break
+        if refusal:
+            return [f"at {point}, B under the mapping {here} is not an optimizer torch builds: "
+                    f"{refusal}"]
+        a_num = sim.substitute(A, point)
+        for _ in range(sequences):
+            theta0, grads = random_grads(1, rng)[0], random_grads(steps, rng)
+            state0 = sim.draw_state(a_num, b_num, rng, start)
+            inputs = f"theta_0 {theta0}, g {grads}, state_0 {state0}"
+            try:
+                ra, rb, same = sim.runs(a_num, b_num, theta0, grads, None, state0)
+            except sim.failures:  # eps = 0 with v = 0: torch's NaN, not a comparison
+                continue
+            ran += 1
+            for k in range(1, steps + 1):
+                (ta, sa), (tb, sb) = ra[k], rb[k]
+                if not same(ta, tb):
+                    return [f"replay differs at step {k}: point {point}, B values {b_point}, "
+                            f"{inputs}: theta_A {ta}, theta_B {tb}"]
+                parted = _outputs_part(sim, a_num, b_num, sa, sb, same)
+                if parted:
+                    return [f"replay differs at step {k} in the output state {parted[0]!r}: "
+                            f"point {point}, B values {b_point}, {inputs}: A's "
+                            f"{sa[parted[0]]}, B's {sb[parted[0]]}"]
+                bad = states(sa, sb, {**b_point, **here}, k) \
+                    if states is not None and here is mapping else []
+                if bad:
+                    return [f"{p} (point {point}, B values {b_point}, {inputs})" for p in bad]
+    return [] if ran else ["every replay divided by zero: nothing compared"]
+
+
+def _sequences(sim: Simulator, n, k, start, rng, A, B):
+    """(theta_0, g_1..g_k, state_0) triples, their gradient shapes in turn: a falling sequence
+    reaches AMSGrad's switch (v_2 < v_1), a rising one the other side."""
+    return [(random_grads(1, rng)[0], random_grads(k, rng, SHAPES[i % 3]),
+             sim.draw_state(A, B, rng, start)) for i in range(n)]
+
+
+def _verify(sim: Simulator, A_num, B_case, values, battery, k) -> bool:
+    """`values` of B's unknowns are admissible and make steps 1..k of B equal A's on every run
+    of the battery."""
+    if any(not v.is_real or v.free_symbols for v in values.values()):
+        return False
+    if sim.nonnegative and any(v < 0 for v in values.values()):
+        return False
+    b_num = sim.substitute(B_case, values)
+    if sim.refusal(b_num):
+        return False
+    for theta0, grads, state0 in battery:
+        try:
+            ra, rb, same = sim.runs(A_num, b_num, theta0, grads, k, state0)
+        except sim.failures + (TypeError,):
+            return False
+        if not all(same(ra[j][0], rb[j][0])
+                   and not _outputs_part(sim, A_num, b_num, ra[j][1], rb[j][1], same)
+                   for j in range(1, k + 1)):
+            return False
+    return True
+
+
+def search_no_mapping(sim: Simulator, A, B, point, unknowns, k, start, rng, n_sequences,
+                      battery, seconds) -> tuple:
+    """('none', why) when no admissible values of `unknowns` make steps 1..k of B equal A's at
+    this point of A's symbols, each of B's branch values (an unknown at momentum or
+    weight_decay set to 0) a case of its own; ('found', values) with values that do (checked
+    on `battery` more exact runs, of every shape: the equations see only where their
+    `n_sequences` sequences go); ('unknown', why) when the equations cannot be decided."""
+    where = sim.positions(B)
+    A_num, B_at = sim.substitute(A, point), sim.substitute(B, point)
+    branch = sim.branch(B_at, where, unknowns)
+    sequences = _sequences(sim, n_sequences, k, start, rng, A_num, B_at)
+    battery = sequences + _sequences(sim, battery, k, start, rng, A_num, B_at)
+    why = []
+    for r in range(len(branch) + 1):
+        for zeros in itertools.combinations(branch, r):
+            fixed = dict.fromkeys(zeros, sp.Integer(0))
+            B_case = sim.substitute(B_at, fixed)
+            rest = sorted(set(unknowns) - set(zeros), key=str)
+            poly = _Poly()
+            equations = []
+            try:
+                for theta0, grads, state0 in sequences:
+                    ra = sim.poly_runs(A_num, theta0, grads, state0, poly)
+                    rb = sim.poly_runs(B_case, theta0, grads, state0, poly)
+                    last_a, last_b = ra[-1][1] or {}, rb[-1][1] or {}
+                    outs = [key for key in sim.outputs(A_num, B_case)
+                            if key in last_a and key in last_b]
+                    for j in range(1, k + 1):
+                        for diff in [rb[j][0] - ra[j][0],
+                                     *(rb[j][1][key] - ra[j][1][key] for key in outs)]:
+                            num = sp.expand(sp.numer(sp.together(diff)))
+                            if num != 0:
+                                equations.append(num)
+                equations += poly.equations
+                found = _candidates(equations, rest, seconds) if equations else [{}]
+            except (NotImplementedError, TimeoutError, sp.PolynomialError) + sim.undecidable \
+                    as err:
+                return "unknown", f"case {fixed}: {type(err).__name__}: {err}"
+            if not found:
+                why.append(f"case {fixed}: Groebner basis is [1]")
+                continue
+            for sol in found:
+                free = [u for u in rest if u not in sol]
+                if any(sol[u].free_symbols - set(free) for u in rest if u in sol):
+                    return "unknown", f"case {fixed}: a solution in terms of other symbols {sol}"
+                for _ in range(20 if free else 1):
+                    chosen = sim.random_point(free, where, rng)
+                    values = {u: sp.nsimplify(sol[u]) if sol[u].is_Float
+                              else sol[u].xreplace(chosen) for u in rest if u in sol}
+                    values.update(chosen)
+                    values.update(fixed)
+                    if _verify(sim, A_num, B_case, values, battery, k):
+                        return "found", values
+                if free:
+                    return "unknown", f"case {fixed}: a family of solutions {sol}"
+            why.append(f"case {fixed}: its solutions {found} are not admissible or fail the "
+                       "exact replay")
+    return "none", "; ".join(why)
+
+
+def _exact_runs(A, B, theta0, grads, steps, state0):
+    ops = X.ops_for(A, B)
+    ra = X.run(A, theta0, grads, steps=steps, state0=state0, ops=ops).theta
+    rb = X.run(B, theta0, grads, steps=steps, state0=state0, ops=ops).theta
+    return [(t, None) for t in ra], [(t, None) for t in rb], \
+        lambda a, b: X.same(a, b, ops)
+
+
+SIMULATOR = Simulator(
+    substitute=substitute, symbols_of=symbols_of, positions=positions, random_point=random_point,
+    admissible_point=lambda A, rng, valid_when: admissible_point(A, positions(A), rng,
+                                                                 valid_when),
+    refusal=X.torch_refusal,
+    draw_state=lambda A, B, rng, start: random_state(rng) if start == "state" else None,
+    runs=_exact_runs,
+    poly_runs=lambda c, theta0, grads, state0, poly: [(t, None) for t in X.run(
+        c, theta0, grads, state0=state0, ops=poly.ops()).theta],
+    branch=lambda B, where, unknowns: [u for u in unknowns
+                                       if where.get(u, set()) & set(BRANCH_KEYS)],
+    failures=(ZeroDivisionError,))

@@ -24,11 +24,6 @@ STATES = (STEP,
                 "Adadelta's accumulated updates (EMA of squared deltas)"))
 
 
-def _square_avg(c, h):
-    rho = h["rho"]
-    return c.with_state(v=rho * c.state["v"] + (1 - rho) * c.u**2)
-
-
 def _delta(c, h):
     rho, acc = h["rho"], c.state["acc"]
     # eps inside both square roots; the old acc_delta scales this step's delta
@@ -36,7 +31,7 @@ def _delta(c, h):
     return replace(c.with_state(acc=rho * acc + (1 - rho) * delta**2), u=delta)
 
 
-SQUARE_AVG = S.Stage("square_avg", _square_avg, "square average v <- rho*v + (1 - rho)*g^2")
+SQUARE_AVG = S.square_average("rho")
 DELTA = S.Stage("adadelta_delta", _delta,
                 "delta = sqrt(u + eps)/sqrt(v + eps)*g, then u <- rho*u + (1 - rho)*delta^2")
 

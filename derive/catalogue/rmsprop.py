@@ -26,11 +26,6 @@ STATES = (STEP,
                 "RMSprop's momentum buffer of normalised gradients (zero at the start)"))
 
 
-def _square_avg(c, h):
-    a = h["alpha"]
-    return c.with_state(v=a * c.state["v"] + (1 - a) * c.u**2)
-
-
 def _grad_avg(c, h):
     a = h["alpha"]
     # torch: grad_avg.lerp_(grad, 1 - alpha), this in exact arithmetic
@@ -50,8 +45,7 @@ def _momentum(c, h):
     return replace(c.with_state(buf=buf), u=buf)
 
 
-SQUARE_AVG = S.Stage("square_avg", _square_avg,
-                        "square average v <- alpha*v + (1 - alpha)*g^2")
+SQUARE_AVG = S.square_average("alpha")
 GRAD_AVG = S.Stage("grad_avg", _grad_avg, "centered: gradient average g_ave <- alpha*g_ave + "
                    "(1 - alpha)*g")
 NORMALISE = S.Stage("rms_direction", _normalise,
