@@ -2,6 +2,12 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import settings
+
+# No timed assertions: hypothesis's default 200 ms deadline fails a test when the machine is
+# busy, not when the code is wrong. Every drawn test runs without one.
+settings.register_profile("optequiv", deadline=None)
+settings.load_profile("optequiv")
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -142,7 +142,7 @@ def test_zero_buffer_and_mid_run_state_are_exercised():
 def _planted(monkeypatch, name, fn):
     monkeypatch.setattr(X, name, fn)
     return find(cases(), lambda case: bool(mismatches(case)),
-                settings=settings(max_examples=300, derandomize=True, database=None,
+                settings=settings(max_examples=300, deadline=None, derandomize=True, database=None,
                                   phases=[Phase.generate]))
 
 
