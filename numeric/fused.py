@@ -83,24 +83,27 @@ class FusedKernel:
         path. This is most of a step's Python time, so the usual case (every tensor of one
         dtype, every state complete) is one loop that checks a parameter and appends its
         pointers, with no other allocation; anything else goes parameter by parameter."""
-        live = [p for p in params if p.grad is not None]
-        if not live:
-            return {}, []
-        uniform = self._uniform(live, opt_state)
+        uniform = self._uniform(params, opt_state)
         if uniform is not None:
             return uniform, []
-        return self._each(live, opt_state)
+        live = [p for p in params if p.grad is not None]
+        return self._each(live, opt_state) if live else ({}, [])
 
     def _uniform(self, params, opt_state):
-        """{(dtype, step dtype): Batch} when every parameter qualifies, else None."""
-        dtype = params[0].dtype
-        if dtype not in DTYPES:
-            return None
+        """{(dtype, step dtype): Batch} when every parameter with a gradient qualifies and
+        there is one, else None."""
         keys, scalar_keys, get = self.tensor_keys, self.scalar_keys, opt_state.get
         numels, pointers, written = [], [], []
-        step_dtype = None
+        dtype = step_dtype = None
         for p in params:
-            grad, state, n = p.grad, get(p), p.numel()
+            grad = p.grad
+            if grad is None:
+                continue
+            if dtype is None:
+                dtype = p.dtype
+                if dtype not in DTYPES:
+                    return None
+            state, n = get(p), p.numel()
             if state is None or p.dtype is not dtype or grad.dtype is not dtype \
                     or not p.is_cpu or not grad.is_cpu or not p.is_contiguous() \
                     or not grad.is_contiguous() or grad.numel() != n:
@@ -125,6 +128,8 @@ class FusedKernel:
                     step_dtype = x.dtype
                 pointers.append(x.data_ptr())
                 written.append(x)
+        if not numels:
+            return None
         return {(dtype, step_dtype): Batch(numels, pointers, written)}
 
     def _each(self, params, opt_state) -> tuple:
