@@ -3,10 +3,11 @@
     void optequiv_step_float(int64_t n, const int64_t *numel, void *const *ptr,
                              const double *hyper, int scalar_double, int threads);
 
-ptr holds n data pointers per role, role by role (`roles`: theta, grad, the tensor state
-entries, then the scalar state entries, i.e. step counts, which are float or double tensors as
-scalar_double says); hyper holds the hyperparameters in program.hyper's order. (Few arguments:
-ctypes converts every argument on every call.)
+ptr holds one data pointer per role for each tensor, tensor by tensor (`roles`: theta, grad,
+the tensor state entries, then the scalar state entries, i.e. step counts, which are float or
+double tensors as scalar_double says): the caller appends a parameter's pointers as it checks
+them, one list, no transposition. hyper holds the hyperparameters in program.hyper's order.
+(Few arguments: ctypes converts every argument on every call.)
 
 One call steps n tensors (a param group's worth) in one OpenMP parallel region. The tensors,
 laid end to end, are cut into one contiguous share per thread (`split_at`: cuts on 64-byte
@@ -271,7 +272,8 @@ def _kernel(program: Program, T: str) -> str:
                  for e, r in zip(exprs, reduced)]
     prologue += [f"const {T} {local} = ({T}){ref};" for ref, local in body.used.items()]
     prologue += [f"const int {name} = {cprint.doprint(cond)};" for cond, name in body.flags.items()]
-    block = {r: f"ptr[{k} * n + i]" for k, r in enumerate(roles(program))}
+    width = len(roles(program))
+    block = {r: f"ptr[i * {width} + {k}]" for k, r in enumerate(roles(program))}
     reads = [f"const double {n} = "
              f"{'0' if n in program.absent else f'read_scalar({block[n]}, scalar_double)'};"
              for n in scalars]

@@ -81,46 +81,56 @@ class FusedKernel:
         batch here; one with a missing gradient is dropped; every other one (state still to be
         created, something the kernel cannot read) is returned for the optimizer's general
         path. This is most of a step's Python time, so the usual case (every tensor of one
-        dtype, every state complete) is checked column by column in comprehensions first."""
-        live = [p for p in params if p.grad is not None]
-        if not live:
-            return {}, []
-        uniform = self._uniform(live, opt_state)
+        dtype, every state complete) is one loop that checks a parameter and appends its
+        pointers, with no other allocation; anything else goes parameter by parameter."""
+        uniform = self._uniform(params, opt_state)
         if uniform is not None:
             return uniform, []
-        return self._each(live, opt_state)
+        live = [p for p in params if p.grad is not None]
+        return self._each(live, opt_state) if live else ({}, [])
 
     def _uniform(self, params, opt_state):
-        """{(dtype, step dtype): Batch} when every parameter qualifies, else None."""
-        dtype = params[0].dtype
-        if dtype not in DTYPES:
+        """{(dtype, step dtype): Batch} when every parameter with a gradient qualifies and
+        there is one, else None."""
+        keys, scalar_keys, get = self.tensor_keys, self.scalar_keys, opt_state.get
+        numels, pointers, written = [], [], []
+        dtype = step_dtype = None
+        for p in params:
+            grad = p.grad
+            if grad is None:
+                continue
+            if dtype is None:
+                dtype = p.dtype
+                if dtype not in DTYPES:
+                    return None
+            state, n = get(p), p.numel()
+            if state is None or p.dtype is not dtype or grad.dtype is not dtype \
+                    or not p.is_cpu or not grad.is_cpu or not p.is_contiguous() \
+                    or not grad.is_contiguous() or grad.numel() != n:
+                return None
+            numels.append(n)
+            pointers += (p.data_ptr(), grad.data_ptr())
+            written.append(p)
+            for key in keys:
+                x = state.get(key)
+                if x is None or x.dtype is not dtype or not x.is_cpu or not x.is_contiguous() \
+                        or x.numel() != n:
+                    return None
+                pointers.append(x.data_ptr())
+                written.append(x)
+            for key in scalar_keys:
+                x = state.get(key)
+                if not isinstance(x, torch.Tensor) or not x.is_cpu or x.numel() != 1:
+                    return None
+                if x.dtype is not step_dtype:  # every scalar of one dtype: the kernel reads
+                    if step_dtype is not None or x.dtype not in DTYPES:  # them all as one
+                        return None
+                    step_dtype = x.dtype
+                pointers.append(x.data_ptr())
+                written.append(x)
+        if not numels:
             return None
-        grads = [p.grad for p in params]
-        states = [opt_state.get(p) for p in params]
-        numels = [p.numel() for p in params]
-        if None in states \
-                or not all([p.dtype is dtype and p.is_cpu and p.is_contiguous() for p in params]) \
-                or not all([g.dtype is dtype and g.is_cpu and g.is_contiguous() for g in grads]) \
-                or [g.numel() for g in grads] != numels:
-            return None
-        columns = [params, grads]
-        for key in self.tensor_keys:
-            xs = [s.get(key) for s in states]
-            if not all([x is not None and x.dtype is dtype and x.is_cpu and x.is_contiguous()
-                        for x in xs]) or [x.numel() for x in xs] != numels:
-                return None
-            columns.append(xs)
-        step_dtype = None
-        for key in self.scalar_keys:
-            xs = [s.get(key) for s in states]
-            if not all([isinstance(x, torch.Tensor) and x.is_cpu and x.numel() == 1
-                        for x in xs]):
-                return None
-            step_dtype = xs[0].dtype
-            if step_dtype not in DTYPES or not all([x.dtype is step_dtype for x in xs]):
-                return None
-            columns.append(xs)
-        return {(dtype, step_dtype): Batch(len(columns), numels, columns)}
+        return {(dtype, step_dtype): Batch(numels, pointers, written)}
 
     def _each(self, params, opt_state) -> tuple:
         """gather, parameter by parameter: the tests of batch_key, inlined."""
@@ -154,7 +164,7 @@ class FusedKernel:
                 else:
                     batch = batches.get((dtype, step_dtype))
                     if batch is None:
-                        batch = batches[(dtype, step_dtype)] = Batch(2 + len(tensors))
+                        batch = batches[(dtype, step_dtype)] = Batch()
                     batch.add(n, p, grad, tensors)
                     continue
             slow.append(p)
@@ -163,7 +173,7 @@ class FusedKernel:
     def step(self, dtype, params: list, states: list, hyper: dict, step_dtype) -> None:
         """One step of `params` (all of `dtype`, every one accepted by batch_key, the same
         state absent) with per-parameter state dicts `states`; scalar state of `step_dtype`."""
-        batch = Batch(2 + len(self.tensor_keys) + len(self.scalar_keys))
+        batch = Batch()
         for p, state in zip(params, states):
             for key in self.absent_tensors:  # lazy state, written by the kernel
                 state[key] = torch.empty_like(p, memory_format=torch.contiguous_format)
@@ -177,41 +187,41 @@ class FusedKernel:
         """Call the kernel on a batch, then tell autograd that its tensors changed in place
         (as any in-place torch op does: a graph that saved a parameter then raises on backward
         instead of using the new values silently)."""
-        columns = [[t.data_ptr() for t in column] for column in batch.columns]
         values = array("d", [hyper[name] for name in self.program.hyper])
-        if len(set(columns[0])) == len(columns[0]):
-            self._call(dtype, step_dtype, batch.numels, columns, values)
+        fn, double = self.functions[dtype], step_dtype is torch.float64
+        numels, pointers = batch.numels, batch.pointers
+        width = len(pointers) // len(numels)
+        if len(set(pointers[::width])) == len(numels):
+            _call(fn, numels, pointers, values, double)
         else:  # a parameter listed twice (torch warns, deprecated): one after the other, as the
-            for i, numel in enumerate(batch.numels):  # loop does, not two threads racing
-                self._call(dtype, step_dtype, [numel], [[c[i]] for c in columns], values)
-        written = batch.columns[0] + [t for c in batch.columns[2:] for t in c]
-        torch.autograd.graph.increment_version(written)
+            for i, numel in enumerate(numels):  # loop does, not two threads racing
+                _call(fn, [numel], pointers[i * width:(i + 1) * width], values, double)
+        torch.autograd.graph.increment_version(batch.written)
 
-    def _call(self, dtype, step_dtype, numels, columns, values) -> None:
-        numels = array("q", numels)
-        pointers = array("Q", [address for column in columns for address in column])
-        self.functions[dtype](len(numels), numels.buffer_info()[0], pointers.buffer_info()[0],
-                              values.buffer_info()[0], step_dtype is torch.float64,
-                              torch.get_num_threads())
+
+def _call(fn, numels: list, pointers: list, values: array, double: bool) -> None:
+    numels, pointers = array("q", numels), array("Q", pointers)
+    fn(len(numels), numels.buffer_info()[0], pointers.buffer_info()[0], values.buffer_info()[0],
+       double, torch.get_num_threads())
 
 
 class Batch:
-    """Tensors for one kernel call: element counts, and a column of tensors per role."""
+    """Tensors for one kernel call: element counts, data pointers in the kernel's order (per
+    tensor, its roles in order: c_codegen.roles), and the tensors the call writes."""
 
-    __slots__ = ("numels", "columns")
+    __slots__ = ("numels", "pointers", "written")
 
-    def __init__(self, width: int, numels=None, columns=None):
+    def __init__(self, numels=None, pointers=None, written=None):
         self.numels = [] if numels is None else numels
-        self.columns = [[] for _ in range(width)] if columns is None else columns
+        self.pointers = [] if pointers is None else pointers
+        self.written = [] if written is None else written
 
     def add(self, numel: int, param, grad, state: list) -> None:
         """A parameter, its gradient, and its state tensors in role order."""
-        columns = self.columns
         self.numels.append(numel)
-        columns[0].append(param)
-        columns[1].append(grad)
-        for k, t in enumerate(state, 2):
-            columns[k].append(t)
+        self.pointers += [param.data_ptr(), grad.data_ptr(), *[t.data_ptr() for t in state]]
+        self.written.append(param)
+        self.written += state
 
 
 @lru_cache(maxsize=None)

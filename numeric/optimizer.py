@@ -143,14 +143,26 @@ class GeneratedOptimizer(torch.optim.Optimizer):
 
     # -- which program a group runs now ----------------------------------------------------------
     @classmethod
+    def _reads(cls) -> "_Reads":
+        reads = cls.__dict__.get("_reads_cache")
+        if reads is None:  # one per class: a subclass may change spec
+            reads = cls._reads_cache = _Reads(cls.spec.entry)
+        return reads
+
+    @classmethod
     def _hyper(cls, group) -> dict:
         """The group's values under the programs' canonical names, as Python floats (a tensor
-        stays a tensor under torch.compile: see _number)."""
+        stays a tensor under torch.compile: see _number). (Once per group and step: a
+        fused step of a tensor that sits in the cache is a few times this Python.)"""
+        number = _number if torch.compiler.is_compiling() else float
         h = {}
-        for hp in cls.spec.entry.hypers:
-            if hp.key in group:
-                values = group[hp.key] if hp.pair else (group[hp.key],)
-                h.update({s.name: _number(v) for s, v in zip(hp.scalars, values)})
+        for key, names, pair in cls._reads().hypers:
+            if key in group:
+                if pair:
+                    for name, v in zip(names, group[key]):
+                        h[name] = number(v)
+                else:
+                    h[names[0]] = number(group[key])
         return h
 
     @classmethod
@@ -164,11 +176,11 @@ class GeneratedOptimizer(torch.optim.Optimizer):
         """The group's program now, found from a tuple of booleans. (structure_key builds SymPy
         objects and the program caches hash them: after a large step has streamed through the
         CPU caches, that Python is slow enough to show in a step's time.)"""
-        entry = cls.spec.entry
-        for key in entry.read_order:
+        reads = cls._reads()
+        for key in reads.read_order:
             group[key]  # a group of another optimizer's checkpoint: torch's KeyError, in its order
-        switches = (*(h.get(n, 0) != 0 for n in entry.switches),
-                    *(bool(group.get(f, False)) for f in entry.flags))
+        switches = tuple([h.get(n, 0) != 0 for n in reads.switches]
+                         + [bool(group.get(f, False)) for f in reads.flags])
         plans = cls.__dict__.get("_plans")
         if plans is None:  # one cache per class: a subclass may change spec or rule_for
             plans = cls._plans = {}
@@ -354,6 +366,18 @@ def _number(value):
 def _unpickle(text: str, rule_for):
     cls = torch_optimizer(text, rule_for=rule_for)
     return cls.__new__(cls)
+
+
+class _Reads:
+    """What a step reads from a group, from the entry once (its properties build tuples)."""
+
+    __slots__ = ("hypers", "read_order", "switches", "flags")
+
+    def __init__(self, entry):
+        self.hypers = tuple((hp.key, tuple(s.name for s in hp.scalars), hp.pair)
+                            for hp in entry.hypers)
+        self.read_order, self.switches = tuple(entry.read_order), tuple(entry.switches)
+        self.flags = tuple(entry.flags)
 
 
 class _Plan:

@@ -100,9 +100,18 @@ class _Kernel:
 
     def value_add(self, expr) -> tuple:
         constant, terms = split_add(expr, self.p.is_scalar)
-        # an unscaled term first, so that every other term is one fused add with alpha
-        terms.sort(key=lambda t: (0 if split_term(t, self.p.is_scalar)[0] == 1 else
-                                  1 if split_term(t, self.p.is_scalar)[0] == -1 else 2))
+        # an unscaled term first, so that every other term is one fused add with alpha; else a
+        # scaled input (theta or a state entry): torch's in-place chains start from the tensor
+        # they update (ASGD's param.mul_(1 - lambd*eta).add_(grad, alpha=-eta)), and add_ with
+        # alpha is one fused multiply-add on the CPU, so the order decides the bits
+        inputs = {THETA} | {self.p.state_symbol(n) for n in self.p.state}
+
+        def rank(term):
+            coef, numer, denom = split_term(term, self.p.is_scalar)
+            if coef in (1, -1):
+                return 0 if coef == 1 else 1
+            return 2 if len(numer) == 1 and not denom and numer[0] in inputs else 3
+        terms.sort(key=rank)
         acc, fresh = self.value(terms[0])
         for term in terms[1:]:
             acc, fresh = self.accumulate(acc, fresh, term)

@@ -277,3 +277,22 @@ def test_step_counts_of_two_dtypes_are_batched_apart():
                 opt.state[params[1]]["step"] = opt.state[params[1]]["step"].double()
         assert_matches(ta, tb, a, b, exact=False)
     assert tb.state[b[1]]["step"].dtype == torch.float64 and float(tb.state[b[1]]["step"]) == 5
+
+
+def test_scalar_state_of_two_dtypes_in_one_parameter_takes_the_default_path():
+    """torch's load_state_dict casts NAdam's mu_product to a float64 parameter's dtype but
+    keeps the step count float32: the kernel reads a parameter's scalars as one type, so such a
+    parameter takes the default path (read as double, the float32 count was garbage: the
+    planted case of this test, caught before the fix)."""
+    ta, tb, a, b = twins("nadam(lr=0.01)", shapes=((4,), (5,)), dtype=torch.float64)
+    for step in range(1, 7):
+        feed(a, b, step)
+        ta.step(), tb.step()
+        if step == 3:
+            for opt in (ta, tb):
+                opt.load_state_dict(opt.state_dict())
+            state = tb.state[b[0]]
+            assert (state["step"].dtype, state["mu_product"].dtype) == (torch.float32,
+                                                                        torch.float64)
+        assert_matches(ta, tb, a, b, exact=False)
+    assert float(tb.state[b[0]]["step"]) == 6

@@ -202,10 +202,11 @@ EPS_BOUND = {"loop": 0, "foreach": 0, "fused": 8}
 # entries whose generated loop is not yet bit for bit with torch's (the goal): why, and the
 # normwise bound observed over optim_db's configurations (float32, 8 steps), with a margin
 NOT_BITWISE = {
-    "radam": ("3 ulp seen; the cause is not investigated yet", 2),
+    "radam": ("torch rounds each tensor product of bias_corrected_exp_avg * lr * adaptive_lr * "
+              "rect (m / bc1 first); SymPy folds the scalars into one addcdiv value (3 ulp seen)",
+              2),
     "adadelta": ("SymPy folds delta**2 into (acc + eps)*g**2/(v + eps), where torch squares "
                  "delta (64 ulp seen)", 6),
-    "asgd": ("5 ulp seen; the cause is not investigated yet", 3),
 }
 
 
