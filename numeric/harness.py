@@ -189,16 +189,30 @@ class Run:
 
 def _compare(cmp: Comparison, step: int, cand: Run, ref: Run, strict: bool, state,
              context) -> None:
-    """Parameters, then state: the parameters are what an optimizer does, and state kept
-    under a name may mean something else in another implementation. `state`: "judged" (every
-    entry the reference keeps, by name; `strict`: the key sets must agree too), "noted"
-    (entries both keep, by name, as far as they are comparable tensors: differences are noted,
-    not judged), "none", or a map {reference key: candidate key} (judged). `context(name)`: what
-    the scenario did to that parameter at this step."""
+    """Parameters and state at one step. `state`: "judged" (every entry the reference keeps, by
+    name; `strict`: the key sets must agree too), "noted" (entries both keep, by name, as far
+    as they are comparable tensors: differences are noted, not judged), "none", or a map
+    {reference key: candidate key} (judged). `context(name)`: what the scenario did to that
+    parameter at this step.
+
+    Against torch's own class ("judged": the keys mean the same) state comes first, so a wrong
+    buffer is named before the parameter it moves; otherwise the parameters come first: they
+    are what an optimizer does, and another implementation's state may mean something else."""
+    if state != "judged":
+        _compare_params(cmp, step, cand, ref, context)
+    if state != "none":
+        _compare_state(cmp, step, cand, ref, strict, state, context)
+    if state == "judged":
+        _compare_params(cmp, step, cand, ref, context)
+
+
+def _compare_params(cmp: Comparison, step: int, cand: Run, ref: Run, context) -> None:
     for name in NAMES:
         cmp.add(step, name, difference(cand.params[name], ref.params[name]), context(name))
-    if state == "none":
-        return
+
+
+def _compare_state(cmp: Comparison, step: int, cand: Run, ref: Run, strict: bool, state,
+                   context) -> None:
     judged = state != "noted"
     for name in NAMES:
         sp = getattr(cand.opt, "state", {}).get(cand.params[name], {})
