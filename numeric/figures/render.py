@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy
+from matplotlib import rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -31,8 +32,11 @@ def _save(fig: Figure, out: Path, name: str, caption: str) -> Rendered:
     paths = []
     for fmt in ("png", "svg"):
         buffer = io.BytesIO()
-        fig.savefig(buffer, format=fmt, dpi=DPI, bbox_inches="tight",
-                    metadata={"Date": None} if fmt == "svg" else None)
+        # the same figure, the same bytes: no date, and SVG ids from a fixed salt (matplotlib
+        # draws them at random otherwise), so regenerated documents diff only where they changed
+        with rc_context({"svg.hashsalt": "optequiv"}):
+            fig.savefig(buffer, format=fmt, dpi=DPI, bbox_inches="tight",
+                        metadata={"Date": None} if fmt == "svg" else None)
         paths.append(write_atomic(out / f"{name}.{fmt}", buffer.getvalue()))
     return Rendered(name, caption, *paths, width=min(1.0, fig.get_figwidth() / 8.5))
 
