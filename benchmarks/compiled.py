@@ -3,8 +3,8 @@ of torch.optim's class (inductor, its default mode), and what compiling each cos
 
     compiled_rows(quick=False, device="cpu") -> [row, ...]
 
-A case is an optimizer of COMPILED in its benchmark configuration (cases.CASES; quick: adamw
-only, the issue's example) at 1e6
+A case is an optimizer of compiled_cases() in its benchmark configuration (cases.CASES; quick:
+adamw only, the issue's example) at 1e6
 float32 parameters in 10 tensors (quick: 1e5 in 2; compile time grows with the tensors, one
 step being unrolled over them). Dynamo is reset once per case; each side, with inductor's
 on-disk graph cache off, gets compile_s = the wall time of its first WARMUP compiled steps (the
@@ -25,9 +25,14 @@ from .cases import CASES
 from .optimizers import _device, _label, _params, _sync
 
 WARMUP, BLOCK = 3, 3
-# the classes whose compiled steps were the drop-in's target (a compile costs seconds a side:
-# every catalogue entry would add minutes to `optequiv bench`)
-COMPILED = ("sgd", "adam", "adamw")
+
+def compiled_cases() -> dict:
+    """Every benchmark case of a catalogue entry that torch has a class for (Lion's reference
+    is plain torch ops: nothing of torch.optim's to compile against); each costs ~10 s."""
+    from optequiv.derive.catalogue import ENTRIES
+
+    return {case: spec for case, spec in CASES.items()
+            if case in ENTRIES and ENTRIES[case].torch_class}
 
 
 def _compiled(make, params, sync):
@@ -79,7 +84,7 @@ def _row(case, spec, numel, tensors, dev, repeats) -> dict:
 
 def compiled_rows(quick: bool = False, device: str = "cpu") -> list:
     dev = _device(device)
-    cases = {name: CASES[name] for name in (("adamw",) if quick else COMPILED)}
+    cases = {"adamw": CASES["adamw"]} if quick else compiled_cases()
     numel, tensors = (10**5, 2) if quick else (10**6, 10)
     return [_row(case, spec, numel, tensors, dev, 6 if quick else 30)
             for case, spec in cases.items()]
