@@ -37,7 +37,7 @@ import sympy as sp
 from sympy.printing.c import C99CodePrinter
 
 from .printing import ScalarTable, reciprocal_of, split_add, split_term
-from .program import GRAD, THETA, Program
+from .program import GRAD, THETA, Program, branches
 
 TYPES = ("float", "double")
 GRAIN = 32768  # elements per thread below which a second thread costs more than it saves
@@ -108,10 +108,9 @@ class _Body:
 
     def piecewise(self, e) -> str:
         """Nested ternaries, the first branch whose condition holds: only it is evaluated."""
-        if e.args[-1].cond is not sp.true:
-            raise NotImplementedError(f"a Piecewise with no branch for 'otherwise': {e}")
-        out = self.expr(e.args[-1].expr)
-        for value, cond in reversed(e.args[:-1]):
+        otherwise, earlier = branches(e)
+        out = self.expr(otherwise)
+        for value, cond in earlier:
             out = f"({self.condition(cond)} ? {self.expr(value)} : {out})"
         return out
 

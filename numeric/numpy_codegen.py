@@ -7,11 +7,10 @@ from __future__ import annotations
 import math
 
 import numpy
-import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
 
 from .printing import ScalarPrinter, ScalarTable, compile_source, hoist, switched
-from .program import GRAD, THETA, Program, split_cases
+from .program import GRAD, THETA, Program, branches, split_cases
 
 
 class _ArrayPrinter(NumPyPrinter):
@@ -37,10 +36,9 @@ class _ArrayPrinter(NumPyPrinter):
         return out
 
     def _print_Piecewise(self, expr):  # elementwise: the first branch whose condition holds
-        if expr.args[-1].cond is not sp.true:
-            raise NotImplementedError(f"a Piecewise with no branch for 'otherwise': {expr}")
-        out = self._print(expr.args[-1].expr)
-        for value, cond in reversed(expr.args[:-1]):
+        otherwise, earlier = branches(expr)
+        out = self._print(otherwise)
+        for value, cond in earlier:
             out = f"numpy.where({self._print(cond)}, {self._print(value)}, {out})"
         return out
 

@@ -315,6 +315,15 @@ def split_host_cases(program: Program) -> tuple:
     return split_cases(program, lambda node: not on_state(program, node))
 
 
+def branches(e: sp.Piecewise) -> tuple:
+    """(the 'otherwise' value, [(value, condition)] from the last branch to the first): every
+    printer folds a tensor switch this way, each earlier branch over the later ones, so that
+    the first whose condition holds wins."""
+    if e.args[-1].cond is not sp.true:
+        raise NotImplementedError(f"a Piecewise with no branch for 'otherwise': {e}")
+    return e.args[-1].expr, [(a.expr, a.cond) for a in reversed(e.args[:-1])]
+
+
 def split_cases(program: Program, which=None) -> tuple:
     """((condition, Program), ...): the step under each branch of its first scalar switch, the
     branch's value put in and the rest built again (CSE, scalar temps inlined), so that a

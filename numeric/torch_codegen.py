@@ -24,7 +24,7 @@ import sympy as sp
 
 from .printing import ScalarPrinter, ScalarTable, compile_source, reciprocal_of, split_add, \
     split_term, switched
-from .program import GRAD, THETA, Program, lift_state_switches, on_state, split_cases, \
+from .program import GRAD, THETA, Program, branches, lift_state_switches, on_state, split_cases, \
     split_host_cases
 
 _UNARY = {sp.Abs: "torch.abs", sp.sign: "torch.sign", sp.exp: "torch.exp", sp.log: "torch.log"}
@@ -167,14 +167,12 @@ class _Kernel:
         the last value, then each earlier branch over it where its condition holds, from the
         last to the first, so the first that holds wins. A scalar value is filled in place
         (masked_fill_ rounds it to the tensor's type, as torch's `sign[sign > 0] = etaplus`)."""
-        if expr.args[-1].cond is not sp.true:
-            raise NotImplementedError(f"a Piecewise with no branch for 'otherwise': {expr}")
-        last = expr.args[-1].expr
+        last, earlier = branches(expr)
         if self.p.is_scalar(last):
             acc, fresh = self.new(f"torch.empty_like(param).fill_({self.s(last)})"), True
         else:
             acc, fresh = self.value(last)
-        for value, cond in reversed(expr.args[:-1]):
+        for value, cond in earlier:
             mask = self.condition(cond)
             if self.p.is_scalar(value):
                 if not fresh:
