@@ -61,7 +61,7 @@ def _defaults(spec) -> dict:
     h = {k: float(v) for k, v in spec.hyper(numeric=True).items()}
     entry = spec.entry
     out = {}
-    for key in entry.positional + entry.keyword:
+    for key in entry.positional + entry.keyword + entry.own:
         if entry.has(key):
             parts = tuple(h[s.name] for s in entry.hyper(key).scalars)
             out[key] = parts if entry.hyper(key).pair else parts[0]
@@ -421,6 +421,9 @@ def _signature(spec) -> inspect.Signature:
     params = [P("params", P.POSITIONAL_OR_KEYWORD)]
     params += [P(k, P.POSITIONAL_OR_KEYWORD, default=defaults[k]) for k in spec.entry.positional]
     params += [P(k, P.KEYWORD_ONLY, default=defaults[k]) for k in spec.entry.keyword]
+    # optequiv's own keys (another framework's convention) after torch's, so that every torch
+    # call binds as in torch
+    params += [P(k, P.KEYWORD_ONLY, default=defaults[k]) for k in spec.entry.own]
     if "fused" not in spec.entry.positional + spec.entry.keyword:
         # optequiv's C kernel for every entry, where torch's class has no fused kernel (Rprop):
         # one keyword after torch's own, so that every torch call still binds as in torch

@@ -5,6 +5,8 @@ never copied into this project.
 """
 from __future__ import annotations
 
+from fractions import Fraction
+
 from optequiv.derive import catalogue
 from optequiv.derive.errors import UserError
 from optequiv.derive.rules import build_rule
@@ -56,6 +58,12 @@ def torch_reference(spec) -> tuple:
     kwargs = {}
     for hp in entry.hypers:
         parts = tuple(h[s.name] for s in hp.scalars)
+        if not hp.torch:
+            if parts != tuple(float(Fraction(s.default)) for s in hp.scalars):
+                raise UserError(f"{spec} has no torch.optim class: {entry.torch_class} has no "
+                                f"{hp.key}; {hp.key}={spec.given[hp.key]} is checked against "
+                                "the generated reference instead")
+            continue
         kwargs[hp.key] = parts if hp.pair else parts[0]
     for flag in entry.flags:
         kwargs[flag] = decoupled if flag == entry.decay_flag else spec.flag(flag)

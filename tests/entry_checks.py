@@ -26,6 +26,7 @@ import torch
 from dropin import default_dtype  # noqa: F401  (re-exported: the entry tests switch it)
 from optequiv.derive import stages as S
 from optequiv.derive import symbols as Y
+from optequiv.derive.catalogue import ENTRIES
 from optequiv.derive.errors import UserError
 from optequiv.derive.rules import build_rule
 from optequiv.derive.spec import parse_spec
@@ -449,11 +450,15 @@ def load_torchs_checkpoint(theirs, ours, a: list, b: list, reload_torch: bool = 
 
 def assert_signature_is_torchs(name: str, fused_added: bool) -> None:
     """The generated class's signature is torch's class's (names, kinds, defaults), then the
-    compiled kernel's keyword-only `fused` where torch's class lacks it (`fused_added`)."""
+    compiled kernel's keyword-only `fused` where torch's class lacks it (`fused_added`), after
+    optequiv's own keys (Hyper.torch False: another framework's convention) at torch's value."""
     def params(cls):
         return [(p.name, p.kind, p.default) for p in inspect.signature(cls).parameters.values()]
-    tail = [("fused", inspect.Parameter.KEYWORD_ONLY, None)] if fused_added else []
-    assert params(torch_optimizer(name)) == params(torch_class(name)) + tail
+    generated = torch_optimizer(name)
+    own = [(k, inspect.Parameter.KEYWORD_ONLY, inspect.signature(generated).parameters[k].default)
+           for k in ENTRIES[name].own]
+    tail = own + ([("fused", inspect.Parameter.KEYWORD_ONLY, None)] if fused_added else [])
+    assert params(generated) == params(torch_class(name)) + tail
 
 
 def assert_sparse_refused_as_torch(name: str, message: str) -> None:

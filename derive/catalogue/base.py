@@ -51,6 +51,10 @@ class Hyper:
     # index= (in a pair), first= and second= (both values of a pair); "" where torch checks
     # nothing (its value is still refused outside the domain, in optequiv's words)
     message: str = ""
+    # a keyword of torch's constructor; False: a key of optequiv's for another framework's
+    # convention (optax's eps_root), whose default is torch's behaviour: torch's class is the
+    # reference only at that default, and the generated class takes it after torch's keywords
+    torch: bool = True
 
     @property
     def pair(self) -> bool:
@@ -139,6 +143,11 @@ class Entry:
     @property
     def scalars(self) -> tuple:
         return tuple(s for h in self.hypers for s in h.scalars)
+
+    @property
+    def own(self) -> tuple:
+        """The keys of optequiv's own that hold numbers (Hyper.torch False), in order."""
+        return tuple(h.key for h in self.hypers if not h.torch)
 
     def scalar(self, name: str) -> Scalar:
         return next(s for s in self.scalars if s.name == name)
