@@ -48,6 +48,9 @@ _TOKEN = re.compile(
     r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
     r"|(?P<op>\*\*|[-+*/(),=]))"
 )
+# another framework's call (derive.dialects): `optax.adamw` is one name token there, and only there
+_DOTTED = re.compile(_TOKEN.pattern.replace(r"[A-Za-z_][A-Za-z0-9_]*)",
+                                            r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)"))
 
 
 @dataclass(frozen=True)
@@ -57,14 +60,14 @@ class Token:
     pos: int
 
 
-def tokenize(text: str, what: str) -> list[Token]:
+def tokenize(text: str, what: str, dotted: bool = False) -> list[Token]:
     if len(text) > MAX_TEXT:
         raise UserError(f"invalid {what}: longer than {MAX_TEXT} characters")
     tokens, pos = [], 0
     while pos < len(text):
         if text[pos:].strip() == "":
             break
-        match = _TOKEN.match(text, pos)
+        match = (_DOTTED if dotted else _TOKEN).match(text, pos)
         if not match:
             bad = text[pos:].lstrip()[0]
             where = len(text) - len(text[pos:].lstrip())
@@ -94,9 +97,10 @@ def default_resolver(name: str) -> sp.Expr:
 class Parser:
     """Recursive descent over a token list; `what` names the input in error messages."""
 
-    def __init__(self, text: str, what: str, resolve: Callable[[str], sp.Expr] = default_resolver):
+    def __init__(self, text: str, what: str, resolve: Callable[[str], sp.Expr] = default_resolver,
+                 dotted: bool = False):
         self.text, self.what, self.resolve = text, what, resolve
-        self.tokens = tokenize(text, what)
+        self.tokens = tokenize(text, what, dotted)
         self.i = 0
         self.depth = 0
         self.spans = []  # source text of each value parsed by value(), for torch-style messages

@@ -11,6 +11,7 @@ symbols (symbolic commands) or with torch's numeric defaults (numeric commands).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 from types import MappingProxyType
@@ -58,6 +59,9 @@ class Spec:
     # the text the user wrote for each value (key, or (key, index) for betas): messages and
     # printing show 1e-3 as written, not as the exact rational 1/1000 it is computed with
     sources: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    # another framework's call as the user wrote it (derive.dialects), "" for a catalogue spec:
+    # what the user calls it, for messages; str() stays the catalogue spec it means
+    call: str = ""
 
     def __eq__(self, other) -> bool:
         return isinstance(other, Spec) and (self.name, dict(self.given)) == \
@@ -245,10 +249,17 @@ def make_spec(name: str, given: dict, sources: dict | None = None) -> Spec:
     return Spec(name, MappingProxyType(dict(given)), MappingProxyType(dict(sources or {})))
 
 
+_FRAMEWORK_CALL = re.compile(r"^\s*[A-Za-z_][A-Za-z0-9_]*\s*\.")
+
+
 def parse_spec(text: str) -> Spec:
     """Parse `name(key=value, ...)` without eval: see derive.grammar for the value language."""
     if not isinstance(text, str) or not text.strip():
         raise UserError("invalid spec: empty; expected e.g. sgd(lr=eta, momentum=mu)")
+    if _FRAMEWORK_CALL.match(text):
+        from . import dialects  # imports derive.spec back: loaded when a dialect is used
+
+        return dialects.parse(text)
     parser = Parser(text, "spec")
     tok = parser.tok
     if tok.kind != "name":
