@@ -106,6 +106,28 @@ def run_unroll(args) -> int:
     return 0
 
 
+# -- translate -----------------------------------------------------------------------------------
+
+def run_translate(args) -> int:
+    from .translate import translate
+
+    result = translate(parse_spec(args.spec), args.to, steps=args.steps)
+    if args.json:
+        print_json(result.to_json())
+    elif result.exact:
+        print(result.call)
+        for key, value in result.mapping.items():
+            print(f"  {key} = {value}")
+    elif result.call is None:
+        print(f"no call of {args.to} could be established: {result.reason}")
+    else:
+        print(f"no call of {args.to} reproduces {result.spec.call or result.spec} exactly; "
+              f"nearest: {result.call}")
+        print(f"  first divergent step: {result.first_divergent_step}")
+        print(f"  difference (theta of the nearest minus theta of the spec): {result.difference}")
+    return 0 if result.exact else 1 if result.call else 3
+
+
 # -- list ----------------------------------------------------------------------------------------
 
 def typed(default) -> str:
@@ -222,6 +244,18 @@ def build_parser() -> Parser:
                    help="text (default), a LaTeX align* block, or Markdown with display math")
     p.set_defaults(run=run_unroll)
 
+    p = sub.add_parser("translate", help="the call in another framework that reproduces SPEC "
+                       "exactly (exit 0), or the nearest one (exit 1); 3 undecided")
+    p.add_argument("spec", metavar="SPEC", help="spec or framework call, e.g. "
+                   "'tfa.AdamW(weight_decay=w, learning_rate=eta)'")
+    p.add_argument("--to", required=True, metavar="FRAMEWORK",
+                   help="target framework: " + ", ".join(_frameworks()))
+    p.add_argument("--steps", type=steps_arg(12), default=DEFAULT_STEPS,
+                   help=f"largest step to look for a divergence (default {DEFAULT_STEPS})")
+    p.add_argument("--json", action="store_true",
+                   help="exact, call, mapping, first_divergent_step, difference as JSON")
+    p.set_defaults(run=run_translate)
+
     p = sub.add_parser("list", help="optimizer names, keys and defaults")
     p.add_argument("--json", action="store_true", help="the same catalogue as JSON")
     p.set_defaults(run=run_list)
@@ -234,6 +268,12 @@ def build_parser() -> Parser:
             continue
         register(sub)
     return parser
+
+
+def _frameworks() -> tuple:
+    from .dialects import FRAMEWORKS
+
+    return tuple(FRAMEWORKS)
 
 
 def _version() -> str:

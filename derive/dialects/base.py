@@ -58,7 +58,7 @@ class Dialect:
 @dataclass(frozen=True)
 class Framework:
     name: str  # the prefix users write: "optax", "keras"
-    prefixes: tuple  # every spelling of the prefix: ("keras", "keras.optimizers")
+    prefixes: tuple  # every spelling of the prefix, the first as printed: ("keras", ...)
     dialects: tuple  # Dialect
     # what a call's build returned -> (entry name, given keys): the identity for most
     # frameworks; optax turns a chain of its transforms into the one rule they compose to

@@ -19,6 +19,6 @@ def _dialect(entry) -> Dialect:
 
 
 FRAMEWORK = Framework(
-    "torch", ("torch", "torch.optim"),
+    "torch", ("torch.optim", "torch"),
     tuple(_dialect(e) for e in catalogue.ENTRIES.values() if e.torch_class),
     source="torch 2.13.0 (the catalogue)", installed="torch")

@@ -1,0 +1,181 @@
+"""translate: the call in another framework that reproduces a spec exactly, computed by the engine.
+
+For each call of the target framework whose rule keeps the same state as the spec's (a Keras
+SGD never reproduces an Adam), every numeric keyword becomes a fresh symbol and derive.compare
+decides spec against it: a proven equivalence carries the mapping of those symbols onto the
+spec's values, and the call with the mapping substituted is the translation. A flag is tried at
+its default and then switched. When no call is proven, the nearest is the one that agrees
+longest (the latest first divergent step), with that step and the difference there.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from . import dialects
+from .compare import compare
+from .dialects.base import REQUIRED
+from .dialects.parse import Call
+from .errors import UserError
+from .spec import Spec, as_spec
+from .symbols import hyper
+
+
+@dataclass
+class Translation:
+    spec: Spec
+    target: str
+    exact: bool
+    call: str | None  # the exact call, or the nearest one (None: no candidate could be compared)
+    mapping: dict = field(default_factory=dict)  # target keyword -> value (spec's symbols)
+    first_divergent_step: int | None = None
+    difference: sp.Expr | None = None
+    tried: list = field(default_factory=list)  # (call template, verdict) per candidate
+    reason: str | None = None
+
+    def to_json(self) -> dict:
+        return {"spec": self.spec.call or str(self.spec), "target": self.target,
+                "exact": self.exact, "call": self.call,
+                "mapping": {k: str(v) for k, v in self.mapping.items()},
+                "first_divergent_step": self.first_divergent_step,
+                "difference": None if self.difference is None else str(self.difference),
+                "tried": [{"call": c, "verdict": v} for c, v in self.tried],
+                "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    call: Call
+    spec: Spec
+    symbols: dict  # target keyword (or (keyword, index) of a pair) -> its fresh symbol
+
+
+def _fresh(name: str, taken: set) -> sp.Symbol:
+    i = 2
+    while f"{name}_{i}" in taken:
+        i += 1
+    taken.add(f"{name}_{i}")
+    return hyper(f"{name}_{i}")
+
+
+def _candidate(framework, dialect, flags: dict, taken: set) -> Candidate | None:
+    """The dialect with its flags set and every numeric keyword a fresh symbol that it can take
+    (a keyword whose symbol the mapping refuses, such as bitsandbytes' optim_bits, keeps its
+    default); None where the call is no optimizer of its own (optax.trace) or not admissible."""
+    base_values = {}
+    for k in dialect.keywords:
+        if k.flag:
+            base_values[k.name] = flags.get(k.name, k.default)
+        elif k.default is REQUIRED:
+            base_values[k.name] = None  # filled below
+        elif k.pair:
+            base_values[k.name] = tuple(sp.Rational(d) for d in k.default)
+        else:
+            base_values[k.name] = None if k.default is None else sp.Rational(k.default)
+    names = {s.name for s in taken}
+    symbols, values = {}, dict(base_values)
+    for k in dialect.keywords:
+        if k.flag:
+            continue
+        if k.pair:
+            trial = tuple(_fresh(f"{k.name}{i + 1}", names) for i in range(len(k.default)))
+        else:
+            trial = _fresh(k.name, names)
+        attempt = dict(values, **{k.name: trial})
+        if k.default is REQUIRED or _builds(framework, dialect, _filled(attempt, dialect)):
+            values[k.name] = trial
+            symbols[k.name] = trial
+    values = _filled(values, dialect)
+    try:
+        call = Call(framework, dialect, values, {})
+        return Candidate(call, dialects.spec_of(call), symbols)
+    except UserError:
+        return None
+
+
+def _filled(values: dict, dialect) -> dict:
+    """A required keyword still unset takes a stand-in symbol (only while probing the others)."""
+    return {k: (hyper(f"_{k}") if v is None and dialect.keyword(k).default is REQUIRED else v)
+            for k, v in values.items()}
+
+
+def _builds(framework, dialect, values) -> bool:
+    try:
+        dialects.spec_of(Call(framework, dialect, values, {}))
+        return True
+    except UserError:
+        return False
+
+
+def candidates(spec: Spec, target: str) -> list:
+    framework = dialects.FRAMEWORKS.get(target)
+    if framework is None:
+        raise UserError(f"--to {target}: unknown framework; frameworks with dialects: "
+                        f"{', '.join(dialects.FRAMEWORKS)}")
+    taken = set(spec.symbols())
+    out = []
+    for dialect in framework.dialects:
+        if dialect.variadic:
+            continue
+        flag_sets = [{}] + [{k.name: not k.default} for k in dialect.keywords if k.flag]
+        for flags in flag_sets:
+            c = _candidate(framework, dialect, flags, taken)
+            if c is not None and c.spec.entry.states == spec.entry.states:
+                out.append(c)
+    # the spec's own optimizer first (AdamW before Adam(decoupled_weight_decay=True))
+    return sorted(out, key=lambda c: c.spec.entry.name != spec.entry.name)
+
+
+def _call_text(c: Candidate, mapping: dict) -> tuple:
+    """The call with the mapping substituted, keywords at the framework's default left out."""
+    parts, shown = [], {}
+    for k in c.call.dialect.keywords:
+        value = c.call.values[k.name]
+        if isinstance(value, tuple):
+            value = tuple(sp.sympify(v).xreplace(mapping) for v in value)
+        elif isinstance(value, sp.Expr):
+            value = value.xreplace(mapping)
+        if k.name in c.symbols and isinstance(value, (sp.Expr, tuple)):
+            shown[k.name] = value
+        default = k.default
+        if default is not REQUIRED and not k.flag and default is not None:
+            default = tuple(sp.Rational(d) for d in default) if k.pair else sp.Rational(default)
+        if value == default:
+            continue
+        text = ("True" if value else "False") if isinstance(value, bool) else \
+            ("(" + ", ".join(map(str, value)) + ")" if isinstance(value, tuple) else str(value))
+        parts.append(f"{k.name}={text}")
+    return f"{c.call.framework.prefixes[0]}.{c.call.dialect.name}({', '.join(parts)})", shown
+
+
+def translate(spec, target: str, steps: int = 4) -> Translation:
+    spec = as_spec(spec)
+    found = candidates(spec, target)
+    result = Translation(spec, target, False, None)
+    if not found:
+        result.reason = (f"{target} has no call whose rule keeps the state of {spec.entry.name} "
+                         f"({', '.join(s.key for s in spec.entry.states)})")
+        return result
+    best = None
+    for c in found:
+        outcome = compare(spec, c.spec, steps=steps, want_conditions=False)
+        template, _ = _call_text(c, {})
+        result.tried.append((template, outcome.verdict))
+        if outcome.verdict == "proven" and outcome.mapping is not None:
+            result.exact = True
+            result.call, result.mapping = _call_text(c, outcome.mapping)
+            return result
+        if outcome.first_divergent_step is not None and (
+                best is None or outcome.first_divergent_step > best[1].first_divergent_step):
+            best = (c, outcome)
+    if best is None:
+        result.reason = "no candidate was decided (undecided within the engine's budget)"
+        return result
+    c, outcome = best
+    earlier = [t for t in outcome.trail if t.k < outcome.first_divergent_step and t.solutions]
+    partial = earlier[-1].solutions[0] if earlier else {}
+    result.call, result.mapping = _call_text(c, partial)
+    result.first_divergent_step = outcome.first_divergent_step
+    result.difference = outcome.difference
+    return result
