@@ -155,7 +155,8 @@ def catalogue() -> dict:
         choices = e.all_choices
         for key, default in e.defaults().items():
             info = {"torch_default": default if not isinstance(default, tuple) else list(default),
-                    "typed": typed(default), "torch_key": key not in choices}
+                    "typed": typed(default),
+                    "torch_key": key not in choices and key not in e.own}
             if key in e.numbers:
                 info["symbolic_default"] = _symbolic_default(e.hyper(key))
             if key in choices:
@@ -191,7 +192,11 @@ def run_list(args) -> int:
                 print(line)
         print("  optequiv's own keys (not torch.optim arguments)")
         for key, entry in own.items():
-            print(f"    {key:<24} {entry['typed']}")
+            line = f"    {key:<24} {entry['typed']}"
+            if "symbolic_default" in entry:
+                line += f"{'':<{max(1, 14 - len(entry['typed']))}}symbolic commands: " \
+                        f"{entry['symbolic_default']}"
+            print(line)
             for choice, meaning in entry.get("choices", {}).items():
                 print(f"      {choice:<12} {meaning}")
         print("  state (torch's key: symbol)  " + ", ".join(

@@ -91,6 +91,20 @@ class Spec:
     def buffer(self) -> str:
         return self.given.get("buffer", "torch")
 
+    def choice(self, key: str) -> str:
+        """The value of one of the entry's choice keys: as given, else torch's (the first)."""
+        if key == "decay":
+            return self.decay
+        return self.given.get(key, next(iter(self.entry.all_choices[key])))
+
+    def __getattr__(self, key: str):
+        # every choice key reads as an attribute (spec.eps_added_to), as decay and buffer do,
+        # so that a layer that walks the keys needs no list of them
+        if not key.startswith("_") and "name" in self.__dict__ \
+                and key in catalogue.ENTRIES[self.__dict__["name"]].all_choices:
+            return self.choice(key)
+        raise AttributeError(key)
+
     def hyper(self, numeric: bool = False) -> dict:
         """Canonical hyperparameters (lr, beta1, beta2, ...: the entry's scalars).
 

@@ -10,7 +10,7 @@ from fractions import Fraction
 from optequiv.derive import catalogue
 from optequiv.derive.errors import UserError
 from optequiv.derive.rules import build_rule
-from optequiv.derive.spec import Spec, as_spec, with_changes
+from optequiv.derive.spec import Spec, as_spec, fmt_number, with_changes
 
 # torch.optim's implementations of one class, by the keyword arguments that select them
 IMPLEMENTATIONS = {"loop": {"foreach": False}, "foreach": {"foreach": True},
@@ -60,8 +60,9 @@ def torch_reference(spec) -> tuple:
         parts = tuple(h[s.name] for s in hp.scalars)
         if not hp.torch:
             if parts != tuple(float(Fraction(s.default)) for s in hp.scalars):
+                shown = spec.sources.get(hp.key) or fmt_number(spec.given[hp.key])  # as typed
                 raise UserError(f"{spec} has no torch.optim class: {entry.torch_class} has no "
-                                f"{hp.key}; {hp.key}={spec.given[hp.key]} is checked against "
+                                f"{hp.key}; {hp.key}={shown} is checked against "
                                 "the generated reference instead")
             continue
         kwargs[hp.key] = parts if hp.pair else parts[0]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from optequiv.derive.rules import build_rule
-from optequiv.derive.spec import CHOICES, FLAGS, KEYS, parse_spec
+from optequiv.derive.spec import CHOICES, FLAGS, KEYS, parse_spec, with_changes
 from optequiv.numeric.variants import nearest_variants, same_optimizer_at
 
 SPECS = ["sgd(lr=0.1)", "sgd(lr=0.1, momentum=0.9, dampening=0.5, weight_decay=0.01)",
@@ -50,7 +50,13 @@ def test_every_other_value_of_every_convention_key_appears_where_it_changes_the_
     assert {v.decay for v in variants if differing(spec, v) == ["decay"]} == \
         set(CHOICES["decay"]) - {spec.decay}
     flipped = {differing(spec, v)[0] for v in variants if differing(spec, v) != ["decay"]}
-    assert flipped == {k for k in KEYS["adamw"] if k in FLAGS}
+    # every flag, and every other choice key one of whose values is another rule here
+    # (adamw's amsgrad_max_of changes nothing without amsgrad)
+    own = build_rule(spec).stages
+    changing = {k for k in KEYS["adamw"] if k in CHOICES and k != "decay"
+                and any(build_rule(with_changes(spec, **{k: value})).stages != own
+                        for value in CHOICES[k])}
+    assert flipped == {k for k in KEYS["adamw"] if k in FLAGS} | changing
 
 
 def test_conventions_that_change_nothing_or_that_torch_refuses_are_left_out():

@@ -40,7 +40,8 @@ def test_numeric_defaults_follow_torch():
     h = parse_spec("adamw").hyper(numeric=True)
     assert h == {"lr": sp.Rational(1, 1000), "beta1": sp.Rational(9, 10),
                  "beta2": sp.Rational(999, 1000), "eps": sp.Rational(1, 10**8),
-                 "weight_decay": sp.Rational(1, 100)}
+                 "weight_decay": sp.Rational(1, 100),
+                 "eps_root": 0}  # optequiv's own key (optax's), at torch's behaviour
 
 
 def test_decay_defaults_and_flags():
