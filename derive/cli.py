@@ -132,10 +132,13 @@ def catalogue() -> dict:
         keys = {}
         choices = e.all_choices
         for key, default in e.defaults().items():
+            own = key in choices or (key in e.numbers and not e.hyper(key).torch)
             info = {"torch_default": default if not isinstance(default, tuple) else list(default),
-                    "typed": typed(default), "torch_key": key not in choices}
+                    "typed": typed(default), "torch_key": not own}
             if key in e.numbers:
                 info["symbolic_default"] = _symbolic_default(e.hyper(key))
+                if e.hyper(key).follows:  # a numeric command's default: the spec's lr
+                    info["typed"] = e.hyper(key).follows
             if key in choices:
                 info["choices"] = dict(choices[key])
             keys[key] = info
@@ -169,7 +172,11 @@ def run_list(args) -> int:
                 print(line)
         print("  optequiv's own keys (not torch.optim arguments)")
         for key, entry in own.items():
-            print(f"    {key:<24} {entry['typed']}")
+            line = f"    {key:<24} {entry['typed']}"
+            if "symbolic_default" in entry:
+                line += f"{'':<{max(1, 14 - len(entry['typed']))}}symbolic commands: " \
+                        f"{entry['symbolic_default']}"
+            print(line)
             for choice, meaning in entry.get("choices", {}).items():
                 print(f"      {choice:<12} {meaning}")
         print("  state (torch's key: symbol)  " + ", ".join(
