@@ -154,11 +154,13 @@ def catalogue() -> dict:
         keys = {}
         choices = e.all_choices
         for key, default in e.defaults().items():
+            own = key in choices or (key in e.numbers and not e.hyper(key).torch)
             info = {"torch_default": default if not isinstance(default, tuple) else list(default),
-                    "typed": typed(default),
-                    "torch_key": key not in choices and key not in e.own}
+                    "typed": typed(default), "torch_key": not own}
             if key in e.numbers:
                 info["symbolic_default"] = _symbolic_default(e.hyper(key))
+                if e.hyper(key).follows:  # a numeric command's default: the spec's lr
+                    info["typed"] = e.hyper(key).follows
             if key in choices:
                 info["choices"] = dict(choices[key])
             keys[key] = info

@@ -105,6 +105,10 @@ class Spec:
             return self.choice(key)
         raise AttributeError(key)
 
+    @property
+    def decay_scale(self) -> str:
+        return self.given.get("decay_scale", "lr")
+
     def hyper(self, numeric: bool = False) -> dict:
         """Canonical hyperparameters (lr, beta1, beta2, ...: the entry's scalars).
 
@@ -115,10 +119,13 @@ class Spec:
         out = {}
         for h in self.entry.hypers:
             value = self.given.get(h.key)
+            idle = h.needed is not None and not h.needed(self)  # a key this rule never reads
             for i, scalar in enumerate(h.scalars):
                 if value is not None:
                     out[scalar.name] = value[i] if h.pair else value
-                elif numeric or _rational(scalar.default) == 0:
+                elif numeric and h.follows and not idle:
+                    out[scalar.name] = out[h.follows]
+                elif numeric or idle or _rational(scalar.default) == 0:
                     out[scalar.name] = _rational(scalar.default)
                 else:
                     out[scalar.name] = hyper_symbol(scalar.name)
@@ -232,6 +239,12 @@ def _check_values(entry: base.Entry, given: dict, sources: dict) -> None:
     flag = entry.decay_flag
     if flag and given.get(flag) and given.get("decay", "decoupled") != "decoupled":
         raise UserError(f"{flag}=true contradicts decay={given['decay']}; give one of them")
+    scale = given.get("decay_scale", "lr")
+    decay = given.get("decay", "decoupled" if flag and given.get(flag) else
+                      (entry.decays or ("l2",))[0])
+    if scale != "lr" and decay not in base.SCALED_DECAYS:
+        raise UserError(f"decay_scale={scale} rescales the lr-scaled decoupled decays "
+                        f"(decay={', '.join(base.SCALED_DECAYS)}) only, not decay={decay}")
 
 
 def make_spec(name: str, given: dict, sources: dict | None = None) -> Spec:

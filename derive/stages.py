@@ -165,19 +165,80 @@ DECAY_AFTER = Stage("decay_after", _decay_after,
                     "decay after the step: theta <- theta - lr*weight_decay*theta (updated theta)")
 
 
+# decay_scale: the decay factor of an lr-scaled convention is lr*weight_decay times this
+# (Composer's lr/initial_lr over lr; timm's corrected lr^2/max_lr over lr). Written per lr, the
+# decoupled decay stays one stage before the lr scaling, and no rule divides by lr
+PER_LR = {"lr": lambda h: 1,
+          "lr_ratio": lambda h: 1 / h["initial_lr"],
+          "lr_squared_over_max": lambda h: h["lr"] / h["max_lr"]}
+_SCALED = {"lr_ratio": "weight_decay*lr/initial_lr",
+           "lr_squared_over_max": "weight_decay*lr^2/max_lr"}
+
+
+def _decoupled_scaled(scale: str) -> Stage:
+    per_lr = PER_LR[scale]
+
+    def decay(c, h):
+        return replace(c, u=c.u + h["weight_decay"] * per_lr(h) * c.theta_prev)
+    return Stage(f"decay_{scale}", decay,
+                 f"decoupled decay, {_SCALED[scale]}: add weight_decay*theta_{{t-1}}*"
+                 f"{_SCALED[scale].split('*', 1)[1]}/lr to the scaled direction")
+
+
+def _after_scaled(scale: str) -> Stage:
+    per_lr = PER_LR[scale]
+
+    def decay_after(c, h):
+        return replace(c, theta=c.theta - h["lr"] * per_lr(h) * h["weight_decay"] * c.theta)
+    return Stage(f"decay_after_{scale}", decay_after,
+                 f"decay after the step: theta <- theta - {_SCALED[scale]}*theta (updated theta)")
+
+
+def _proximal(scale: str) -> Stage:
+    per_lr = PER_LR[scale]
+
+    def decay_proximal(c, h):
+        # timm's Adan: param.div_(1 + lr*weight_decay), after the step
+        return replace(c, theta=c.theta / (1 + h["lr"] * per_lr(h) * h["weight_decay"]))
+    rate = "lr*weight_decay" if scale == "lr" else _SCALED[scale]
+    return Stage("decay_proximal" if scale == "lr" else f"decay_proximal_{scale}",
+                 decay_proximal, f"proximal decay after the step: theta <- theta/(1 + {rate})")
+
+
+def _decay_after_bias_corrected(c, h):
+    # MXNet 2.x AdamW: lr *= sqrt(1 - beta2^t)/(1 - beta1^t); w -= lr*d; w -= lr*wd*w
+    t = c.state["t"]
+    lr_c = h["lr"] * sp.sqrt(1 - h["beta2"] ** t) / (1 - h["beta1"] ** t)
+    return replace(c, theta=c.theta - lr_c * h["weight_decay"] * c.theta)
+
+
+DECAY_SCALED = {scale: _decoupled_scaled(scale) for scale in _SCALED}
+DECAY_AFTER_SCALED = {scale: _after_scaled(scale) for scale in _SCALED}
+DECAY_PROXIMAL = {scale: _proximal(scale) for scale in PER_LR}
+DECAY_AFTER_BIAS_CORRECTED = Stage(
+    "decay_after_bias_corrected", _decay_after_bias_corrected,
+    "decay after the step with Adam's bias-corrected lr: theta <- theta - "
+    "lr*sqrt(1 - beta2^t)/(1 - beta1^t)*weight_decay*theta (updated theta)")
+
+
 def place_decay(spec, before: list, core: list) -> tuple:
     """before, then core (momentum, moments, the adaptive direction), the lr scaling and the
     update, with the decay stage placed where the spec's convention puts it: this position is
     the whole difference between the conventions."""
     decay = spec.decay if spec.decay_on() else None
+    scale = spec.decay_scale
     out = list(before)
     out += [DECAY_L2] if decay == "l2" else []
     out += core
-    out += [DECAY_DECOUPLED] if decay == "decoupled" else []
+    if decay == "decoupled":
+        out.append(DECAY_DECOUPLED if scale == "lr" else DECAY_SCALED[scale])
     out.append(SCALE_LR)
     out += [DECAY_INDEPENDENT] if decay == "independent" else []
     out.append(APPLY)
-    out += [DECAY_AFTER] if decay == "after" else []
+    if decay == "after":
+        out.append(DECAY_AFTER if scale == "lr" else DECAY_AFTER_SCALED[scale])
+    out += [DECAY_PROXIMAL[scale]] if decay == "proximal" else []
+    out += [DECAY_AFTER_BIAS_CORRECTED] if decay == "after_bias_corrected" else []
     return tuple(out)
 
 

@@ -61,8 +61,10 @@ def _defaults(spec) -> dict:
     h = {k: float(v) for k, v in spec.hyper(numeric=True).items()}
     entry = spec.entry
     out = {}
-    for key in entry.positional + entry.keyword + entry.own:
-        if entry.has(key):
+    for key in entry.positional + entry.keyword + entry.own_for(spec):
+        if entry.has(key) and entry.hyper(key).follows and key not in spec.given:
+            out[key] = None  # the constructor's or its group's lr (GeneratedOptimizer.__init__)
+        elif entry.has(key):
             parts = tuple(h[s.name] for s in entry.hyper(key).scalars)
             out[key] = parts if entry.hyper(key).pair else parts[0]
         elif key == entry.decay_flag:
@@ -105,7 +107,11 @@ class GeneratedOptimizer(torch.optim.Optimizer):
         bound.apply_defaults()
         values = dict(bound.arguments)
         params = values.pop("params")
-        validate(self.spec, values)
+        follows = self._follows()
+        for key, (lr, source) in follows.items():
+            if values[key] is None and source == "constructor":  # timm's self.defaults['lr']
+                values[key] = values[lr]
+        validate(self.spec, {k: v for k, v in values.items() if k not in follows or v is not None})
         super().__init__(params, values)
         if self.spec.entry.eager_state:  # torch's Adagrad: every parameter's state, now
             with torch.no_grad():
@@ -114,9 +120,20 @@ class GeneratedOptimizer(torch.optim.Optimizer):
                     for p in group["params"]:
                         self._state(p, plan.shape, plan.keys, {})
 
+    @classmethod
+    def _follows(cls) -> dict:
+        """optequiv's own keys that default to an lr: key -> (the lr's key, "group" or
+        "constructor"), among those the spec's rule reads (catalogue Hyper.follows)."""
+        entry = cls.spec.entry
+        return {k: (entry.hyper(k).follows, entry.hyper(k).follows_from)
+                for k in entry.own_for(cls.spec) if entry.hyper(k).follows}
+
     def add_param_group(self, param_group: dict) -> None:
         super().add_param_group(param_group)
         group = self.param_groups[-1]
+        for key, (lr, _) in self._follows().items():
+            if group.get(key) is None:  # Composer: group['initial_lr'] = group['lr'], the key
+                group[key] = group[lr]  # and value torch's LR schedulers take as their base lr
         if (group.get("foreach") or group.get("fused")) \
                 and len(set(map(id, group["params"]))) < len(group["params"]):
             self.param_groups.pop()
@@ -146,7 +163,7 @@ class GeneratedOptimizer(torch.optim.Optimizer):
     def _reads(cls) -> "_Reads":
         reads = cls.__dict__.get("_reads_cache")
         if reads is None:  # one per class: a subclass may change spec
-            reads = cls._reads_cache = _Reads(cls.spec.entry)
+            reads = cls._reads_cache = _Reads(cls.spec)
         return reads
 
     @classmethod
@@ -163,6 +180,7 @@ class GeneratedOptimizer(torch.optim.Optimizer):
                         h[name] = number(v)
                 else:
                     h[names[0]] = number(group[key])
+        h.update(cls._reads().idle)
         return h
 
     @classmethod
@@ -371,11 +389,18 @@ def _unpickle(text: str, rule_for):
 class _Reads:
     """What a step reads from a group, from the entry once (its properties build tuples)."""
 
-    __slots__ = ("hypers", "read_order", "switches", "flags")
+    __slots__ = ("hypers", "read_order", "switches", "flags", "idle")
 
-    def __init__(self, entry):
+    def __init__(self, spec):
+        entry = spec.entry
+        read = entry.positional + entry.keyword + entry.own_for(spec)
         self.hypers = tuple((hp.key, tuple(s.name for s in hp.scalars), hp.pair)
-                            for hp in entry.hypers)
+                            for hp in entry.hypers if hp.key in read)
+        # optequiv's own keys that this spec's rule never reads (no keyword, no group key):
+        # the programs take every scalar, so these stand at their value in the spec
+        h = spec.hyper(numeric=True)
+        self.idle = {s.name: float(h[s.name]) for hp in entry.hypers if hp.key not in read
+                     for s in hp.scalars}
         self.read_order, self.switches = tuple(entry.read_order), tuple(entry.switches)
         self.flags = tuple(entry.flags)
 
@@ -423,7 +448,7 @@ def _signature(spec) -> inspect.Signature:
     params += [P(k, P.KEYWORD_ONLY, default=defaults[k]) for k in spec.entry.keyword]
     # optequiv's own keys (another framework's convention) after torch's, so that every torch
     # call binds as in torch
-    params += [P(k, P.KEYWORD_ONLY, default=defaults[k]) for k in spec.entry.own]
+    params += [P(k, P.KEYWORD_ONLY, default=defaults[k]) for k in spec.entry.own_for(spec)]
     if "fused" not in spec.entry.positional + spec.entry.keyword:
         # optequiv's C kernel for every entry, where torch's class has no fused kernel (Rprop):
         # one keyword after torch's own, so that every torch call still binds as in torch

@@ -456,7 +456,7 @@ def assert_signature_is_torchs(name: str, fused_added: bool) -> None:
         return [(p.name, p.kind, p.default) for p in inspect.signature(cls).parameters.values()]
     generated = torch_optimizer(name)
     own = [(k, inspect.Parameter.KEYWORD_ONLY, inspect.signature(generated).parameters[k].default)
-           for k in ENTRIES[name].own]
+           for k in ENTRIES[name].own_for(parse_spec(name))]
     tail = own + ([("fused", inspect.Parameter.KEYWORD_ONLY, None)] if fused_added else [])
     assert params(generated) == params(torch_class(name)) + tail
 

@@ -26,7 +26,7 @@ from functools import lru_cache
 import sympy as sp
 
 from .. import stages as S
-from .base import COUNT, DECAYS, NONNEGATIVE, REAL, Entry, Hyper, Scalar, State, on
+from .base import ADAM_DECAYS, COUNT, DECAYS, NONNEGATIVE, REAL, Entry, Hyper, Scalar, State, on
 from .common import MAXIMIZE, betas, eps, lr, weight_decay
 
 STEP = State("t", "step", COUNT, "t", "t", "the step count", scalar=True)
@@ -131,12 +131,14 @@ ENTRIES = (
           flags={"amsgrad": False, **MAXIMIZE, "decoupled_weight_decay": False},
           keyword=("foreach", "maximize", "capturable", "differentiable", "fused",
                    "decoupled_weight_decay"),
-          decays=tuple(DECAYS), decay_flag="decoupled_weight_decay", **_COMMON),
+          decays=tuple(DECAYS) + tuple(ADAM_DECAYS), decay_flag="decoupled_weight_decay",
+          **_COMMON),
     Entry(name="adamw", torch_class="torch.optim.AdamW",
           reference="torch 2.13 torch/optim/adamw.py",
           hypers=(lr("1e-3"), betas("0.9", "0.999"), eps("1e-8"), weight_decay("1e-2"), EPS_ROOT),
           flags={"amsgrad": False, **MAXIMIZE},
           keyword=("maximize", "foreach", "capturable", "differentiable", "fused"),
-          decays=("decoupled", "l2", "independent", "after"), torch_decays={"l2": "adam"},
+          decays=("decoupled",) + tuple(d for d in (*DECAYS, *ADAM_DECAYS) if d != "decoupled"),
+          torch_decays={"l2": "adam"},
           **_COMMON),
 )

@@ -22,6 +22,22 @@ DECAYS = {
     "decoupled": "decoupled, lr-scaled: theta <- theta*(1 - lr*weight_decay) (torch AdamW)",
     "independent": "decoupled, lr-independent: theta <- theta*(1 - weight_decay) (Loshchilov & Hutter)",
     "after": "decoupled, applied after the step to the updated theta (old Hugging Face AdamW)",
+    "proximal": "proximal, after the step: theta <- (theta - lr*u)/(1 + lr*weight_decay) "
+                "(timm Adan)",
+}
+# conventions that read Adam's bias correction: offered by the Adam family only
+ADAM_DECAYS = {
+    "after_bias_corrected": "decoupled, after the step on the updated theta, with Adam's "
+                            "bias-corrected lr: theta <- theta - lr*sqrt(1 - beta2^t)/"
+                            "(1 - beta1^t)*weight_decay*theta (MXNet 2.x AdamW)",
+}
+# the conventions whose decay factor is lr*weight_decay: the ones decay_scale rescales
+SCALED_DECAYS = ("decoupled", "after", "proximal")
+DECAY_SCALES = {
+    "lr": "the decay factor is lr*weight_decay (torch)",
+    "lr_ratio": "weight_decay*lr/initial_lr: the decay follows the schedule, not the lr's size "
+                "(Composer DecoupledAdamW, DecoupledSGDW)",
+    "lr_squared_over_max": "weight_decay*lr^2/max_lr (timm corrected_weight_decay)",
 }
 
 
@@ -55,6 +71,16 @@ class Hyper:
     # convention (optax's eps_root), whose default is torch's behaviour: torch's class is the
     # reference only at that default, and the generated class takes it after torch's keywords
     torch: bool = True
+    # spec -> whether the rule reads this key (initial_lr only under decay_scale=lr_ratio);
+    # elsewhere it stands at its default, never as a symbol of its own. None: always read
+    needed: Callable | None = field(default=None, compare=False)
+    # a key not given takes the value of this scalar of the spec (initial_lr: the lr, as
+    # Composer and timm take the constructor's); the generated class's default is None, filled
+    # at construction from the lr of each param group ("group", Composer's initial_lr: the key
+    # torch's LR schedulers read as their base lr) or of the constructor ("constructor", timm's
+    # max_lr = self.defaults['lr'])
+    follows: str | None = None
+    follows_from: str = "group"
 
     @property
     def pair(self) -> bool:
@@ -149,6 +175,11 @@ class Entry:
         """The keys of optequiv's own that hold numbers (Hyper.torch False), in order."""
         return tuple(h.key for h in self.hypers if not h.torch)
 
+    def own_for(self, spec) -> tuple:
+        """The keys of optequiv's own that `spec`'s rule reads (Hyper.needed), in order."""
+        return tuple(h.key for h in self.hypers
+                     if not h.torch and (h.needed is None or h.needed(spec)))
+
     def scalar(self, name: str) -> Scalar:
         return next(s for s in self.scalars if s.name == name)
 
@@ -159,9 +190,24 @@ class Entry:
     def numbers(self) -> tuple:
         return tuple(h.key for h in self.hypers)
 
+    def __post_init__(self):
+        # every entry with an lr-scaled decoupled decay takes decay_scale's reference lrs, as
+        # keys of optequiv's own after the entry's hypers (default: the entry's default lr)
+        if self.scales_decay and not self.has("initial_lr"):
+            object.__setattr__(self, "hypers", self.hypers + _scale_hypers(self.hyper("lr")))
+
+    @property
+    def scales_decay(self) -> bool:
+        """decay_scale applies: weight decay with an lr-scaled decoupled convention offered."""
+        return self.has("weight_decay") and self.has("lr") \
+            and any(d in SCALED_DECAYS for d in self.decays)
+
     @property
     def all_choices(self) -> dict:
-        out = {"decay": {d: DECAYS[d] for d in self.decays}} if self.has("weight_decay") else {}
+        out = {"decay": {d: {**DECAYS, **ADAM_DECAYS}[d] for d in self.decays}} \
+            if self.has("weight_decay") else {}
+        if self.scales_decay:
+            out["decay_scale"] = dict(DECAY_SCALES)
         out.update(self.choices)
         return out
 
@@ -196,3 +242,26 @@ def on(spec, name: str) -> bool:
 REAL = (("real", True),)
 NONNEGATIVE = (("nonnegative", True),)
 COUNT = (("integer", True), ("nonnegative", True))
+
+
+def _scale_hypers(lr: Hyper) -> tuple:
+    """decay_scale's reference lrs: initial_lr (lr_ratio) and max_lr (lr_squared_over_max),
+    positive, by default the lr (the constructor's, as Composer and timm take it)."""
+    default = lr.scalars[0].default
+    return (
+        Hyper("initial_lr", (Scalar(
+            "initial_lr", default, r"\gamma_0", "γ₀",
+            "the lr the decay is scaled against under decay_scale=lr_ratio (Composer's "
+            "initial_lr; default: the lr)", "1/10", low_strict=True),),
+            "Invalid initial_lr value: {value}: decay_scale=lr_ratio scales the decay by "
+            "lr/initial_lr, so initial_lr must be positive", torch=False,
+            needed=lambda spec: spec.decay_scale == "lr_ratio", follows="lr"),
+        Hyper("max_lr", (Scalar(
+            "max_lr", default, r"\gamma_{\max}", "γₘₐₓ",
+            "the peak lr of decay_scale=lr_squared_over_max (timm's max_lr; default: the lr)",
+            "1/10", low_strict=True),),
+            "Corrected weight decay requires a positive max lr, got {value}. Construct the "
+            "optimizer with the peak lr.", torch=False,
+            needed=lambda spec: spec.decay_scale == "lr_squared_over_max", follows="lr",
+            follows_from="constructor"),
+    )
