@@ -34,7 +34,9 @@ def spec_of(call: Call, text: str = ""):
     # a mapping's literal 0 (Keras' weight_decay=None: off) as the number the spec language has
     given = {k: sp.Integer(v) if type(v) is int else v for k, v in given.items()}
     entry = catalogue.entry(name)
-    absent = [f"{k}={v}" for k, v in given.items() if k not in entry.keys]
+    choices = entry.all_choices
+    absent = [f"{k}={v}" for k, v in given.items() if k not in entry.keys
+              or (k in choices and v not in choices[k])]
     if absent:
         raise UserError(f"{call.name} needs optequiv's {', '.join(absent)} on {name} "
                         "(issue 11's variant keys), which this catalogue does not have")

@@ -26,6 +26,7 @@ class Call:
     dialect: Dialect
     values: dict  # keyword -> bound value, the framework's defaults filled in
     texts: dict  # keyword -> the value's text as the user wrote it (only those written)
+    nested: tuple = ()  # a variadic call's calls, in order (optax.chain's transforms)
 
     @property
     def name(self) -> str:
@@ -98,7 +99,8 @@ def _call(parser: Parser, frameworks: dict, within: Framework | None) -> Call:
                 break
             parser.expect(",", "expected ',' or ')'")
     if dialect.variadic:
-        return Call(framework, dialect, {"*": tuple(c.built() for c in positional)}, {})
+        return Call(framework, dialect, {"*": tuple(c.built() for c in positional)}, {},
+                    tuple(positional))
     limit = len(dialect.keywords) if dialect.positional is None else dialect.positional
     if len(positional) > limit:
         raise UserError(f"{shown} takes {limit} positional arguments but {len(positional)} "

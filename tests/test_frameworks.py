@@ -1,0 +1,183 @@
+"""The dialects against the real frameworks: for every optax and Keras call optequiv models, the
+optimizer generated from the dialect (numeric.torch_optimizer(parse_spec(call))) and the
+framework's own optimizer built from the same call take the same gradient sequence in float64,
+and their parameters agree after every step. Only the keywords the call writes are passed to
+the framework, so its own defaults are checked against the dialect's too. Negative controls plant
+a wrong axis value and show the comparison catches it. A framework that is not installed skips
+(pip install 'optequiv[frameworks]'); a dialect whose variant key is not in the catalogue yet
+skips with the key named."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "torch")  # before keras is imported anywhere
+
+import numpy as np
+import pytest
+import sympy as sp
+import torch
+
+from optequiv.derive.dialects import FRAMEWORKS
+from optequiv.derive.dialects.parse import parse_call
+from optequiv.derive.errors import UserError
+from optequiv.derive.spec import parse_spec, with_changes
+from optequiv.numeric import torch_optimizer
+
+STEPS = 6
+# float64, a few operations per step in another order: agreement to ~100 ulp of the values
+RTOL, ATOL = 1e-12, 1e-13
+# eps and weight_decay far from zero, so that where each enters shows in the parameters
+CASES = {
+    "optax": (
+        "optax.adam(0.05, b1=0.8, b2=0.9, eps=0.1)",
+        "optax.adam(learning_rate=0.05, eps=0.01, eps_root=0.02)",
+        "optax.adamw(learning_rate=0.05, eps=0.1, weight_decay=0.3)",
+        "optax.adamw(0.001)",
+        "optax.amsgrad(0.05, eps=0.1)",
+        "optax.sgd(0.1)",
+        "optax.sgd(0.1, momentum=0.9)",
+        "optax.sgd(0.1, 0.9, nesterov=True)",
+        "optax.lion(0.01, weight_decay=0.3)",
+        "optax.chain(optax.add_decayed_weights(0.3), optax.adam(0.05, eps=0.1))",
+        "optax.chain(optax.scale_by_adam(eps=0.1), optax.add_decayed_weights(0.3), "
+        "optax.scale_by_learning_rate(0.05))",
+        "optax.chain(optax.scale_by_amsgrad(eps=0.1), optax.scale_by_learning_rate(0.05))",
+        "optax.chain(optax.trace(0.9), optax.add_decayed_weights(0.2), "
+        "optax.scale_by_learning_rate(0.1))",
+        "optax.chain(optax.scale_by_lion(b1=0.8), optax.scale_by_learning_rate(0.01))",
+        "optax.chain(optax.adam(0.05, eps=0.1), optax.add_decayed_weights(-0.03))",
+    ),
+    "keras": (
+        "keras.Adam(learning_rate=0.05, epsilon=0.1)",
+        "keras.Adam(learning_rate=0.05, epsilon=0.1, amsgrad=True, weight_decay=0.3)",
+        "keras.AdamW(learning_rate=0.05, weight_decay=0.3, epsilon=0.1, beta_2=0.9)",
+        "keras.AdamW()",
+        "keras.SGD()",
+        "keras.SGD(learning_rate=0.1, momentum=0.9)",
+        "keras.SGD(learning_rate=0.1, momentum=0.9, nesterov=True, weight_decay=0.2)",
+        "keras.Lion(learning_rate=0.01, weight_decay=0.3)",
+    ),
+}
+# a wrong axis value on a right call: the framework must disagree with it
+PLANTED = (
+    ("keras.Adam(learning_rate=0.05, epsilon=0.1)", {"eps_added_to": "sqrt_v_hat"}),
+    ("keras.SGD(learning_rate=0.1, momentum=0.9)", {"buffer": "torch"}),
+    ("optax.adamw(learning_rate=0.05, eps=0.1, weight_decay=0.3)", {"decay": "l2"}),
+    ("optax.amsgrad(0.05, eps=0.1)", {"amsgrad_max_of": "v"}),
+)
+
+
+def _spec(text: str):
+    try:
+        return parse_spec(text)
+    except UserError as error:
+        if "catalogue does not have" in str(error):
+            pytest.skip(str(error))
+        raise
+
+
+def _module(framework: str):
+    if framework == "optax":
+        jax = pytest.importorskip("jax", reason="optax's cross-check needs jax "
+                                  "(pip install 'optequiv[frameworks]')")
+        jax.config.update("jax_enable_x64", True)
+    return pytest.importorskip(framework, reason=f"the {framework} cross-check needs {framework} "
+                               "(pip install 'optequiv[frameworks]')")
+
+
+def _python(value):
+    if isinstance(value, tuple):
+        return tuple(_python(v) for v in value)
+    return float(value) if isinstance(value, sp.Expr) else value
+
+
+def _real(module, call):
+    """The framework's own optimizer from the call: its function or class of that name, with
+    the keywords the call writes (nested calls built first)."""
+    owner = module.optimizers if call.framework.name == "keras" else module
+    fn = getattr(owner, call.dialect.name)
+    if call.dialect.variadic:
+        return fn(*[_real(module, c) for c in call.nested])
+    return fn(**{k: _python(call.values[k]) for k in call.texts})
+
+
+def _problem(seed=0):
+    rng = np.random.default_rng(seed)
+    start = [rng.normal(size=(3,)), rng.normal(size=(2, 2))]
+    grads = [[rng.normal(size=p.shape) for p in start] for _ in range(STEPS)]
+    return start, grads
+
+
+def _run_real(framework, module, call, start, grads) -> list:
+    out = []
+    if framework == "optax":
+        import jax.numpy as jnp
+
+        opt = _real(module, call)
+        params = [jnp.asarray(p, dtype=jnp.float64) for p in start]
+        state = opt.init(params)
+        for g in grads:
+            updates, state = opt.update([jnp.asarray(x) for x in g], state, params)
+            params = module.apply_updates(params, updates)
+            out.append([np.asarray(p) for p in params])
+    else:
+        module.config.set_floatx("float64")  # the lr variable too, not only the weights
+        opt = _real(module, call)
+        params = [module.Variable(p, dtype="float64") for p in start]
+        for g in grads:
+            opt.apply_gradients([(torch.tensor(x), v) for x, v in zip(g, params)])
+            out.append([v.value.detach().numpy().copy() for v in params])
+    return out
+
+
+def _run_generated(spec, start, grads) -> list:
+    params = [torch.tensor(p, dtype=torch.float64, requires_grad=True) for p in start]
+    opt = torch_optimizer(spec)(params)
+    out = []
+    for g in grads:
+        for p, x in zip(params, g):
+            p.grad = torch.tensor(x)
+        opt.step()
+        out.append([p.detach().numpy().copy() for p in params])
+    return out
+
+
+def _agree(real: list, generated: list, what: str) -> None:
+    for k, (a, b) in enumerate(zip(real, generated), start=1):
+        for i, (x, y) in enumerate(zip(a, b)):
+            np.testing.assert_allclose(y, x, rtol=RTOL, atol=ATOL,
+                                       err_msg=f"{what}: parameter {i} after step {k}")
+
+
+def _cross_check(text: str, spec=None) -> None:
+    call = parse_call(text, FRAMEWORKS)
+    framework = call.framework.name
+    module = _module(framework)
+    spec = _spec(text) if spec is None else spec
+    start, grads = _problem()
+    _agree(_run_real(framework, module, call, start, grads), _run_generated(spec, start, grads),
+           f"{text} as {spec}")
+
+
+@pytest.mark.parametrize("text", [t for cases in CASES.values() for t in cases])
+def test_dialect_matches_the_real_framework(text):
+    _cross_check(text)
+
+
+@pytest.mark.parametrize("text, planted", PLANTED)
+def test_a_planted_axis_value_is_caught(text, planted):
+    spec = _spec(text)
+    if any(k not in spec.entry.keys for k in planted):
+        pytest.skip(f"{', '.join(planted)} is not in the catalogue yet")
+    with pytest.raises(AssertionError):
+        _cross_check(text, with_changes(spec, **planted))
+
+
+def _names(call) -> set:
+    return {call.dialect.name}.union(*(_names(c) for c in call.nested))
+
+
+@pytest.mark.parametrize("framework", sorted(CASES))
+def test_every_dialect_of_the_framework_is_cross_checked(framework):
+    covered = set().union(*(_names(parse_call(t, FRAMEWORKS)) for t in CASES[framework]))
+    assert {d.name for d in FRAMEWORKS[framework].dialects} <= covered
