@@ -45,6 +45,9 @@ def _adam(v, amsgrad=False) -> Piece:
 
 
 def _lr(v) -> Piece:
+    if v["learning_rate"] is None:  # scale_by_learning_rate's default: the identity
+        raise UserError("optax.scale_by_learning_rate(None) does not scale: an optax chain is "
+                        "modelled with a learning rate")
     if v.get("flip_sign") is False:
         raise UserError("optax.scale_by_learning_rate(flip_sign=False) ascends: not modelled "
                         "(maximize is the catalogue's way to ascend)")
@@ -89,7 +92,8 @@ DIALECTS = (
     Dialect("trace", (Keyword("decay", REQUIRED, "momentum"), Keyword("nesterov", False)),
             lambda v: (_trace(v["decay"], v["nesterov"]),),
             "optax 0.2.8 optax/transforms/_accumulation.py"),
-    Dialect("scale_by_learning_rate", (LR, Keyword("flip_sign", True)), lambda v: (_lr(v),),
+    Dialect("scale_by_learning_rate", (Keyword("learning_rate", None), Keyword("flip_sign", True)),
+            lambda v: (_lr(v),),
             SOURCE, positional=1),
 )
 

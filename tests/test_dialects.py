@@ -1,0 +1,143 @@
+"""Dialects: other frameworks' calls parse to a catalogue spec with the framework's keywords,
+positional order and defaults; the engine's verdicts on them; bad input is one line, exit 2."""
+from __future__ import annotations
+
+import inspect
+import subprocess
+import sys
+
+import pytest
+import sympy as sp
+
+from optequiv.derive import compare
+from optequiv.derive.dialects import FRAMEWORKS
+from optequiv.derive.dialects.base import REQUIRED
+from optequiv.derive.errors import UserError
+from optequiv.derive.spec import parse_spec
+
+ISSUE_EXAMPLES = (
+    "optax.adamw(learning_rate=1e-3, weight_decay=1e-4)",
+    "optax.chain(optax.add_decayed_weights(1e-4), optax.adam(1e-3))",
+    "keras.AdamW(learning_rate=1e-3, weight_decay=0.004)",
+    "keras.SGD(momentum=0.9)",
+    "transformers.AdamW(lr=1e-3, correct_bias=true)",
+    "tfa.AdamW(weight_decay=1e-4, learning_rate=1e-3)",
+    "fastai.Adam(1e-3)", "timm.AdamW(corrected_weight_decay=True)", "bnb.AdamW()",
+    "paddle.AdamW()", "mxnet.AdamW()", "torch.optim.AdamW(lr=1e-3)",
+)
+
+
+def _spec(text):
+    try:
+        return parse_spec(text)
+    except UserError as error:
+        if "catalogue does not have" in str(error):
+            pytest.skip(str(error))
+        raise
+
+
+@pytest.mark.parametrize("text", ISSUE_EXAMPLES)
+def test_issue_examples_parse_to_a_catalogue_spec(text):
+    spec = _spec(text)
+    assert spec.call == text
+    assert parse_spec(str(spec)) == spec  # the catalogue spec it means, in optequiv's words
+
+
+def test_chain_order_is_the_decay_convention():
+    def decay(chain):
+        return _spec(chain).decay
+    assert decay("optax.chain(optax.add_decayed_weights(w), optax.adam(1e-3))") == "l2"
+    assert decay("optax.chain(optax.scale_by_adam(), optax.add_decayed_weights(w), "
+                 "optax.scale_by_learning_rate(1e-3))") == "decoupled"
+    spec = _spec("optax.chain(optax.adam(1e-3), optax.add_decayed_weights(-0.01))")
+    assert (spec.decay, spec.given["weight_decay"]) == ("independent", sp.Rational(1, 100))
+    assert _spec("optax.adamw(1e-3)") == _spec(
+        "optax.chain(optax.scale_by_adam(), optax.add_decayed_weights(1e-4), "
+        "optax.scale_by_learning_rate(1e-3))")
+
+
+def test_positional_order_and_defaults_are_the_frameworks():
+    spec = _spec("optax.adam(0.1, 0.8, 0.9, 0.01)")
+    assert spec.hyper(numeric=True)["beta2"] == sp.Rational(9, 10)
+    assert spec.hyper(numeric=True)["eps"] == sp.Rational(1, 100)
+    h = _spec("keras.AdamW()").hyper(numeric=True)
+    assert (h["eps"], h["weight_decay"]) == (sp.Rational(1, 10**7), sp.Rational(4, 1000))
+    # a required keyword left out is the entry's own unknown, as an omitted torch lr is
+    assert _spec("optax.adam()").hyper()["lr"] == sp.Symbol("lr", nonnegative=True)
+
+
+@pytest.mark.parametrize("framework, owner", [("optax", "optax"), ("keras", "keras.optimizers")])
+def test_keywords_and_defaults_match_the_installed_framework(framework, owner):
+    if framework == "keras":
+        import os
+        os.environ.setdefault("KERAS_BACKEND", "torch")
+    module = pytest.importorskip(framework, reason=f"{framework} is not installed "
+                                 "(pip install 'optequiv[frameworks]')")
+    owner_module = module.optimizers if owner.endswith("optimizers") else module
+    for dialect in FRAMEWORKS[framework].dialects:
+        fn = getattr(owner_module, dialect.name)
+        params = inspect.signature(fn).parameters
+        for k in dialect.keywords:
+            assert k.name in params, (dialect.name, k.name)
+            real = params[k.name].default
+            if k.default is REQUIRED:
+                assert real is inspect.Parameter.empty, (dialect.name, k.name)
+            elif k.pair:
+                assert tuple(map(float, k.default)) == tuple(real), (dialect.name, k.name)
+            elif isinstance(k.default, str):
+                assert float(k.default) == real, (dialect.name, k.name)
+            else:
+                assert k.default == real, (dialect.name, k.name)
+
+
+def test_keras_adamw_is_refuted_against_torch_adamw_by_eps_placement():
+    r = compare(_spec("keras.AdamW(learning_rate=eta, weight_decay=w)"),
+                "adamw(lr=eta, weight_decay=w2, eps=1e-7)")
+    assert (r.verdict, r.first_divergent_step) == ("refuted", 1)
+    fixed = compare(_spec("keras.AdamW(learning_rate=eta, weight_decay=w)"),
+                    "adamw(lr=eta, weight_decay=w2, eps=1e-7, eps_added_to=sqrt_v)")
+    assert fixed.verdict == "proven"
+    assert fixed.mapping[sp.Symbol("w2", nonnegative=True)] == sp.Symbol("w", nonnegative=True)
+
+
+def test_optax_adamw_maps_onto_torch_adamw_with_weight_decay_unchanged():
+    r = compare(_spec("optax.adamw(learning_rate=eta, weight_decay=w)"),
+                "adamw(lr=eta2, weight_decay=w2)")
+    w, eta = sp.Symbol("w", nonnegative=True), sp.Symbol("eta", nonnegative=True)
+    assert r.verdict == "proven"
+    assert r.mapping[sp.Symbol("w2", nonnegative=True)] == w
+    assert r.mapping[sp.Symbol("eta2", nonnegative=True)] == eta
+
+
+def test_tfa_weight_decay_is_keras_weight_decay_over_lr():
+    r = compare(_spec("tfa.AdamW(weight_decay=w, learning_rate=eta)"),
+                _spec("keras.AdamW(learning_rate=eta2, weight_decay=w2)"))
+    w, eta = sp.Symbol("w", nonnegative=True), sp.Symbol("eta", nonnegative=True)
+    assert r.verdict == "proven"
+    assert r.mapping[sp.Symbol("w2", nonnegative=True)] == w / eta
+
+
+BAD = (
+    ("keras.AdamW(lr=1e-3)", "got an unexpected keyword argument 'lr'; its keywords: "
+     "learning_rate, weight_decay"),
+    ("foo.Adam()", "unknown framework 'foo'"),
+    ("optax.adamx(1e-3)", "optax has no optimizer 'adamx' modelled"),
+    ("keras.SGD(0.1, 0.9, False, 0.1, 5)", "takes 4 positional arguments but 5 were given"),
+    ("optax.adam(0.1, learning_rate=0.2)", "got multiple values for argument 'learning_rate'"),
+    ("keras.Adam(amsgrad=1)", "amsgrad must be True or False"),
+    ("optax.chain(keras.SGD())", "optax's chain takes optax transforms"),
+    ("optax.adam(learning_rate=optax.sgd)", "is a call, not a value"),
+    ("keras.Adam(learning_rate=-1)", "Invalid learning rate: -1"),
+    ("optax.chain(optax.add_decayed_weights(0.1))", "one scale_by_learning_rate"),
+)
+
+
+@pytest.mark.parametrize("text, words", BAD)
+def test_bad_dialect_input_is_one_line_and_exit_2(text, words):
+    proc = subprocess.run([sys.executable, "-m", "optequiv.derive", "unroll", text, "--steps",
+                           "1"], capture_output=True, text=True, timeout=120)
+    if "catalogue does not have" in proc.stderr:
+        pytest.skip(proc.stderr.strip())
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout == ""
+    assert len(proc.stderr.strip().splitlines()) == 1 and words in proc.stderr, proc.stderr
