@@ -9,14 +9,15 @@ longest (the latest first divergent step), with that step and the difference the
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import sympy as sp
 
 from . import dialects
 from .compare import compare
 from .dialects.base import REQUIRED
-from .dialects.parse import Call
+from .dialects.parse import Call, parse_call
+from .grammar import tokenize
 from .errors import UserError
 from .spec import Spec, as_spec
 from .symbols import hyper
@@ -48,7 +49,8 @@ class Translation:
 class Candidate:
     call: Call
     spec: Spec
-    symbols: dict  # target keyword (or (keyword, index) of a pair) -> its fresh symbol
+    symbols: dict  # target keyword (a recipe's placeholder) -> its fresh symbol (a pair's: a tuple)
+    template: str = ""  # a recipe's call text (Framework.recipes), "" for one dialect
 
 
 def _fresh(name: str, taken: set) -> sp.Symbol:
@@ -123,12 +125,42 @@ def candidates(spec: Spec, target: str) -> list:
             c = _candidate(framework, dialect, flags, taken)
             if c is not None and c.spec.entry.states == spec.entry.states:
                 out.append(c)
+    for text in framework.recipes:
+        c = _recipe(text, taken)
+        if c.spec.entry.states == spec.entry.states:
+            out.append(c)
     # the spec's own optimizer first (AdamW before Adam(decoupled_weight_decay=True))
     return sorted(out, key=lambda c: c.spec.entry.name != spec.entry.name)
 
 
+def _recipe(text: str, taken: set) -> Candidate:
+    """A framework's composed call (optax's chain for Adam + L2), each placeholder identifier
+    a fresh symbol."""
+    call = parse_call(text, dialects.FRAMEWORKS)
+    spec = dialects.spec_of(call)
+    names = {s.name for s in taken}
+    fresh = {s.name: _fresh(s.name, names) for s in sorted(spec.symbols(), key=str)}
+    renamed = spec.substitute({hyper(n): f for n, f in fresh.items()})
+    return Candidate(call, renamed, fresh, template=text)
+
+
+def _recipe_text(c: Candidate, mapping: dict) -> tuple:
+    out, last, shown = [], 0, {}
+    tokens = tokenize(c.template, "recipe", dotted=True)
+    for tok, nxt in zip(tokens, tokens[1:]):
+        if tok.kind == "name" and tok.text in c.symbols and nxt.text != "=":  # not a keyword
+            value = c.symbols[tok.text].xreplace(mapping)
+            shown[tok.text] = value
+            text = str(value)
+            out.append(c.template[last:tok.pos] + (text if value.is_Atom else f"({text})"))
+            last = tok.pos + len(tok.text)
+    return "".join(out) + c.template[last:], shown
+
+
 def _call_text(c: Candidate, mapping: dict) -> tuple:
     """The call with the mapping substituted, keywords at the framework's default left out."""
+    if c.template:
+        return _recipe_text(c, mapping)
     parts, shown = [], {}
     for k in c.call.dialect.keywords:
         value = c.call.values[k.name]
@@ -149,7 +181,38 @@ def _call_text(c: Candidate, mapping: dict) -> tuple:
     return f"{c.call.framework.prefixes[0]}.{c.call.dialect.name}({', '.join(parts)})", shown
 
 
-def translate(spec, target: str, steps: int = 4) -> Translation:
+def pinned(spec: Spec, c: Candidate, numbers_only: bool = True) -> Candidate | None:
+    """The candidate with each fresh symbol that stands for one of the entry's scalars alone
+    (eps_2 for eps) set to the spec's value there when that is a number: the engine solves for
+    the coefficients that remain (lr, weight_decay), where one symbol per keyword leaves it
+    equations through sqrt and |.| that it cannot decide. numbers_only=False: symbols too, the
+    call a user would write by copying values across. None when nothing is pinned."""
+    if c.template:
+        return None
+    target, mine = c.spec.hyper(), spec.hyper()
+    values, changed = dict(c.call.values), False
+    for key, sym in c.symbols.items():
+        parts = sym if isinstance(sym, tuple) else (sym,)
+        fixed = []
+        for part in parts:
+            names = [n for n, v in target.items() if v == part]
+            number = mine.get(names[0]) if len(names) == 1 else None
+            keep = number is None or (numbers_only and not number.is_number)
+            fixed.append(part if keep else number)
+        new = tuple(fixed) if isinstance(sym, tuple) else fixed[0]
+        if new != sym:
+            values[key], changed = new, True
+    if not changed:
+        return None
+    try:
+        call = replace(c.call, values=values)
+        return Candidate(call, dialects.spec_of(call), {
+            k: v for k, v in c.symbols.items() if values[k] == v})
+    except UserError:
+        return None
+
+
+def translate(spec, target: str, steps: int = 4, seconds: float = 10.0) -> Translation:
     spec = as_spec(spec)
     found = candidates(spec, target)
     result = Translation(spec, target, False, None)
@@ -159,7 +222,13 @@ def translate(spec, target: str, steps: int = 4) -> Translation:
         return result
     best = None
     for c in found:
-        outcome = compare(spec, c.spec, steps=steps, want_conditions=False)
+        outcome = compare(spec, c.spec, steps=steps, want_conditions=False, seconds=seconds)
+        if outcome.verdict == "undecided":
+            narrower = pinned(spec, c)
+            if narrower is not None:
+                c = narrower
+                outcome = compare(spec, c.spec, steps=steps, want_conditions=False,
+                                  seconds=seconds)
         template, _ = _call_text(c, {})
         result.tried.append((template, outcome.verdict))
         if outcome.verdict == "proven" and outcome.mapping is not None:
@@ -170,9 +239,17 @@ def translate(spec, target: str, steps: int = 4) -> Translation:
                 best is None or outcome.first_divergent_step > best[1].first_divergent_step):
             best = (c, outcome)
     if best is None:
-        result.reason = "no candidate was decided (undecided within the engine's budget)"
+        result.reason = "no candidate was decided within the engine's budget"
         return result
     c, outcome = best
+    # the call with the spec's values copied across, where that is the nearest too: its
+    # difference is in the spec's own symbols, what a user moving a recipe would run
+    naive = pinned(spec, c, numbers_only=False)
+    if naive is not None:
+        copied = compare(spec, naive.spec, steps=steps, want_conditions=False, seconds=seconds)
+        if copied.verdict == "refuted" and \
+                copied.first_divergent_step >= outcome.first_divergent_step:
+            c, outcome = naive, copied
     earlier = [t for t in outcome.trail if t.k < outcome.first_divergent_step and t.solutions]
     partial = earlier[-1].solutions[0] if earlier else {}
     result.call, result.mapping = _call_text(c, partial)

@@ -65,6 +65,9 @@ class Framework:
     finish: Callable = field(default=lambda built: built, compare=False)
     source: str = ""  # the package and version the dialects were read from
     installed: str = ""  # the Python package whose presence the real cross-check needs
+    # composed calls that no single dialect is (optax's Adam + L2 is a chain), placeholders as
+    # identifiers: `translate` tries them with each placeholder a fresh symbol
+    recipes: tuple = ()
 
     def dialect(self, name: str) -> Dialect | None:
         return next((d for d in self.dialects if d.name == name), None)

@@ -144,5 +144,12 @@ def finish(pieces: tuple) -> tuple:
     return name, given
 
 
+# coupled L2 in optax: the decay before the core transform
+RECIPES = tuple(f"optax.chain(optax.add_decayed_weights(weight_decay), {core})" for core in (
+    "optax.adam(learning_rate, b1=b1, b2=b2, eps=eps)",
+    "optax.amsgrad(learning_rate, b1=b1, b2=b2, eps=eps)",
+    "optax.sgd(learning_rate, momentum=momentum)",
+    "optax.sgd(learning_rate, momentum=momentum, nesterov=True)"))
+
 FRAMEWORK = Framework("optax", ("optax",), DIALECTS, finish, source="optax 0.2.8",
-                      installed="optax")
+                      installed="optax", recipes=RECIPES)
