@@ -118,6 +118,8 @@ def run_translate(args) -> int:
         print(result.call)
         for key, value in result.mapping.items():
             print(f"  {key} = {value}")
+        if result.valid_when:
+            print(f"  valid when {', '.join(map(str, result.valid_when))}")
     elif result.call is None:
         print(f"no call of {args.to} could be established: {result.reason}")
     else:

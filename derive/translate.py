@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 import sympy as sp
 
 from . import dialects
-from .compare import compare
+from .compare import BUDGET, compare
 from .dialects.base import REQUIRED
 from .dialects.parse import Call, parse_call
 from .grammar import tokenize
@@ -32,6 +32,7 @@ class Translation:
     mapping: dict = field(default_factory=dict)  # target keyword -> value (spec's symbols)
     first_divergent_step: int | None = None
     difference: sp.Expr | None = None
+    valid_when: list = field(default_factory=list)  # where the exact call holds (spec's symbols)
     tried: list = field(default_factory=list)  # (call template, verdict) per candidate
     reason: str | None = None
 
@@ -41,6 +42,7 @@ class Translation:
                 "mapping": {k: str(v) for k, v in self.mapping.items()},
                 "first_divergent_step": self.first_divergent_step,
                 "difference": None if self.difference is None else str(self.difference),
+                "valid_when": [str(c) for c in self.valid_when],
                 "tried": [{"call": c, "verdict": v} for c, v in self.tried],
                 "reason": self.reason}
 
@@ -168,13 +170,13 @@ def _call_text(c: Candidate, mapping: dict) -> tuple:
             value = tuple(sp.sympify(v).xreplace(mapping) for v in value)
         elif isinstance(value, sp.Expr):
             value = value.xreplace(mapping)
-        if k.name in c.symbols and isinstance(value, (sp.Expr, tuple)):
-            shown[k.name] = value
         default = k.default
         if default is not REQUIRED and not k.flag and default is not None:
             default = tuple(sp.Rational(d) for d in default) if k.pair else sp.Rational(default)
         if value == default:
             continue
+        if k.name in c.symbols and isinstance(value, (sp.Expr, tuple)):
+            shown[k.name] = value
         text = ("True" if value else "False") if isinstance(value, bool) else \
             ("(" + ", ".join(map(str, value)) + ")" if isinstance(value, tuple) else str(value))
         parts.append(f"{k.name}={text}")
@@ -212,7 +214,7 @@ def pinned(spec: Spec, c: Candidate, numbers_only: bool = True) -> Candidate | N
         return None
 
 
-def translate(spec, target: str, steps: int = 4, seconds: float = 10.0) -> Translation:
+def translate(spec, target: str, steps: int = 4, seconds: float = BUDGET) -> Translation:
     spec = as_spec(spec)
     found = candidates(spec, target)
     result = Translation(spec, target, False, None)
@@ -234,6 +236,7 @@ def translate(spec, target: str, steps: int = 4, seconds: float = 10.0) -> Trans
         if outcome.verdict == "proven" and outcome.mapping is not None:
             result.exact = True
             result.call, result.mapping = _call_text(c, outcome.mapping)
+            result.valid_when = list(outcome.valid_when)
             return result
         if outcome.first_divergent_step is not None and (
                 best is None or outcome.first_divergent_step > best[1].first_divergent_step):

@@ -1,0 +1,96 @@
+"""translate: the call in another framework that reproduces a spec, computed by the engine (a
+proven equivalence and its mapping), or the nearest call with its first divergent step."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import sympy as sp
+
+from optequiv.derive import catalogue
+from optequiv.derive.translate import translate
+
+eta, w = sp.Symbol("eta", nonnegative=True), sp.Symbol("w", nonnegative=True)
+
+
+def _needs(entry: str, key: str) -> None:
+    if key not in catalogue.entry(entry).keys:
+        pytest.skip(f"{entry} has no key {key} yet (another part of issue 11)")
+
+
+def test_lr_independent_decay_is_torch_weight_decay_over_lr():
+    r = translate("adamw(lr=eta, weight_decay=w, decay=independent)", "torch")
+    # AdamW, or Adam(decoupled_weight_decay=True), which is the same class in torch 2.13
+    assert r.exact and r.call.startswith("torch.optim.Adam") and "weight_decay=w/eta" in r.call
+    assert r.mapping["weight_decay"] == w / eta and r.mapping["lr"] == eta
+
+
+def test_tfa_adamw_is_keras_with_weight_decay_over_lr():
+    _needs("adam", "step_counter")
+    r = translate("tfa.AdamW(weight_decay=w, learning_rate=eta)", "keras")
+    assert r.exact and r.call.startswith("keras.")
+    assert r.mapping["weight_decay"] == w / eta
+
+
+def test_optax_adamw_is_torch_adamw_with_weight_decay_unchanged():
+    _needs("adamw", "missing_grad")
+    r = translate("optax.adamw(learning_rate=eta, weight_decay=w)", "torch")
+    assert r.exact and r.call == "torch.optim.AdamW(lr=eta, weight_decay=w)"
+
+
+def test_adam_with_l2_is_an_optax_chain():
+    _needs("adam", "missing_grad")
+    r = translate("sgd(lr=eta, momentum=mu, weight_decay=w)", "optax")
+    assert r.exact
+    assert r.call == "optax.chain(optax.add_decayed_weights(w), optax.sgd(eta, momentum=mu))"
+
+
+def test_decay_after_the_step_maps_exactly_at_a_constant_lr():
+    # bitsandbytes' CUDA AdamW decays the updated parameter: torch's AdamW with
+    # lr' = eta*(1 - eta*w), weight_decay' = w/(1 - eta*w) reproduces it, where eta*w < 1
+    r = translate("bnb.AdamW(lr=eta, weight_decay=w)", "torch")
+    assert r.exact
+    assert sp.simplify(r.mapping["lr"] - eta * (1 - eta * w)) == 0
+    assert sp.simplify(r.mapping["weight_decay"] - w / (1 - eta * w)) == 0
+    assert [str(c) for c in r.valid_when] == ["eta*w < 1"]
+
+
+def test_keras_sgd_momentum_is_torchs_at_a_constant_lr():
+    _needs("sgd", "buffer")
+    r = translate("keras.SGD(learning_rate=eta, momentum=mu)", "torch")
+    assert (r.exact, r.call) == (True, "torch.optim.SGD(lr=eta, momentum=mu)")
+
+
+def test_no_exact_call_names_the_nearest_and_where_it_parts():
+    r = translate("adamw(lr=eta, weight_decay=w, eps_added_to=sqrt_v, eps=1e-5, "
+                  "betas=(0.9, 0.99))", "fastai")
+    assert not r.exact
+    assert r.call == "fastai.Adam(lr=eta, wd=w)"  # fastai's eps and betas are these defaults
+    assert r.first_divergent_step == 1 and r.difference != 0
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "optequiv.derive", "translate", *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_cli_json_keys_and_exit_status():
+    proc = _cli("adamw(lr=eta, weight_decay=w, decay=independent)", "--to", "torch", "--json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert {"exact", "call", "mapping", "first_divergent_step", "difference"} <= set(data)
+    assert data["exact"] is True and data["mapping"]["weight_decay"] == "w/eta"
+
+
+@pytest.mark.parametrize("args, words", [
+    (("adamw()", "--to", "jaxx"), "unknown framework"),
+    (("adamw(lr=", "--to", "torch"), "invalid spec"),
+    (("keras.AdamW(lr=1e-3)", "--to", "torch"), "unexpected keyword argument 'lr'"),
+    (("adamw()",), "--to"),
+])
+def test_cli_bad_input_is_one_line_exit_2(args, words):
+    proc = _cli(*args)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert len(proc.stderr.strip().splitlines()) == 1 and words in proc.stderr, proc.stderr
