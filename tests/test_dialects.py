@@ -2,8 +2,12 @@
 positional order and defaults; the engine's verdicts on them; bad input is one line, exit 2."""
 from __future__ import annotations
 
+import importlib
 import inspect
+import json
+import os
 import subprocess
+from dataclasses import replace
 import sys
 
 import pytest
@@ -66,28 +70,59 @@ def test_positional_order_and_defaults_are_the_frameworks():
     assert _spec("optax.adam()").hyper()["lr"] == sp.Symbol("lr", nonnegative=True)
 
 
-@pytest.mark.parametrize("framework, owner", [("optax", "optax"), ("keras", "keras.optimizers")])
-def test_keywords_and_defaults_match_the_installed_framework(framework, owner):
-    if framework == "keras":
-        import os
-        os.environ.setdefault("KERAS_BACKEND", "torch")
-    module = pytest.importorskip(framework, reason=f"{framework} is not installed "
-                                 "(pip install 'optequiv[frameworks]')")
-    owner_module = module.optimizers if owner.endswith("optimizers") else module
-    for dialect in FRAMEWORKS[framework].dialects:
-        fn = getattr(owner_module, dialect.name)
+def _owner(framework, dialect):
+    """The installed module that holds the call: the first of the framework's prefixes that
+    imports and has it (keras.optimizers.AdamW, tensorflow_addons.optimizers.AdamW)."""
+    for prefix in framework.prefixes:
+        try:
+            module = importlib.import_module(prefix)
+        except ImportError:
+            continue
+        if hasattr(module, dialect.name):
+            return getattr(module, dialect.name)
+    return None
+
+
+def _mismatches(framework) -> list:
+    """(call, keyword) pairs whose name or default is not the installed package's own."""
+    out = []
+    for dialect in (d for d in framework.dialects if not d.variadic):
+        fn = _owner(framework, dialect)
+        if fn is None:
+            out.append((dialect.name, None))
+            continue
         params = inspect.signature(fn).parameters
         for k in dialect.keywords:
-            assert k.name in params, (dialect.name, k.name)
-            real = params[k.name].default
+            real = params[k.name].default if k.name in params else "absent"
             if k.default is REQUIRED:
-                assert real is inspect.Parameter.empty, (dialect.name, k.name)
+                same = real is inspect.Parameter.empty
             elif k.pair:
-                assert tuple(map(float, k.default)) == tuple(real), (dialect.name, k.name)
+                same = isinstance(real, tuple) and tuple(map(float, k.default)) == real
             elif isinstance(k.default, str):
-                assert float(k.default) == real, (dialect.name, k.name)
+                same = isinstance(real, (int, float)) and float(k.default) == real
             else:
-                assert k.default == real, (dialect.name, k.name)
+                same = k.default == real
+            if not same:
+                out.append((dialect.name, k.name))
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(FRAMEWORKS))
+def test_keywords_and_defaults_match_the_installed_framework(name):
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    framework = FRAMEWORKS[name]
+    pytest.importorskip(framework.installed, reason=f"{framework.installed} is not installed")
+    assert _mismatches(framework) == []
+
+
+def test_negative_control_a_wrong_default_is_found():
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    pytest.importorskip("keras", reason="keras is not installed")
+    keras = FRAMEWORKS["keras"]
+    adam = keras.dialect("Adam")
+    wrong = replace(adam, keywords=tuple(replace(k, default="1e-8") if k.name == "epsilon" else k
+                                         for k in adam.keywords))
+    assert _mismatches(replace(keras, dialects=(wrong,))) == [("Adam", "epsilon")]
 
 
 def test_keras_adamw_is_refuted_against_torch_adamw_by_eps_placement():
@@ -141,3 +176,27 @@ def test_bad_dialect_input_is_one_line_and_exit_2(text, words):
     assert proc.returncode == 2, proc.stderr
     assert proc.stdout == ""
     assert len(proc.stderr.strip().splitlines()) == 1 and words in proc.stderr, proc.stderr
+
+
+def _run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "optequiv.derive", *args], capture_output=True,
+                          text=True, timeout=300, cwd=cwd)
+
+
+def test_every_command_takes_a_dialect(tmp_path):
+    # paddle's AdamW is torch's (its kernel's eps*sqrt(1 - b2^t) on the raw sqrt(v) is eps on
+    # sqrt(v_hat)): compare proves it, crosscheck runs it against torch.optim.AdamW
+    dialect = "paddle.AdamW(learning_rate=eta, weight_decay=w)"
+    proc = _run("compare", dialect, "adamw(lr=eta2, weight_decay=w2)", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["mapping"]["w2"] == "w"
+    proc = _run("unroll", dialect, "--steps", "1")
+    assert proc.returncode == 0 and "theta_1" in proc.stdout, proc.stderr
+    proc = _run("crosscheck", "paddle.AdamW(learning_rate=0.01)", "--steps", "5")
+    assert proc.returncode == 0 and "result: agree" in proc.stdout, proc.stdout + proc.stderr
+    claims = tmp_path / "claims.toml"
+    claims.write_text('[[claim]]\nname = "fastai SGD decays before the step"\n'
+                      'spec = "fastai.SGD(lr=eta, wd=w)"\nsteps = 1\nquantity = "theta"\n'
+                      'equals = "theta_0*(1 - eta*w) - eta*g_1"\nexpect = "holds"\n')
+    proc = _run("check", str(claims))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
