@@ -89,7 +89,8 @@ def build(theorem: Theorem):
 
 THEOREM = Theorem(
     name="eps-placement",
-    title="eps added to sqrt(v_hat) (torch) or to sqrt(v) (Keras, Hugging Face 4.x AdamW)",
+    title="Where $eps$ goes: $sqrt(v_hat) + eps$ (torch) or $sqrt(v) + eps$ (Keras, Hugging "
+          "Face 4.x AdamW)",
     claim="Adam with $eps$ added to $sqrt(v_hat)$ and Adam with $eps_raw$ added to $sqrt(v)$ "
           "(the bias correction in the step size) agree at step $t$ exactly when "
           "$eps_raw = eps*sqrt(1 - beta2^t)$: step 1 coincides at $eps_raw = eps*sqrt(1 - beta2)$, "
