@@ -25,14 +25,31 @@ def variants(entry) -> list:
         base["weight_decay"] = hyper_symbol("weight_decay")
     out = [make_spec(entry.name, base)]
     switched = {name: hyper_symbol(name) for name in entry.switches
-                if name != "weight_decay" and Fraction(entry.scalar(name).default) == 0}
+                if name != "weight_decay" and name not in entry.own
+                and Fraction(entry.scalar(name).default) == 0}
     if switched:
         base = {**base, **switched}
         out.append(make_spec(entry.name, base))
     for flag, default in entry.flags.items():  # a flag such as nesterov needs its switch on
         if flag != "maximize" and not default:
             out.append(make_spec(entry.name, {**base, flag: True}))
+    # optequiv's own conventions (another framework's), one at a time: each numeric key on,
+    # each other value of a choice key, with a flag on where it alone would change nothing
+    # (a max over v_hat needs amsgrad)
+    others = [{key: hyper_symbol(key)} for key in entry.own if key in entry.switches]
+    others += [{key: value} for key, values in entry.choices.items() for value in list(values)[1:]]
+    for change in others:
+        for flags in [{}] + [{f: True} for f, d in entry.flags.items() if not d]:
+            spec = make_spec(entry.name, {**base, **flags, **change})
+            if _shape(spec) != _shape(make_spec(entry.name, {**base, **flags})):
+                out.append(spec)
+                break
     return out
+
+
+def _shape(spec) -> tuple:
+    rule = build_rule(spec)
+    return rule.stages, rule.state_names, tuple(rule.initial_state().items())
 
 
 def page(entry) -> Derivation:

@@ -35,7 +35,7 @@ STATES = (STEP,
           State("v", "exp_avg_sq", NONNEGATIVE, "v", "v",
                 "Adam's second moment (EMA of squared gradients)"),
           State("vmax", "max_exp_avg_sq", NONNEGATIVE, r"v^{\max}", "vᵐᵃˣ",
-                "AMSGrad's running maximum of $v$ (of $\\hat v$ under amsgrad_max_of=v_hat)"))
+                "AMSGrad's running maximum of $v$ (of $v_hat$ under `amsgrad_max_of=v_hat`)"))
 SPARSE = "Adam does not support sparse gradients, please consider SparseAdam instead"
 
 EPS_ADDED_TO = {

@@ -26,7 +26,8 @@ def offers_both(entry) -> bool:
 
 def specs(entry) -> tuple:
     """(L2, decoupled) with every switch on: a switch's own scalar as a symbol of its name."""
-    on = [f"{h.key}={h.scalars[0].name}" for h in entry.hypers if not h.pair
+    # torch's switches only: a key of optequiv's own (eps_root) is another framework's rule
+    on = [f"{h.key}={h.scalars[0].name}" for h in entry.hypers if not h.pair and h.torch
           and h.key != "weight_decay" and h.scalars[0].name in entry.switches]
     args = "".join(a + ", " for a in on)
     return (f"{entry.name}({args}weight_decay=lam, decay=l2)",
