@@ -25,6 +25,7 @@ from .compare import DEFAULT_STEPS, compare
 from .errors import UserError, shown
 from .explain import compare_text, unroll_latex, unroll_markdown, unroll_text
 from .catalogue import ENTRIES, NOT_MODELLED
+from .catalogue.base import MISSING, MISSING_NOTE
 from .spec import parse_spec
 from .unroll import unroll
 
@@ -138,6 +139,8 @@ def catalogue() -> dict:
                 info["symbolic_default"] = _symbolic_default(e.hyper(key))
             if key in choices:
                 info["choices"] = dict(choices[key])
+            if key in MISSING:
+                info["note"] = MISSING_NOTE
             keys[key] = info
         out[name] = {"modelled": True, "torch_class": e.torch_class or "none",
                      "reference": e.reference, "keys": keys,
@@ -172,6 +175,8 @@ def run_list(args) -> int:
             print(f"    {key:<24} {entry['typed']}")
             for choice, meaning in entry.get("choices", {}).items():
                 print(f"      {choice:<12} {meaning}")
+            if "note" in entry:
+                print(f"      ({entry['note']})")
         print("  state (torch's key: symbol)  " + ", ".join(
             f"{key}: {s['symbol']}" for key, s in info["state"].items()))
     print("not modelled (not element-wise first-order rules; one coordinate cannot stand for them)")

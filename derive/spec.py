@@ -87,6 +87,13 @@ class Spec:
     def buffer(self) -> str:
         return self.given.get("buffer", "torch")
 
+    def choice(self, key: str) -> str:
+        """The value of a choice key (decay=, buffer=, step_counter=, ...): as given, or the
+        entry's first value (torch's behaviour)."""
+        if key == "decay":
+            return self.decay
+        return self.given.get(key, next(iter(self.entry.all_choices[key])))
+
     def hyper(self, numeric: bool = False) -> dict:
         """Canonical hyperparameters (lr, beta1, beta2, ...: the entry's scalars).
 
