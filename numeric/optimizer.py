@@ -7,7 +7,9 @@ spec's symbolic rule.
 The update arithmetic comes only from derive (program.py -> torch_codegen.py). What follows torch
 is its machinery (behaviour, not code), which a drop-in must share: keyword names, positions and
 defaults, param groups, hyperparameters re-read from param_groups at every step, `closure`, a
-parameter whose grad is None skipped entirely, lazily created per-parameter state under torch's
+parameter whose grad is None skipped entirely (the spec's missing_grad=zeros steps it on a zero
+gradient instead; step_counter=per_group / global takes each step count from the param group's
+`step_count`, which every step() advances), lazily created per-parameter state under torch's
 key names (so state_dict() and load_state_dict() round-trip, even with torch.optim's own).
 
 Implementations (torch's keywords):
@@ -230,8 +232,6 @@ class GeneratedOptimizer(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            if torch.compiler.is_compiling():
-                self._init_group(group)
             # missing_grad=zeros: a parameter without a gradient steps on zeros, through every
             # path alike; its grad is None again afterwards, as the caller left it
             filled = [p for p in group["params"] if p.grad is None] \
@@ -239,6 +239,8 @@ class GeneratedOptimizer(torch.optim.Optimizer):
             try:
                 for p in filled:
                     p.grad = torch.zeros_like(p)
+                if torch.compiler.is_compiling():
+                    self._init_group(group)
                 self._step_group(group)
             finally:
                 for p in filled:
@@ -248,9 +250,11 @@ class GeneratedOptimizer(torch.optim.Optimizer):
     def _step_group(self, group) -> None:
         h = self._hyper(group)
         plan = self._plan(group, h)
-        if GROUP_COUNT in group:  # step_counter per_group or global: one more step() call
+        if self._reads().shared:  # step_counter per_group or global: one more step() call
+            if GROUP_COUNT not in group:  # a checkpoint of torch's: the count its state reached
+                group[GROUP_COUNT] = self._reached(group["params"])
             group[GROUP_COUNT] += 1
-            self._set_counts(group, group["params"], plan)
+            self._set_counts(group, group["params"])
         params, fused, ready = group["params"], None, {}
         if group.get("fused"):  # the steady state: gathered fast, stepped in a few calls
             fused = plan.fused()
@@ -261,12 +265,16 @@ class GeneratedOptimizer(torch.optim.Optimizer):
         for (dtype, step_dtype), batch in ready.items():
             fused.launch(dtype, step_dtype, batch, h)
 
-    def _set_counts(self, group, params, plan) -> None:
+    def _reached(self, params) -> int:
+        keys = self._reads().count_keys
+        return max((int(self.state[p][key]) for p in params for key in keys
+                    if key in self.state.get(p, {})), default=0)
+
+    def _set_counts(self, group, params) -> None:
         """step_counter per_group / global: each parameter about to step takes its count from
         the group (the step adds the 1: the count before this step), whatever steps it
         missed; one whose state is still to be made takes it when _step_params makes it."""
-        counts = self._reads().counts
-        keys = [key for name, key in plan.keys if name in counts]
+        keys = self._reads().count_keys
         before = group[GROUP_COUNT] - 1
         for p in params:
             state = self.state.get(p) if p.grad is not None else None
@@ -309,8 +317,8 @@ class GeneratedOptimizer(torch.optim.Optimizer):
                 raise RuntimeError(f"{type(self).__name__} supports real parameters only "
                                    "(torch.optim steps a complex one as pairs of reals)")
             ready.append((p, grad, *self._state(p, shape, keys, h)))
-        if group is not None and GROUP_COUNT in group:  # the state made just now counts too
-            self._set_counts(group, [p for p, *_ in ready], plan)
+        if group is not None and self._reads().shared:  # the state made just now counts too
+            self._set_counts(group, [p for p, *_ in ready])
         # every state is made (and what is absent noted) before any parameter steps, as torch's
         # _init_group does: a parameter listed twice finds its buffer absent both times
         for p, grad, state, absent in ready:
@@ -411,7 +419,7 @@ def _unpickle(text: str, rule_for):
 class _Reads:
     """What a step reads from a group, from the entry once (its properties build tuples)."""
 
-    __slots__ = ("hypers", "read_order", "switches", "flags", "zeros", "counts")
+    __slots__ = ("hypers", "read_order", "switches", "flags", "zeros", "shared", "count_keys")
 
     def __init__(self, spec):
         entry = spec.entry
@@ -420,7 +428,8 @@ class _Reads:
         self.read_order, self.switches = tuple(entry.read_order), tuple(entry.switches)
         self.flags = tuple(entry.flags)
         self.zeros = spec.choice("missing_grad") == "zeros"
-        self.counts = entry.counts
+        self.shared = spec.choice("step_counter") != "per_parameter"
+        self.count_keys = tuple(entry.state(name).key for name in entry.counts)
 
 
 class _Plan:

@@ -227,7 +227,7 @@ def _planted(kind: str, counter: str, missing: str):
 
     class Planted(base):
         if kind == "the count does not advance without a gradient":
-            def _set_counts(self, group, params, plan):
+            def _set_counts(self, group, params):
                 return None
         elif kind == "a missing gradient skipped":
             def _reads(cls):
@@ -256,3 +256,21 @@ def test_a_planted_wrong_machinery_is_caught(kind, counter, missing):
     found = first_difference(run(generated(counter, missing, "loop", base=planted)),
                              simulate(counter, missing))
     assert found is not None, f"planted '{kind}' slipped through"
+
+
+def test_a_checkpoint_of_torchs_continues_from_the_count_its_state_reached():
+    """torch's state_dict has no group count: a per_group optimizer loading one takes the
+    largest step count among the group's parameters, then counts on from there."""
+    params = [torch.nn.Parameter(torch.ones(3, dtype=torch.float64)) for _ in range(2)]
+    torch_adam = torch.optim.Adam(params, lr=0.1)
+    for k in range(3):
+        params[0].grad = torch.ones(3, dtype=torch.float64)
+        params[1].grad = torch.ones(3, dtype=torch.float64) if k == 0 else None
+        torch_adam.step()
+    ours = torch_optimizer("adam(lr=0.1, step_counter=per_group)")(params)
+    ours.load_state_dict(torch_adam.state_dict())
+    for p in params:
+        p.grad = torch.ones(3, dtype=torch.float64)
+    ours.step()
+    assert ours.param_groups[0]["step_count"] == 4
+    assert [float(ours.state[p]["step"]) for p in params] == [4.0, 4.0]
