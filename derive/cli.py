@@ -25,6 +25,7 @@ from .compare import DEFAULT_STEPS, compare
 from .errors import UserError, shown
 from .explain import compare_text, unroll_latex, unroll_markdown, unroll_text
 from .catalogue import ENTRIES, NOT_MODELLED
+from .catalogue.base import MISSING, MISSING_NOTE
 from .spec import parse_spec
 from .unroll import unroll
 
@@ -165,6 +166,8 @@ def catalogue() -> dict:
                     info["typed"] = e.hyper(key).follows
             if key in choices:
                 info["choices"] = dict(choices[key])
+            if key in MISSING:
+                info["note"] = MISSING_NOTE
             keys[key] = info
         out[name] = {"modelled": True, "torch_class": e.torch_class or "none",
                      "reference": e.reference, "keys": keys,
@@ -203,6 +206,8 @@ def run_list(args) -> int:
             print(line)
             for choice, meaning in entry.get("choices", {}).items():
                 print(f"      {choice:<12} {meaning}")
+            if "note" in entry:
+                print(f"      ({entry['note']})")
         print("  state (torch's key: symbol)  " + ", ".join(
             f"{key}: {s['symbol']}" for key, s in info["state"].items()))
     print("not modelled (not element-wise first-order rules; one coordinate cannot stand for them)")

@@ -92,7 +92,8 @@ class Spec:
         return self.given.get("buffer", "torch")
 
     def choice(self, key: str) -> str:
-        """The value of one of the entry's choice keys: as given, else torch's (the first)."""
+        """The value of a choice key (decay=, buffer=, step_counter=, ...): as given, or the
+        entry's first value (torch's behaviour)."""
         if key == "decay":
             return self.decay
         return self.given.get(key, next(iter(self.entry.all_choices[key])))

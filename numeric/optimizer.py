@@ -7,7 +7,9 @@ spec's symbolic rule.
 The update arithmetic comes only from derive (program.py -> torch_codegen.py). What follows torch
 is its machinery (behaviour, not code), which a drop-in must share: keyword names, positions and
 defaults, param groups, hyperparameters re-read from param_groups at every step, `closure`, a
-parameter whose grad is None skipped entirely, lazily created per-parameter state under torch's
+parameter whose grad is None skipped entirely (the spec's missing_grad=zeros steps it on a zero
+gradient instead; step_counter=per_group / global takes each step count from the param group's
+`step_count`, which every step() advances), lazily created per-parameter state under torch's
 key names (so state_dict() and load_state_dict() round-trip, even with torch.optim's own).
 
 Implementations (torch's keywords):
@@ -141,6 +143,12 @@ class GeneratedOptimizer(torch.optim.Optimizer):
                             "fused=True: torch's multi-tensor kernels step such a list in an "
                             "order of their own, which the generated optimizer does not "
                             "reproduce; list each parameter once, or use foreach=False")
+        counter = self.spec.choice("step_counter")
+        if counter != "per_parameter":
+            # the group's number of step() calls; under global a group added later joins at
+            # the count the others reached (they are all equal: every step() advances each)
+            start = max((g.get(GROUP_COUNT, 0) for g in self.param_groups[:-1]), default=0)
+            group.setdefault(GROUP_COUNT, start if counter == "global" else 0)
 
     def __reduce__(self):
         # the class is made at run time, so pickle (torch.save) cannot find it by name: the
@@ -242,20 +250,55 @@ class GeneratedOptimizer(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            if torch.compiler.is_compiling():
-                self._init_group(group)
-            h = self._hyper(group)
-            plan = self._plan(group, h)
-            params, fused, ready = group["params"], None, {}
-            if group.get("fused"):  # the steady state: gathered fast, stepped in a few calls
-                fused = plan.fused()
-                ready, params = fused.gather(params, self.state)
-            if params:  # the general path: in-place torch ops, so autograd must look away
-                with torch.no_grad():
-                    self._step_params(params, plan, fused, h)
-            for (dtype, step_dtype), batch in ready.items():
-                fused.launch(dtype, step_dtype, batch, h)
+            # missing_grad=zeros: a parameter without a gradient steps on zeros, through every
+            # path alike; its grad is None again afterwards, as the caller left it
+            filled = [p for p in group["params"] if p.grad is None] \
+                if self._reads().zeros else ()
+            try:
+                for p in filled:
+                    p.grad = torch.zeros_like(p)
+                if torch.compiler.is_compiling():
+                    self._init_group(group)
+                self._step_group(group)
+            finally:
+                for p in filled:
+                    p.grad = None
         return loss
+
+    def _step_group(self, group) -> None:
+        h = self._hyper(group)
+        plan = self._plan(group, h)
+        if self._reads().shared:  # step_counter per_group or global: one more step() call
+            if GROUP_COUNT not in group:  # a checkpoint of torch's: the count its state reached
+                group[GROUP_COUNT] = self._reached(group["params"])
+            group[GROUP_COUNT] += 1
+            self._set_counts(group, group["params"])
+        params, fused, ready = group["params"], None, {}
+        if group.get("fused"):  # the steady state: gathered fast, stepped in a few calls
+            fused = plan.fused()
+            ready, params = fused.gather(params, self.state)
+        if params:  # the general path: in-place torch ops, so autograd must look away
+            with torch.no_grad():
+                self._step_params(params, plan, fused, h, group)
+        for (dtype, step_dtype), batch in ready.items():
+            fused.launch(dtype, step_dtype, batch, h)
+
+    def _reached(self, params) -> int:
+        keys = self._reads().count_keys
+        return max((int(self.state[p][key]) for p in params for key in keys
+                    if key in self.state.get(p, {})), default=0)
+
+    def _set_counts(self, group, params) -> None:
+        """step_counter per_group / global: each parameter about to step takes its count from
+        the group (the step adds the 1: the count before this step), whatever steps it
+        missed; one whose state is still to be made takes it when _step_params makes it."""
+        keys = self._reads().count_keys
+        before = group[GROUP_COUNT] - 1
+        for p in params:
+            state = self.state.get(p) if p.grad is not None else None
+            for key in keys if state else ():
+                if key in state:
+                    state[key].fill_(before)
 
     def _init_group(self, group) -> None:
         """torch.compile's hook: dynamo runs an optimizer's `_init_group` eagerly, outside the
@@ -277,7 +320,7 @@ class GeneratedOptimizer(torch.optim.Optimizer):
                         if key in state and state[key].device != p.device:
                             state[key] = state[key].to(p.device)
 
-    def _step_params(self, params, plan, fused, h) -> None:
+    def _step_params(self, params, plan, fused, h, group=None) -> None:
         """Lazy state, and each parameter through the eager step, or (fused) the kernel in
         batches that share the absent state, the dtype and the step count's dtype."""
         shape, keys, step_dtype = plan.shape, plan.keys, _step_dtype()
@@ -292,6 +335,8 @@ class GeneratedOptimizer(torch.optim.Optimizer):
                 raise RuntimeError(f"{type(self).__name__} supports real parameters only "
                                    "(torch.optim steps a complex one as pairs of reals)")
             ready.append((p, grad, *self._state(p, shape, keys, h)))
+        if group is not None and self._reads().shared:  # the state made just now counts too
+            self._set_counts(group, [p for p, *_ in ready])
         # every state is made (and what is absent noted) before any parameter steps, as torch's
         # _init_group does: a parameter listed twice finds its buffer absent both times
         for p, grad, state, absent in ready:
@@ -344,6 +389,9 @@ class GeneratedOptimizer(torch.optim.Optimizer):
 
 
 _NONE = frozenset()
+# the param group's key for its step count under step_counter per_group or global (a group key,
+# so that state_dict() and load_state_dict() carry it as they carry lr)
+GROUP_COUNT = "step_count"
 
 
 def _step_touched(kernel, p, grad, state, program, h) -> None:
@@ -389,7 +437,8 @@ def _unpickle(text: str, rule_for):
 class _Reads:
     """What a step reads from a group, from the entry once (its properties build tuples)."""
 
-    __slots__ = ("hypers", "read_order", "switches", "flags", "idle")
+    __slots__ = ("hypers", "read_order", "switches", "flags", "idle", "zeros", "shared",
+                 "count_keys")
 
     def __init__(self, spec):
         entry = spec.entry
@@ -403,6 +452,9 @@ class _Reads:
                      for s in hp.scalars}
         self.read_order, self.switches = tuple(entry.read_order), tuple(entry.switches)
         self.flags = tuple(entry.flags)
+        self.zeros = spec.choice("missing_grad") == "zeros"
+        self.shared = spec.choice("step_counter") != "per_parameter"
+        self.count_keys = tuple(entry.state(name).key for name in entry.counts)
 
 
 class _Plan:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 from optequiv.derive import catalogue
+from optequiv.derive.catalogue.base import MISSING
 from optequiv.derive.errors import UserError
 from optequiv.derive.rules import build_rule
 from optequiv.derive.spec import Spec, as_spec, fmt_number, with_changes
@@ -48,8 +49,11 @@ def torch_reference(spec) -> tuple:
                         f"(the reference is {spec.entry.reference})")
     for key, values in spec.entry.all_choices.items():
         default = next(iter(values))
+        # a missing-gradient key never changes the rule, only what a step without a gradient
+        # does, which torch's class does in its own way
         if key != "decay" and spec.given.get(key, default) != default \
-                and _rule_shape(spec) != _rule_shape(with_changes(spec, **{key: default})):
+                and (key in MISSING or
+                     _rule_shape(spec) != _rule_shape(with_changes(spec, **{key: default}))):
             raise UserError(f"{spec} has no torch.optim class: {spec.entry.torch_class} "
                             f"implements {key}={default} only; {key}={spec.given[key]} is "
                             "checked against the generated reference instead")

@@ -13,6 +13,7 @@ from types import MappingProxyType
 import sympy as sp
 
 from optequiv.derive import symbols as Y
+from optequiv.derive.catalogue.base import MISSING
 from optequiv.derive.spec import Spec
 
 ZERO = sp.Integer(0)
@@ -29,7 +30,7 @@ def structure_key(spec: Spec, *, h: dict, flags: dict) -> Spec:
     given = {f: bool(flags.get(f, default)) for f, default in entry.flags.items()
              if f != entry.decay_flag}
     for key, values in entry.all_choices.items():
-        if key != "decay":
+        if key != "decay" and key not in MISSING:  # the optimizer's machinery reads those
             given[key] = spec.given.get(key, next(iter(values)))
     for name in entry.switches:
         given[name] = Y.hyper(name) if h.get(name, 0) != 0 else ZERO

@@ -6,7 +6,9 @@ flipped (amsgrad, nesterov, maximize, decoupled_weight_decay). Nothing here name
 A variant torch would not build (nesterov without momentum) is left out; so is one whose rule is
 the spec's own (any `decay=` when weight_decay is 0: torch takes the same branch for all of them),
 since no comparison could tell them apart and none needs to. eps inside or outside the square
-root is a convention the spec language cannot express, so it is not among them.
+root is a convention the spec language cannot express, so it is not among them. Asked for
+(missing_grads=True), the keys that decide a step without a gradient (step_counter,
+missing_grad) give variants too, where they change something for the spec.
 
 These are the wrong optimizers most likely to pass a numeric check by accident: a check that
 cannot tell the spec from them at its settings has not shown much (numeric.testing). Some are
@@ -19,6 +21,7 @@ from __future__ import annotations
 import sympy as sp
 
 from optequiv.derive import symbols
+from optequiv.derive.catalogue.base import MISSING
 from optequiv.derive.errors import UserError
 from optequiv.derive.rules import build_rule
 from optequiv.derive.spec import Spec, as_spec, make_spec
@@ -30,7 +33,40 @@ def _shape(rule) -> tuple:
 
 
 def _current(spec: Spec, key: str):
-    return spec.flag(key) if key in spec.entry.flags else getattr(spec, key)
+    return spec.flag(key) if key in spec.entry.flags else spec.choice(key)
+
+
+def _without_gradient(spec: Spec) -> tuple:
+    """What a missing-gradient key changes for `spec` at its values: whether the step count
+    reaches the parameter or the state (Adam's bias correction; not Adagrad at lr_decay 0), so
+    that a count that advances without a gradient shows, and whether a step on a zero gradient
+    moves anything (not plain SGD: theta - lr*0 is theta). A value that changes nothing there
+    is the spec itself, even numerically. Decided on one step from a fixed exact mid-run state
+    (a symbolic simplify of RAdam's piecewise step takes seconds): a difference found is
+    certain; none found means the variant is left out, never a verdict."""
+    rule = build_rule(spec)
+    h = {**spec.hyper(numeric=True), "lr": sp.Rational(1, 7)}
+    counts = spec.entry.counts
+
+    def step(t, g):
+        state = {n: sp.Integer(t) if n in counts else sp.Rational(3 + 2 * i, 11 + 4 * i)
+                 for i, n in enumerate(rule.state_names)}
+        new, theta = rule.step(state, sp.Rational(5, 13), g, h)
+        return state, [theta] + [new[n] for n in rule.state_names if n not in counts]
+
+    def differ(xs, ys) -> bool:
+        return any(abs(sp.N(x - y, 40)) > sp.Float("1e-30") for x, y in zip(xs, ys))
+
+    state, moved = step(3, sp.Integer(0))
+    moved = differ(moved, [sp.Rational(5, 13)] + [state[n] for n in rule.state_names
+                                                   if n not in counts])
+    counted = bool(counts) and differ(step(3, sp.Rational(3, 5))[1], step(4, sp.Rational(3, 5))[1])
+    counter = "own" if spec.choice("step_counter") == "per_parameter" else "shared"
+    missing = spec.choice("missing_grad")
+    # on zeros every parameter steps at every step: its count is the group's (global and
+    # per_group differ only for a group added after the first step, which no scenario does)
+    return ((counter if counted and missing == "skip" else None),
+            (missing if moved or counted else None))
 
 
 def _with(spec: Spec, key: str, value) -> Spec | None:
@@ -51,13 +87,28 @@ def _with(spec: Spec, key: str, value) -> Spec | None:
     return None
 
 
-def nearest_variants(spec) -> list:
-    """The specs one convention away from `spec` that are other optimizers, in key order."""
+def nearest_variants(spec, missing_grads: bool = False) -> list:
+    """The specs one convention away from `spec` that are other optimizers, in key order.
+    missing_grads: also those that differ only where a parameter has no gradient at a step
+    (step_counter, missing_grad: the same rule, another machinery), for a scenario that has
+    such steps; each only where it changes something for `spec` (_without_gradient)."""
     spec = as_spec(spec)
     seen = {_shape(build_rule(spec))}
+    own = _without_gradient(spec) if missing_grads else None
     out = []
     choices = spec.entry.all_choices
     for key in spec.entry.keys:
+        if key in MISSING:
+            if missing_grads:
+                for value in (v for v in choices[key] if v != _current(spec, key)):
+                    variant = _with(spec, key, value)
+                    if variant is None:
+                        continue
+                    shape = (_shape(build_rule(variant)), _without_gradient(variant))
+                    if shape[1] != own and shape not in seen:
+                        seen.add(shape)
+                        out.append(variant)
+            continue
         if key in choices:
             values = [v for v in choices[key] if v != _current(spec, key)]
         elif key in spec.entry.flags:
@@ -82,8 +133,9 @@ def same_optimizer_at(spec, variant, varying=("lr",)) -> bool:
     (simplify of the difference is 0). By induction on the steps, every trajectory is then the
     same. False means not proven (the state correspondence may be other than the identity)."""
     a, b = build_rule(as_spec(spec)), build_rule(as_spec(variant))
-    if a.state_names != b.state_names:
-        return False
+    if a.state_names != b.state_names or any(
+            a.spec.choice(key) != b.spec.choice(key) for key in MISSING):
+        return False  # the rules say nothing of a step without a gradient
     hs = [{**r.spec.hyper(numeric=True), **{key: symbols.hyper(key) for key in varying}}
           for r in (a, b)]
     theta, g = symbols.theta(0), symbols.grad(1)

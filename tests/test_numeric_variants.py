@@ -16,7 +16,7 @@ SPECS = ["sgd(lr=0.1)", "sgd(lr=0.1, momentum=0.9, dampening=0.5, weight_decay=0
 
 
 def conventions(spec) -> dict:
-    return {key: spec.flag(key) if key in FLAGS else getattr(spec, key)
+    return {key: spec.flag(key) if key in FLAGS else spec.choice(key)
             for key in KEYS[spec.name] if key in FLAGS or key in CHOICES}
 
 

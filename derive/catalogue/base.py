@@ -40,6 +40,29 @@ DECAY_SCALES = {
     "lr_squared_over_max": "weight_decay*lr^2/max_lr (timm corrected_weight_decay)",
 }
 
+# What the generated optimizer does for a parameter without a gradient at a step: keys of every
+# entry, first value torch's. The symbolic rule is one coordinate's step on a gradient, at every
+# step, so these keys never change it: compare, unroll and prove do not tell their values apart;
+# the generated torch optimizer (numeric.optimizer) and the harness's missing-gradient scenario do.
+MISSING = {
+    "step_counter": {
+        "per_parameter": "torch: each parameter counts its own steps; one without a gradient "
+                         "keeps its count, and a late one starts at 1",
+        "per_group": "the count is its param group's number of step() calls: it advances at "
+                     "steps where the parameter had no gradient",
+        "global": "Keras (optimizer.iterations): the optimizer's number of step() calls; a "
+                  "group added later starts at the count the others reached",
+    },
+    "missing_grad": {
+        "skip": "torch, Keras: a parameter whose grad is None is not stepped (state, count "
+                "and value stay)",
+        "zeros": "optax: it steps on a zero gradient (its state decays, its count advances, "
+                 "decoupled decay still applies)",
+    },
+}
+MISSING_NOTE = ("numeric only: the symbolic rule assumes a gradient at every step, so compare, "
+                "unroll and prove do not tell these values apart; the generated optimizer does")
+
 
 @dataclass(frozen=True)
 class Scalar:
@@ -209,7 +232,13 @@ class Entry:
         if self.scales_decay:
             out["decay_scale"] = dict(DECAY_SCALES)
         out.update(self.choices)
+        out.update(MISSING)
         return out
+
+    @property
+    def counts(self) -> tuple:
+        """The names of the step counts among the states (what step_counter counts)."""
+        return tuple(s.name for s in self.states if s.assumptions == COUNT)
 
     @property
     def keys(self) -> tuple:
