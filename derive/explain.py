@@ -18,6 +18,12 @@ SHOW_LIMIT = 150  # operations above which a composed expression is summarised, 
 EXPAND_TERMS = 120  # terms above which an expanded theta_k is not printed (nor computed)
 
 
+
+def _named(spec) -> str:
+    """A framework's call as the user wrote it, then the catalogue spec it is (derive.dialects)."""
+    call = getattr(spec, "call", "")
+    return f"{call} = {spec}" if call else str(spec)
+
 def size(expr) -> int:
     """Operations in an expression, counting shared subtrees once (a DAG count): the composed
     Adam iterates repeat theta_{k-1} inside themselves, and a tree count would explode."""
@@ -93,7 +99,7 @@ def unroll_text(u: Unrolled) -> str:
     origin = ("torch's initial state (t = 1 on the first step, buffers created lazily)"
               if u.start == "start" else "a general mid-run state " +
               ", ".join(str(v) for v in u.initial.values() if v is not None))
-    lines = [f"unroll {spec}", f"  stages: {describe_rule(u)}", f"  from {origin}",
+    lines = [f"unroll {_named(spec)}", f"  stages: {describe_rule(u)}", f"  from {origin}",
              f"  {loop}; one scalar coordinate (every stage is element-wise)"]
     if u.schedule:
         lines.append("  per-step hyperparameters: " + ", ".join(f"{s} -> {s}_k" for s in u.schedule))
@@ -159,7 +165,7 @@ def _short(expr) -> str:
 
 
 def compare_text(c: Comparison) -> str:
-    lines = [f"A: {c.a}", f"B: {c.b}"]
+    lines = [f"A: {_named(c.a)}", f"B: {_named(c.b)}"]
     unknowns = Y.by_name(c.b.symbols() - c.a.symbols())
     lines.append("symbols only in B (to be mapped to expressions of A's): " +
                  (", ".join(map(str, unknowns)) if unknowns else "none"))
