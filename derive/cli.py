@@ -112,7 +112,12 @@ def run_unroll(args) -> int:
 def run_translate(args) -> int:
     from .translate import translate
 
-    result = translate(parse_spec(args.spec), args.to, steps=args.steps)
+    spec = parse_spec(args.spec)
+    missing = [s for s in args.schedule if s not in spec.symbols()]
+    if missing:
+        raise UserError(f"--schedule names {', '.join(map(str, missing))}, which the spec does "
+                        "not use")
+    result = translate(spec, args.to, steps=args.steps, schedule=args.schedule)
     if args.json:
         print_json(result.to_json())
     elif result.exact:
@@ -266,6 +271,9 @@ def build_parser() -> Parser:
                    help="target framework: " + ", ".join(_frameworks()))
     p.add_argument("--steps", type=steps_arg(12), default=DEFAULT_STEPS,
                    help=f"largest step to look for a divergence (default {DEFAULT_STEPS})")
+    p.add_argument("--schedule", type=schedule_arg, default=(),
+                   help="symbols of SPEC that change every step (an lr schedule), e.g. eta: "
+                        "the call must reproduce SPEC under any schedule")
     p.add_argument("--json", action="store_true",
                    help="exact, call, mapping, first_divergent_step, difference as JSON")
     p.set_defaults(run=run_translate)

@@ -183,29 +183,38 @@ def _call_text(c: Candidate, mapping: dict) -> tuple:
     return f"{c.call.framework.prefixes[0]}.{c.call.dialect.name}({', '.join(parts)})", shown
 
 
-def pinned(spec: Spec, c: Candidate, numbers_only: bool = True) -> Candidate | None:
-    """The candidate with each fresh symbol that stands for one of the entry's scalars alone
-    (eps_2 for eps) set to the spec's value there when that is a number: the engine solves for
-    the coefficients that remain (lr, weight_decay), where one symbol per keyword leaves it
-    equations through sqrt and |.| that it cannot decide. numbers_only=False: symbols too, the
-    call a user would write by copying values across. None when nothing is pinned."""
+def _number(value) -> bool:
+    return value.is_number
+
+
+def _copies(spec: Spec, c: Candidate, pin) -> dict:
+    """fresh symbol -> the spec's value, for each fresh symbol that stands for one of the
+    entry's scalars alone (eps_2 for eps), where `pin` takes that value."""
+    target, mine = c.spec.hyper(), spec.hyper()
+    out = {}
+    for sym in c.symbols.values():
+        for part in (sym if isinstance(sym, tuple) else (sym,)):
+            names = [n for n, v in target.items() if v == part]
+            value = mine.get(names[0]) if len(names) == 1 else None
+            if value is not None and pin(value):
+                out[part] = value
+    return out
+
+
+def pinned(spec: Spec, c: Candidate, pin=_number) -> Candidate | None:
+    """The candidate with its fresh symbols set to the spec's values where `pin` takes them
+    (_copies): by default numbers, so that the engine solves for the coefficients that remain
+    (lr, weight_decay), where one symbol per keyword leaves it equations through sqrt and |.|
+    that it cannot decide; every value: the call a user would write by copying values across;
+    a scheduled symbol: the lr that changes every step is the same lr in both. None when
+    nothing is pinned."""
     if c.template:
         return None
-    target, mine = c.spec.hyper(), spec.hyper()
-    values, changed = dict(c.call.values), False
-    for key, sym in c.symbols.items():
-        parts = sym if isinstance(sym, tuple) else (sym,)
-        fixed = []
-        for part in parts:
-            names = [n for n, v in target.items() if v == part]
-            number = mine.get(names[0]) if len(names) == 1 else None
-            keep = number is None or (numbers_only and not number.is_number)
-            fixed.append(part if keep else number)
-        new = tuple(fixed) if isinstance(sym, tuple) else fixed[0]
-        if new != sym:
-            values[key], changed = new, True
-    if not changed:
+    copies = _copies(spec, c, pin)
+    if not copies:
         return None
+    values = {k: (tuple(copies.get(p, p) for p in v) if isinstance(v, tuple) else
+                  copies.get(v, v)) if k in c.symbols else v for k, v in c.call.values.items()}
     try:
         call = replace(c.call, values=values)
         return Candidate(call, dialects.spec_of(call), {
@@ -214,23 +223,38 @@ def pinned(spec: Spec, c: Candidate, numbers_only: bool = True) -> Candidate | N
         return None
 
 
-def translate(spec, target: str, steps: int = 4, seconds: float = BUDGET) -> Translation:
+def translate(spec, target: str, steps: int = 4, seconds: float = BUDGET,
+              schedule=()) -> Translation:
+    """`schedule`: the spec's symbols that change every step (an lr schedule), as compare's;
+    each candidate takes the same scheduled symbol where its keyword stands for that scalar."""
     spec = as_spec(spec)
-    found = candidates(spec, target)
+    schedule = tuple(schedule)
+
+    def decide(c):
+        return compare(spec, c.spec, steps=steps, want_conditions=False, seconds=seconds,
+                       schedule=schedule)
+
+    found = [pinned(spec, c, lambda v: v in schedule) or c for c in candidates(spec, target)] \
+        if schedule else candidates(spec, target)
     result = Translation(spec, target, False, None)
     if not found:
         result.reason = (f"{target} has no call whose rule keeps the state of {spec.entry.name} "
                          f"({', '.join(s.key for s in spec.entry.states)})")
         return result
+    given = {s.name for h in spec.entry.hypers if h.key in spec.given for s in h.scalars}
+    omitted = {v for n, v in spec.hyper().items() if n not in given and not v.is_number}
     best = None
     for c in found:
-        outcome = compare(spec, c.spec, steps=steps, want_conditions=False, seconds=seconds)
-        if outcome.verdict == "undecided":
-            narrower = pinned(spec, c)
+        outcome = decide(c)
+        # undecided: the spec's numbers copied across, then also the values it leaves out
+        # (its betas when it writes none: the same unknown on both sides)
+        for pin in (_number, lambda v: v.is_number or v in omitted):
+            if outcome.verdict != "undecided":
+                break
+            narrower = pinned(spec, c, pin)
             if narrower is not None:
                 c = narrower
-                outcome = compare(spec, c.spec, steps=steps, want_conditions=False,
-                                  seconds=seconds)
+                outcome = decide(c)
         template, _ = _call_text(c, {})
         result.tried.append((template, outcome.verdict))
         if outcome.verdict == "proven" and outcome.mapping is not None:
@@ -247,15 +271,17 @@ def translate(spec, target: str, steps: int = 4, seconds: float = BUDGET) -> Tra
     c, outcome = best
     # the call with the spec's values copied across, where that is the nearest too: its
     # difference is in the spec's own symbols, what a user moving a recipe would run
-    naive = pinned(spec, c, numbers_only=False)
+    naive = pinned(spec, c, lambda v: True)
     if naive is not None:
-        copied = compare(spec, naive.spec, steps=steps, want_conditions=False, seconds=seconds)
+        copied = decide(naive)
         if copied.verdict == "refuted" and \
                 copied.first_divergent_step >= outcome.first_divergent_step:
             c, outcome = naive, copied
     earlier = [t for t in outcome.trail if t.k < outcome.first_divergent_step and t.solutions]
     partial = earlier[-1].solutions[0] if earlier else {}
-    result.call, result.mapping = _call_text(c, partial)
+    # a symbol the earlier steps leave free takes the spec's value, as a user would copy it
+    filled = {} if c.template else _copies(spec, c, lambda v: True)
+    result.call, result.mapping = _call_text(c, {**filled, **partial})
     result.first_divergent_step = outcome.first_divergent_step
     result.difference = outcome.difference
     return result

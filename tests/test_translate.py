@@ -85,6 +85,7 @@ def test_cli_json_keys_and_exit_status():
 
 
 @pytest.mark.parametrize("args, words", [
+    (("adamw(lr=eta)", "--to", "torch", "--schedule", "k"), "--schedule names k"),
     (("adamw()", "--to", "jaxx"), "unknown framework"),
     (("adamw(lr=", "--to", "torch"), "invalid spec"),
     (("keras.AdamW(lr=1e-3)", "--to", "torch"), "unexpected keyword argument 'lr'"),
@@ -94,3 +95,18 @@ def test_cli_bad_input_is_one_line_exit_2(args, words):
     proc = _cli(*args)
     assert proc.returncode == 2 and proc.stdout == ""
     assert len(proc.stderr.strip().splitlines()) == 1 and words in proc.stderr, proc.stderr
+
+
+def test_under_a_schedule_lr_independent_decay_has_no_torch_call():
+    # pytorch #38853: torch's decay is lr*weight_decay, so lr-independent decay needs
+    # weight_decay = w/eta_k, which changes with the schedule: no constant call reproduces it
+    eta_1 = sp.Symbol("eta_1", nonnegative=True)
+    r = translate("adamw(lr=eta, weight_decay=w, decay=independent)", "torch", schedule=[eta])
+    assert not r.exact and r.first_divergent_step == 2
+    assert r.mapping["weight_decay"] == w / eta_1
+
+
+def test_keras_sgd_parts_from_torch_under_a_schedule():
+    _needs("sgd", "buffer")
+    r = translate("keras.SGD(learning_rate=eta, momentum=mu)", "torch", schedule=[eta])
+    assert not r.exact and r.call.startswith("torch.optim.SGD(") and r.difference != 0
