@@ -2,8 +2,10 @@
 optimizer generated from the dialect (numeric.torch_optimizer(parse_spec(call))) and the
 framework's own optimizer built from the same call take the same gradient sequence in float64,
 and their parameters agree after every step. Only the keywords the call writes are passed to
-the framework, so its own defaults are checked against the dialect's too. Negative controls plant
-a wrong axis value and show the comparison catches it. A framework that is not installed skips
+the framework, so its own defaults are checked against the dialect's too. Beyond a constant lr and full
+gradients: Keras under an lr schedule (where its SGD parts from torch's) and both frameworks with
+a parameter left without a gradient (optax's zeros, Keras' global step count). Negative controls
+plant a wrong axis value and show the comparison catches it. A framework that is not installed skips
 (pip install 'optequiv[frameworks]'); a dialect whose variant key is not in the catalogue yet
 skips with the key named."""
 from __future__ import annotations
@@ -109,7 +111,10 @@ def _problem(seed=0):
     return start, grads
 
 
-def _run_real(framework, module, call, start, grads) -> list:
+def _run_real(framework, module, call, start, grads, lrs=None, missing=()) -> list:
+    """lrs: the lr in force at each step (Keras: set on the optimizer before the step);
+    missing: (step, parameter) pairs without a gradient: optax's update takes zeros there
+    (a pytree has every leaf), Keras' apply_gradients leaves the variable out."""
     out = []
     if framework == "optax":
         import jax.numpy as jnp
@@ -117,7 +122,8 @@ def _run_real(framework, module, call, start, grads) -> list:
         opt = _real(module, call)
         params = [jnp.asarray(p, dtype=jnp.float64) for p in start]
         state = opt.init(params)
-        for g in grads:
+        for k, g in enumerate(grads):
+            g = [0 * x if (k, i) in missing else x for i, x in enumerate(g)]
             updates, state = opt.update([jnp.asarray(x) for x in g], state, params)
             params = module.apply_updates(params, updates)
             out.append([np.asarray(p) for p in params])
@@ -125,19 +131,25 @@ def _run_real(framework, module, call, start, grads) -> list:
         module.config.set_floatx("float64")  # the lr variable too, not only the weights
         opt = _real(module, call)
         params = [module.Variable(p, dtype="float64") for p in start]
-        for g in grads:
-            opt.apply_gradients([(torch.tensor(x), v) for x, v in zip(g, params)])
+        for k, g in enumerate(grads):
+            if lrs is not None:
+                opt.learning_rate = lrs[k]
+            opt.apply_gradients([(torch.tensor(x), v) for i, (x, v) in enumerate(zip(g, params))
+                                 if (k, i) not in missing])
             out.append([v.value.detach().numpy().copy() for v in params])
     return out
 
 
-def _run_generated(spec, start, grads) -> list:
+def _run_generated(spec, start, grads, lrs=None, missing=()) -> list:
     params = [torch.tensor(p, dtype=torch.float64, requires_grad=True) for p in start]
     opt = torch_optimizer(spec)(params)
     out = []
-    for g in grads:
-        for p, x in zip(params, g):
-            p.grad = torch.tensor(x)
+    for k, g in enumerate(grads):
+        if lrs is not None:  # as a torch scheduler sets it
+            for group in opt.param_groups:
+                group["lr"] = lrs[k]
+        for i, (p, x) in enumerate(zip(params, g)):
+            p.grad = None if (k, i) in missing else torch.tensor(x)
         opt.step()
         out.append([p.detach().numpy().copy() for p in params])
     return out
@@ -150,14 +162,14 @@ def _agree(real: list, generated: list, what: str) -> None:
                                        err_msg=f"{what}: parameter {i} after step {k}")
 
 
-def _cross_check(text: str, spec=None) -> None:
+def _cross_check(text: str, spec=None, lrs=None, missing=()) -> None:
     call = parse_call(text, FRAMEWORKS)
     framework = call.framework.name
     module = _module(framework)
     spec = _spec(text) if spec is None else spec
     start, grads = _problem()
-    _agree(_run_real(framework, module, call, start, grads), _run_generated(spec, start, grads),
-           f"{text} as {spec}")
+    _agree(_run_real(framework, module, call, start, grads, lrs, missing),
+           _run_generated(spec, start, grads, lrs, missing), f"{text} as {spec}")
 
 
 @pytest.mark.parametrize("text", [t for cases in CASES.values() for t in cases])
@@ -172,6 +184,45 @@ def test_a_planted_axis_value_is_caught(text, planted):
         pytest.skip(f"{', '.join(planted)} is not in the catalogue yet")
     with pytest.raises(AssertionError):
         _cross_check(text, with_changes(spec, **planted))
+
+
+# an lr that changes every step (a warm-up then a decay), where Keras' SGD, the lr inside its
+# buffer, parts from torch's; each Keras call must still match Keras exactly
+SCHEDULE = (0.02, 0.05, 0.1, 0.07, 0.04, 0.03)
+
+
+@pytest.mark.parametrize("text", CASES["keras"])
+def test_keras_dialect_matches_keras_under_an_lr_schedule(text):
+    _cross_check(text, lrs=SCHEDULE)
+
+
+def test_torchs_momentum_buffer_is_caught_under_an_lr_schedule():
+    text = "keras.SGD(learning_rate=0.1, momentum=0.9)"
+    _cross_check(text, with_changes(_spec(text), buffer="torch"))  # a constant lr: the same
+    with pytest.raises(AssertionError):
+        _cross_check(text, with_changes(_spec(text), buffer="torch"), lrs=SCHEDULE)
+
+
+# the second parameter has no gradient at steps 2 and 3 (0-based 1, 2): optax steps it on zeros
+# (its moments decay, decoupled decay still applies: missing_grad=zeros), Keras skips it but its
+# iterations count on (step_counter=global)
+MISSING = ((1, 1), (2, 1))
+
+
+@pytest.mark.parametrize("text", [t for cases in CASES.values() for t in cases])
+def test_a_parameter_without_a_gradient_is_handled_as_the_framework_does(text):
+    _cross_check(text, missing=MISSING)
+
+
+@pytest.mark.parametrize("text, planted", [
+    ("optax.adamw(learning_rate=0.05, eps=0.1, weight_decay=0.3)", {"missing_grad": "skip"}),
+    ("keras.Adam(learning_rate=0.05, epsilon=0.1)", {"step_counter": "per_parameter"}),
+])
+def test_a_planted_missing_gradient_semantics_is_caught(text, planted):
+    spec = _spec(text)
+    _cross_check(text, with_changes(spec, **planted))  # every gradient present: the same
+    with pytest.raises(AssertionError):
+        _cross_check(text, with_changes(spec, **planted), missing=MISSING)
 
 
 def _names(call) -> set:
