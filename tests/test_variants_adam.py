@@ -588,3 +588,21 @@ def test_generated_radam_in_float64_is_optaxs(impl):
     with pytest.raises(AssertionError, match="step 6"):
         assert_close(run_generated(torch_optimizer(radam_spec("optax", cfg)), impl, theta0,
                                    planted), wide, rtol=1e-6, what="planted")
+
+
+@pytest.mark.parametrize("framework, cfg", CASES)
+def test_generated_numpy_step_in_float64_is_the_oracle(framework, cfg):
+    import numpy
+
+    from optequiv.numeric import numpy_step
+
+    spec = spec_of(framework, _text(cfg))
+    step, entry = numpy_step(spec), parse_spec(spec).entry
+    theta, state, ours = numpy.array([1.0, -2.0, 0.5, 3.0]), None, []
+    for g in GRADS:
+        state, theta = step(state, theta, g.numpy().copy())
+        ours.append((torch.from_numpy(numpy.array(theta)),
+                     {entry.state(n).key: torch.as_tensor(numpy.array(v, dtype=numpy.float64))
+                      for n, v in state.items() if v is not None}))
+    assert_close(ours, oracle_wide(framework, cfg, torch.tensor([1.0, -2.0, 0.5, 3.0])),
+                 what=f"numpy {spec}")
