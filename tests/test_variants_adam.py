@@ -31,6 +31,7 @@ from hypothesis import given, settings, strategies as st
 
 from optequiv.derive import stages as S
 from optequiv.derive.catalogue import adam as A
+from optequiv.derive.catalogue import radam as R
 from optequiv.derive.compare import compare
 from optequiv.derive.errors import UserError
 from optequiv.derive.rules import build_rule
@@ -500,3 +501,108 @@ def test_the_catalogue_page_shows_each_axis_with_its_stages_docs():
                   A.direction("sqrt_v_hat", True, False, True), A.AMSGRAD_HAT):
         assert stage.doc in notes, stage.doc
     assert r"\epsilon_{\mathrm{root}}" in to_latex(d)
+
+
+# -- RAdam: eps_added_to (torch's is sqrt_v) and eps_root, against optax's radam ---------------------
+
+def simulate_radam(framework: str, cfg: dict, theta0, grads, ops=EXACT) -> list:
+    """torch.optim.RAdam's documented algorithm (l_t = sqrt(1 - beta2^t)/(sqrt(v_t) + eps)) or
+    optax's scale_by_radam (r*mu_hat/(sqrt(nu_hat + eps_root) + eps) once rho_t > 5: the
+    threshold 5 of both), then the learning rate; no weight decay."""
+    sqrt, _, num = ops
+    lr, b1, b2, eps, root = (num(cfg[k]) for k in ("lr", "beta1", "beta2", "eps", "eps_root"))
+    theta, m, v, out = num(theta0), num(0), num(0), []
+    rho_inf = 2 / (1 - b2) - 1
+    for t, g in enumerate(grads, 1):
+        g = num(g)
+        m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
+        m_hat = m / (1 - b1**t)
+        rho_t = rho_inf - 2 * t * b2**t / (1 - b2**t)
+        if rho_t > 5:
+            r = sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
+            if framework == "torch":
+                step = m_hat * r * sqrt(1 - b2**t) / (sqrt(v) + eps)
+            else:
+                step = r * m_hat / (sqrt(v / (1 - b2**t) + root) + eps)
+        else:
+            step = m_hat
+        theta = theta - lr * step
+        out.append((theta, {"step": t, "exp_avg": m, "exp_avg_sq": v}))
+    return out
+
+
+def radam_spec(framework: str, cfg: dict) -> str:
+    base = f"radam(lr={cfg['lr']}, betas=({cfg['beta1']}, {cfg['beta2']}), eps={cfg['eps']}"
+    return base + (")" if framework == "torch" else
+                   f", eps_added_to=sqrt_v_hat, eps_root={cfg['eps_root']})")
+
+
+radam_config = st.fixed_dictionaries({
+    "lr": st.sampled_from(["1/10", "2"]), "beta1": st.sampled_from(["0", "9/10"]),
+    "beta2": st.sampled_from(["9/10", "99/100", "1/2"]), "eps": st.sampled_from(["1/1000", "1"]),
+    "eps_root": st.sampled_from(["0", "1/100"])})
+
+
+@settings(max_examples=10)
+@given(framework=st.sampled_from(["torch", "optax"]), cfg=radam_config, theta0=fractions,
+       grads=st.lists(fractions, min_size=6, max_size=7))
+def test_radam_rule_is_torchs_or_optaxs_documented_update(framework, cfg, theta0, grads):
+    spec = radam_spec(framework, cfg)
+    ours = rule_run(spec, theta0, grads)
+    theirs = simulate_radam(framework, cfg, theta0, [sp.Rational(g) for g in grads])
+    for k, ((ta, sa), (tb, sb)) in enumerate(zip(ours, theirs), 1):
+        assert same_number(ta, tb), (spec, k, ta, tb)
+        assert all(same_number(sa[key], sb[key]) for key in sb), (spec, k)
+
+
+def test_radam_eps_placement_differs_once_rectified():
+    cfg = {"lr": "1/10", "beta1": "9/10", "beta2": "9/10", "eps": "1/10", "eps_root": "0"}
+    grads = [sp.Rational(g) for g in (1, -2, 3, 1, 1, 2)]
+    torch_run = simulate_radam("torch", cfg, 1, grads)
+    optax_run = simulate_radam("optax", cfg, 1, grads)
+    # the oracle's control: the first five steps are the momentum step alone in both
+    assert all(same_number(a[0], b[0]) for a, b in zip(torch_run[:5], optax_run[:5]))
+    assert not same_number(torch_run[5][0], optax_run[5][0])
+    ours = rule_run(radam_spec("optax", cfg), 1, grads)
+    assert same_number(ours[5][0], optax_run[5][0])
+    assert build_rule("radam").stages == build_rule("radam(eps_added_to=sqrt_v, eps_root=0)").stages
+    with pytest.raises(UserError, match="implements eps_added_to=sqrt_v only"):
+        torch_reference("radam(eps_added_to=sqrt_v_hat)")
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS, ids=lambda d: next(iter(d), "loop"))
+def test_generated_radam_in_float64_is_optaxs(impl):
+    cfg = {"lr": "1/10", "beta1": "9/10", "beta2": "9/10", "eps": "1/1000", "eps_root": "1/100"}
+    theta0 = torch.tensor([1.0, -2.0, 0.5, 3.0], dtype=torch.float64)
+    ours = run_generated(torch_optimizer(radam_spec("optax", cfg)), impl, theta0)
+    with mpmath.workdps(50):
+        runs = [simulate_radam("optax", cfg, mpmath.mpf(float(x)),
+                               [mpmath.mpf(float(g)) for g in GRADS[:, i]], WIDE)
+                for i, x in enumerate(theta0)]
+    wide = [([float(r[k][0]) for r in runs],
+             {key: [float(r[k][1][key]) for r in runs] for key in runs[0][k][1]})
+            for k in range(len(GRADS))]
+    assert_close(ours, wide, what=f"radam optax {impl}")
+    # the negative control: torch's placement, planted, is caught at the rectified step 6
+    planted = _planting("radam_direction", R.RADAM_DIRECTION)
+    with pytest.raises(AssertionError, match="step 6"):
+        assert_close(run_generated(torch_optimizer(radam_spec("optax", cfg)), impl, theta0,
+                                   planted), wide, rtol=1e-6, what="planted")
+
+
+@pytest.mark.parametrize("framework, cfg", CASES)
+def test_generated_numpy_step_in_float64_is_the_oracle(framework, cfg):
+    import numpy
+
+    from optequiv.numeric import numpy_step
+
+    spec = spec_of(framework, _text(cfg))
+    step, entry = numpy_step(spec), parse_spec(spec).entry
+    theta, state, ours = numpy.array([1.0, -2.0, 0.5, 3.0]), None, []
+    for g in GRADS:
+        state, theta = step(state, theta, g.numpy().copy())
+        ours.append((torch.from_numpy(numpy.array(theta)),
+                     {entry.state(n).key: torch.as_tensor(numpy.array(v, dtype=numpy.float64))
+                      for n, v in state.items() if v is not None}))
+    assert_close(ours, oracle_wide(framework, cfg, torch.tensor([1.0, -2.0, 0.5, 3.0])),
+                 what=f"numpy {spec}")
