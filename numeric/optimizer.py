@@ -131,9 +131,14 @@ class GeneratedOptimizer(torch.optim.Optimizer):
     def add_param_group(self, param_group: dict) -> None:
         super().add_param_group(param_group)
         group = self.param_groups[-1]
-        for key, (lr, _) in self._follows().items():
+        self._fill_follows(group)
+
+    @classmethod
+    def _fill_follows(cls, group: dict) -> dict:
+        for key, (lr, _) in cls._follows().items():
             if group.get(key) is None:  # Composer: group['initial_lr'] = group['lr'], the key
                 group[key] = group[lr]  # and value torch's LR schedulers take as their base lr
+        return group
         if (group.get("foreach") or group.get("fused")) \
                 and len(set(map(id, group["params"]))) < len(group["params"]):
             self.param_groups.pop()
@@ -153,6 +158,7 @@ class GeneratedOptimizer(torch.optim.Optimizer):
             for key, value in self.defaults.items():
                 if key not in self.spec.entry.read_order:  # torch defaults switches, not numbers
                     group.setdefault(key, value)
+            self._fill_follows(group)
         counts = self._count_keys()
         for p_state in self.state.values():
             for key in counts if p_state else ():
@@ -321,7 +327,7 @@ class GeneratedOptimizer(torch.optim.Optimizer):
     @classmethod
     def _count_keys(cls) -> tuple:
         """torch's keys of the scalar state (the step count) of the class's program."""
-        group = _defaults(cls.spec)
+        group = cls._fill_follows(_defaults(cls.spec))
         plan = cls._plan(group, cls._hyper(group))
         return tuple(key for name, key in plan.keys if name in plan.shape.scalar_state)
 
@@ -333,7 +339,7 @@ class GeneratedOptimizer(torch.optim.Optimizer):
         a parameter (lazy state being created) or a later one, as Python source, or with
         fused=True as the C source of the fused kernel (which builds it); traced=True: the
         Python step that torch.compile traces."""
-        group = {**_defaults(cls.spec), **hyperparameters}
+        group = cls._fill_follows({**_defaults(cls.spec), **hyperparameters})
         h = cls._hyper(group)
         key = cls._key(group, h)
         shape = cached_program(key, frozenset(), cls.rule_for)

@@ -47,9 +47,13 @@ def test_each_variant_is_one_convention_away_and_another_rule(text):
 def test_every_other_value_of_every_convention_key_appears_where_it_changes_the_rule():
     spec = parse_spec("adamw(lr=1e-4, weight_decay=0.1)")
     variants = nearest_variants(spec)
+    choices = spec.entry.all_choices  # CHOICES is the union's last word, not adamw's
     assert {v.decay for v in variants if differing(spec, v) == ["decay"]} == \
-        set(CHOICES["decay"]) - {spec.decay}
-    flipped = {differing(spec, v)[0] for v in variants if differing(spec, v) != ["decay"]}
+        set(choices["decay"]) - {spec.decay}
+    assert {v.decay_scale for v in variants if differing(spec, v) == ["decay_scale"]} == \
+        set(choices["decay_scale"]) - {spec.decay_scale}
+    flipped = {differing(spec, v)[0] for v in variants
+               if differing(spec, v) not in (["decay"], ["decay_scale"])}
     assert flipped == {k for k in KEYS["adamw"] if k in FLAGS}
 
 
