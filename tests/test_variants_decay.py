@@ -235,7 +235,8 @@ def test_unroll_carries_the_conventions_symbolically():
 def test_our_after_bias_corrected_is_mxnets_adamw_where_eps_placement_cannot_matter():
     # eps = 0: MXNet's eps on the raw sqrt(v) and torch's on sqrt(v-hat) are the same step
     lrs, grads = [R(1, 10), R(1, 20), R(1, 5)], [R(1, 7), R(-3, 2), R(5, 4)]
-    spec = "adamw(lr=1/10, weight_decay=3/10, decay=after_bias_corrected, betas=(4/5, 99/100), eps=0)"
+    spec = "adamw(lr=1/10, weight_decay=3/10, decay=after_bias_corrected, " \
+           "betas=(4/5, 99/100), eps=0)"
     rule, h = build_rule(spec), parse_spec(spec).hyper(numeric=True)
     state, theta, ours = rule.initial_state("start", h), R(2, 3), []
     for lr, g in zip(lrs, grads):

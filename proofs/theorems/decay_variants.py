@@ -116,7 +116,8 @@ def build_schedule_ratio(theorem: Theorem):
     c = compare(COMPOSER, DECOUPLED, schedule=[eta], want_conditions=False)
     verdicts.append(claim_equivalent(c, {lam2: lam / eta0}))
     blocks.append(Prose("Part 3. What holds under every schedule: torch's own AdamW with "
-                        "`weight_decay` $= lam/eta_0$, since $lam*eta_t/eta_0 = eta_t*(lam/eta_0)$."))
+                        "`weight_decay` $= lam/eta_0$, since "
+                        "$lam*eta_t/eta_0 = eta_t*(lam/eta_0)$."))
     blocks += comparison_blocks(c, "Composer", "torch")
     return theorem.derivation(combine(verdicts), blocks)
 
@@ -126,7 +127,8 @@ THEOREMS = (
         name="decay-after-proximal",
         title="Decay after the step and the proximal decay: torch's AdamW at other coefficients",
         claim="Decay after the step (old Hugging Face AdamW) at $(eta, lam)$ is torch's AdamW at "
-              "`lr` $= eta*(1 - eta*lam)$, `weight_decay` $= lam/(1 - eta*lam)$; the proximal decay "
+              "`lr` $= eta*(1 - eta*lam)$, `weight_decay` $= lam/(1 - eta*lam)$; the proximal "
+              "decay "
               "(timm Adan) differs from torch's decoupled decay from step 1, by $eta^2*lam$ "
               "times a factor finite at $eta = 0$ (equal to first order), and is torch's AdamW "
               "at `lr` $= eta/(1 + eta*lam)$ with the same $lam$.",
