@@ -138,6 +138,9 @@ class GeneratedOptimizer(torch.optim.Optimizer):
         for key, (lr, _) in cls._follows().items():
             if group.get(key) is None:  # Composer: group['initial_lr'] = group['lr'], the key
                 group[key] = group[lr]  # and value torch's LR schedulers take as their base lr
+                if not float(group[key]) > 0:  # the spec language's domain and words
+                    raise UserError(cls.spec.entry.hyper(key).message.format(
+                        value=group[key]))
         return group
         if (group.get("foreach") or group.get("fused")) \
                 and len(set(map(id, group["params"]))) < len(group["params"]):

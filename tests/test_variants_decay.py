@@ -424,3 +424,6 @@ def test_the_generated_constructor_refuses_as_the_spec_language():
         torch_optimizer("adamw(decay_scale=lr_ratio)")(p, initial_lr=0.0)
     with pytest.raises(ValueError, match="requires a positive max lr, got 0.0"):
         torch_optimizer("adamw(decay_scale=lr_squared_over_max)")(p, lr=0.0)
+    # a group's lr that initial_lr takes by default is held to the same domain
+    with pytest.raises(ValueError, match="Invalid initial_lr value: 0.0"):
+        torch_optimizer("adamw(decay_scale=lr_ratio)")([{"params": p, "lr": 0.0}], lr=0.1)
