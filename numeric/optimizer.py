@@ -131,7 +131,18 @@ class GeneratedOptimizer(torch.optim.Optimizer):
     def add_param_group(self, param_group: dict) -> None:
         super().add_param_group(param_group)
         group = self.param_groups[-1]
-        self._fill_follows(group)
+        if (group.get("foreach") or group.get("fused")) \
+                and len(set(map(id, group["params"]))) < len(group["params"]):
+            self.param_groups.pop()
+            raise UserError("a parameter listed twice in one group with foreach=True or "
+                            "fused=True: torch's multi-tensor kernels step such a list in an "
+                            "order of their own, which the generated optimizer does not "
+                            "reproduce; list each parameter once, or use foreach=False")
+        try:
+            self._fill_follows(group)
+        except UserError:
+            self.param_groups.pop()
+            raise
 
     @classmethod
     def _fill_follows(cls, group: dict) -> dict:
@@ -142,13 +153,6 @@ class GeneratedOptimizer(torch.optim.Optimizer):
                     raise UserError(cls.spec.entry.hyper(key).message.format(
                         value=group[key]))
         return group
-        if (group.get("foreach") or group.get("fused")) \
-                and len(set(map(id, group["params"]))) < len(group["params"]):
-            self.param_groups.pop()
-            raise UserError("a parameter listed twice in one group with foreach=True or "
-                            "fused=True: torch's multi-tensor kernels step such a list in an "
-                            "order of their own, which the generated optimizer does not "
-                            "reproduce; list each parameter once, or use foreach=False")
 
     def __reduce__(self):
         # the class is made at run time, so pickle (torch.save) cannot find it by name: the
