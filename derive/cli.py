@@ -209,8 +209,10 @@ def run_list(args) -> int:
                 line += f"{'':<{max(1, 14 - len(entry['typed']))}}symbolic commands: " \
                         f"{entry['symbolic_default']}"
             print(line)
-            for choice, meaning in entry.get("choices", {}).items():
-                print(f"      {choice:<12} {meaning}")
+            choices = entry.get("choices", {})
+            width = max([12] + [len(c) for c in choices])
+            for choice, meaning in choices.items():
+                print(f"      {choice:<{width}} {meaning}")
             if "note" in entry:
                 print(f"      ({entry['note']})")
         print("  state (torch's key: symbol)  " + ", ".join(

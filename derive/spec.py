@@ -124,7 +124,10 @@ class Spec:
             for i, scalar in enumerate(h.scalars):
                 if value is not None:
                     out[scalar.name] = value[i] if h.pair else value
-                elif numeric and h.follows and not idle:
+                elif h.follows and numeric:
+                    # the lr; a symbolic command gives a key its rule reads a symbol of its own
+                    # (a scheduled lr must not drag Composer's initial lr along), and one it
+                    # never reads its default
                     out[scalar.name] = out[h.follows]
                 elif numeric or idle or _rational(scalar.default) == 0:
                     out[scalar.name] = _rational(scalar.default)

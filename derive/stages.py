@@ -173,6 +173,8 @@ PER_LR = {"lr": lambda h: 1,
           "lr_squared_over_max": lambda h: h["lr"] / h["max_lr"]}
 _SCALED = {"lr_ratio": "weight_decay*lr/initial_lr",
            "lr_squared_over_max": "weight_decay*lr^2/max_lr"}
+_PER_LR = {"lr_ratio": "weight_decay*theta_{t-1}/initial_lr",
+           "lr_squared_over_max": "weight_decay*theta_{t-1}*lr/max_lr"}
 
 
 def _decoupled_scaled(scale: str) -> Stage:
@@ -181,8 +183,8 @@ def _decoupled_scaled(scale: str) -> Stage:
     def decay(c, h):
         return replace(c, u=c.u + h["weight_decay"] * per_lr(h) * c.theta_prev)
     return Stage(f"decay_{scale}", decay,
-                 f"decoupled decay, {_SCALED[scale]}: add weight_decay*theta_{{t-1}}*"
-                 f"{_SCALED[scale].split('*', 1)[1]}/lr to the scaled direction")
+                 f"decoupled decay by {_SCALED[scale]}: add {_PER_LR[scale]} to the scaled "
+                 "direction")
 
 
 def _after_scaled(scale: str) -> Stage:

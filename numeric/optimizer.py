@@ -133,9 +133,6 @@ class GeneratedOptimizer(torch.optim.Optimizer):
     def add_param_group(self, param_group: dict) -> None:
         super().add_param_group(param_group)
         group = self.param_groups[-1]
-        for key, (lr, _) in self._follows().items():
-            if group.get(key) is None:  # Composer: group['initial_lr'] = group['lr'], the key
-                group[key] = group[lr]  # and value torch's LR schedulers take as their base lr
         if (group.get("foreach") or group.get("fused")) \
                 and len(set(map(id, group["params"]))) < len(group["params"]):
             self.param_groups.pop()
@@ -143,12 +140,27 @@ class GeneratedOptimizer(torch.optim.Optimizer):
                             "fused=True: torch's multi-tensor kernels step such a list in an "
                             "order of their own, which the generated optimizer does not "
                             "reproduce; list each parameter once, or use foreach=False")
+        try:
+            self._fill_follows(group)
+        except UserError:
+            self.param_groups.pop()
+            raise
         counter = self.spec.choice("step_counter")
         if counter != "per_parameter":
             # the group's number of step() calls; under global a group added later joins at
             # the count the others reached (they are all equal: every step() advances each)
             start = max((g.get(GROUP_COUNT, 0) for g in self.param_groups[:-1]), default=0)
             group.setdefault(GROUP_COUNT, start if counter == "global" else 0)
+
+    @classmethod
+    def _fill_follows(cls, group: dict) -> dict:
+        for key, (lr, _) in cls._follows().items():
+            if group.get(key) is None:  # Composer: group['initial_lr'] = group['lr'], the key
+                group[key] = group[lr]  # and value torch's LR schedulers take as their base lr
+                if not float(group[key]) > 0:  # the spec language's domain and words
+                    raise UserError(cls.spec.entry.hyper(key).message.format(
+                        value=group[key]))
+        return group
 
     def __reduce__(self):
         # the class is made at run time, so pickle (torch.save) cannot find it by name: the
@@ -161,6 +173,7 @@ class GeneratedOptimizer(torch.optim.Optimizer):
             for key, value in self.defaults.items():
                 if key not in self.spec.entry.read_order:  # torch defaults switches, not numbers
                     group.setdefault(key, value)
+            self._fill_follows(group)
         counts = self._count_keys()
         for p_state in self.state.values():
             for key in counts if p_state else ():
@@ -366,7 +379,7 @@ class GeneratedOptimizer(torch.optim.Optimizer):
     @classmethod
     def _count_keys(cls) -> tuple:
         """torch's keys of the scalar state (the step count) of the class's program."""
-        group = _defaults(cls.spec)
+        group = cls._fill_follows(_defaults(cls.spec))
         plan = cls._plan(group, cls._hyper(group))
         return tuple(key for name, key in plan.keys if name in plan.shape.scalar_state)
 
@@ -378,7 +391,7 @@ class GeneratedOptimizer(torch.optim.Optimizer):
         a parameter (lazy state being created) or a later one, as Python source, or with
         fused=True as the C source of the fused kernel (which builds it); traced=True: the
         Python step that torch.compile traces."""
-        group = {**_defaults(cls.spec), **hyperparameters}
+        group = cls._fill_follows({**_defaults(cls.spec), **hyperparameters})
         h = cls._hyper(group)
         key = cls._key(group, h)
         shape = cached_program(key, frozenset(), cls.rule_for)

@@ -63,7 +63,8 @@ def torch_reference(spec) -> tuple:
     for hp in entry.hypers:
         parts = tuple(h[s.name] for s in hp.scalars)
         if not hp.torch:
-            if parts != tuple(float(Fraction(s.default)) for s in hp.scalars):
+            if hp.key in entry.own_for(spec) \
+                    and parts != tuple(float(Fraction(s.default)) for s in hp.scalars):
                 shown = spec.sources.get(hp.key) or fmt_number(spec.given[hp.key])  # as typed
                 raise UserError(f"{spec} has no torch.optim class: {entry.torch_class} has no "
                                 f"{hp.key}; {hp.key}={shown} is checked against "

@@ -63,15 +63,15 @@ def _same_mapping(found: dict, expected: dict) -> bool:
 
 def _theorems() -> list:
     # imported here: each module defines its theorems with Theorem from this module
-    from .theorems import adam, adamw_ema, conventions, eps_placement, heavy_ball, invariance, \
-        l2_vs_decoupled, lion_box, momentum, preconditioner, seed, sgd, shifted_start
-    from .theorems import keras_sgd
+    from .theorems import adam, adamw_ema, conventions, decay_variants, eps_placement, \
+        heavy_ball, invariance, keras_sgd, l2_vs_decoupled, lion_box, momentum, preconditioner, \
+        seed, sgd, shifted_start
 
     return [sgd.THEOREM, momentum.THEOREM, heavy_ball.THEOREM, adam.THEOREM,
-            preconditioner.THEOREM, conventions.THEOREM, invariance.THEOREM, seed.THEOREM,
-            lion_box.THEOREM, adamw_ema.THEOREM, keras_sgd.THEOREM, eps_placement.THEOREM,
-            *l2_vs_decoupled.THEOREMS,
-            *shifted_start.THEOREMS]
+            preconditioner.THEOREM, conventions.THEOREM, *decay_variants.THEOREMS,
+            invariance.THEOREM, seed.THEOREM, lion_box.THEOREM, adamw_ema.THEOREM,
+            keras_sgd.THEOREM, eps_placement.THEOREM,
+            *l2_vs_decoupled.THEOREMS, *shifted_start.THEOREMS]
 
 
 @lru_cache(maxsize=1)

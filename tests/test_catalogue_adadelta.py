@@ -162,7 +162,8 @@ def test_list_shows_the_entry():
     info = listed("adadelta", "torch.optim.Adadelta")
     assert {k: v["torch_default"] for k, v in info["keys"].items() if v["torch_key"]} == {
         "lr": "1.0", "rho": "0.9", "eps": "1e-6", "weight_decay": "0", "maximize": False}
-    assert list(info["keys"]["decay"]["choices"]) == ["l2", "decoupled", "independent", "after"]
+    assert list(info["keys"]["decay"]["choices"]) == \
+        ["l2", "decoupled", "independent", "after", "proximal"]
     assert {k: v["symbol"] for k, v in info["state"].items()} == {
         "step": "t", "square_avg": "v", "acc_delta": "acc"}
 

@@ -189,7 +189,8 @@ def test_list_shows_the_entry():
     assert {k: v["torch_default"] for k, v in info["keys"].items() if v["torch_key"]} == {
         "lr": "1e-2", "lr_decay": "0", "weight_decay": "0", "initial_accumulator_value": "0",
         "eps": "1e-10", "maximize": False}
-    assert list(info["keys"]["decay"]["choices"]) == ["l2", "decoupled", "independent", "after"]
+    assert list(info["keys"]["decay"]["choices"]) == \
+        ["l2", "decoupled", "independent", "after", "proximal"]
     assert {k: v["symbol"] for k, v in info["state"].items()} == {"step": "t", "sum": "sumsq"}
 
 

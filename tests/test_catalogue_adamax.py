@@ -237,7 +237,7 @@ def test_list_shows_the_entry():
         ["lr", "betas", "eps", "weight_decay", "maximize"]
     assert (keys["lr"]["torch_default"], keys["betas"]["typed"], keys["eps"]["torch_default"]) \
         == ("2e-3", "(0.9, 0.999)", "1e-8")
-    assert list(keys["decay"]["choices"]) == list(DECAYS)
+    assert list(keys["decay"]["choices"]) == list(DECAYS) + ["proximal"]  # test_variants_decay
     assert set(info["state"]) == {"step", "exp_avg", "exp_inf"}
     assert info["state"]["exp_inf"]["symbol"] == "uinf"
 
@@ -257,5 +257,5 @@ def test_l2_against_decoupled_diverges_from_step_1():
 
 def test_the_entry_offers_every_decay_and_torchs_first():
     entry = catalogue_adamax.ENTRIES[0]
-    assert entry.decays == DECAYS and entry.decay_flag is None
+    assert entry.decays == DECAYS + ("proximal",) and entry.decay_flag is None
     assert parse_spec("adamax(weight_decay=0.1)").decay == "l2"

@@ -326,7 +326,7 @@ def test_list_shows_the_entry():
     assert (keys["lr"]["torch_default"], keys["momentum_decay"]["torch_default"]) \
         == ("2e-3", "4e-3")
     assert keys["momentum_decay"]["symbolic_default"] == "momentum_decay"
-    assert list(keys["decay"]["choices"]) == list(DECAYS)
+    assert list(keys["decay"]["choices"]) == list(DECAYS) + ["proximal"]  # test_variants_decay
     assert set(info["state"]) == {"step", "exp_avg", "exp_avg_sq", "mu_product"}
     assert info["state"]["mu_product"]["symbol"] == "muprod"
 

@@ -173,7 +173,8 @@ def test_list_shows_the_entry():
     assert {k: v["torch_default"] for k, v in info["keys"].items() if v["torch_key"]} == {
         "lr": "1e-2", "alpha": "0.99", "eps": "1e-8", "weight_decay": "0", "momentum": "0",
         "centered": False, "maximize": False}
-    assert list(info["keys"]["decay"]["choices"]) == ["l2", "decoupled", "independent", "after"]
+    assert list(info["keys"]["decay"]["choices"]) == \
+        ["l2", "decoupled", "independent", "after", "proximal"]
     assert {k: v["symbol"] for k, v in info["state"].items()} == {
         "step": "t", "square_avg": "v", "grad_avg": "gavg", "momentum_buffer": "buf"}
 

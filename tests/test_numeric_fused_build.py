@@ -12,6 +12,7 @@ import torch
 
 import optequiv.numeric.fused as fused_module
 from optequiv.derive import symbols as Y
+from optequiv.derive.catalogue import ENTRIES
 from optequiv.derive.cli import main
 from optequiv.derive.spec import as_spec
 from optequiv.numeric import c_build, torch_optimizer
@@ -151,6 +152,9 @@ def test_native_and_generic_vector_code_give_the_same_bits(fresh_cache, monkeypa
              program("sgd(momentum=0.9)", momentum=True, decay=True, flags={"nesterov": True})]
     h = dict(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.1, momentum=0.9,
              dampening=0.0)
+    # a kernel takes every scalar of its entry, optequiv's own keys too (Hyper.torch False)
+    h.update({s.name: 0.01 for name in ("adamw", "sgd") for key in ENTRIES[name].own
+              for s in ENTRIES[name].hyper(key).scalars})
     n = 1000
     special = torch.tensor([float("nan"), float("inf"), -float("inf"), 1e-40, -0.0, 3e38])
     results = []

@@ -47,15 +47,19 @@ def test_each_variant_is_one_convention_away_and_another_rule(text):
 def test_every_other_value_of_every_convention_key_appears_where_it_changes_the_rule():
     spec = parse_spec("adamw(lr=1e-4, weight_decay=0.1)")
     variants = nearest_variants(spec)
+    choices = spec.entry.all_choices  # CHOICES is the union's last word, not adamw's
     assert {v.decay for v in variants if differing(spec, v) == ["decay"]} == \
-        set(CHOICES["decay"]) - {spec.decay}
-    flipped = {differing(spec, v)[0] for v in variants if differing(spec, v) != ["decay"]}
+        set(choices["decay"]) - {spec.decay}
+    assert {v.decay_scale for v in variants if differing(spec, v) == ["decay_scale"]} == \
+        set(choices["decay_scale"]) - {spec.decay_scale}
+    flipped = {differing(spec, v)[0] for v in variants
+               if differing(spec, v) not in (["decay"], ["decay_scale"])}
     # every flag, and every other choice key one of whose values is another rule here
     # (adamw's amsgrad_max_of changes nothing without amsgrad)
     own = build_rule(spec).stages
-    changing = {k for k in KEYS["adamw"] if k in CHOICES and k != "decay"
+    changing = {k for k in KEYS["adamw"] if k in choices and k not in ("decay", "decay_scale")
                 and any(build_rule(with_changes(spec, **{k: value})).stages != own
-                        for value in CHOICES[k])}
+                        for value in choices[k])}
     assert flipped == {k for k in KEYS["adamw"] if k in FLAGS} | changing
 
 

@@ -17,8 +17,8 @@ from optequiv.proofs.theorems import l2_vs_decoupled, shifted_start
 
 EXPECTED_NAMES = ["sgd-l2-is-decay", "momentum-l2-vs-decay", "heavy-ball-shrink",
                   "adam-l2-vs-adamw", "fixed-preconditioner", "decay-conventions",
-                  "gradient-scale-invariance", "seed-audit", "lion-box", "adamw-ema",
-                  "keras-sgd-momentum", "eps-placement"]
+                  "decay-after-proximal", "decay-schedule-ratio", "gradient-scale-invariance",
+                  "seed-audit", "lion-box", "adamw-ema", "keras-sgd-momentum", "eps-placement"]
 # one theorem per catalogue entry offering L2 and decoupled decay, and per entry whose state
 # starts at a hyperparameter (tests/test_proofs_l2_vs_decoupled.py, test_proofs_shifted_start.py)
 FAMILY = [t.name for t in l2_vs_decoupled.THEOREMS + shifted_start.THEOREMS]
