@@ -220,7 +220,7 @@ def test_assert_matches_spec_tells_the_counter_and_names_it():
                         late_param=False)
 
 
-# -- negative controls: a planted wrong counter, a planted wrong missing-gradient rule --------------
+# -- negative controls: a planted wrong counter, a planted wrong missing-gradient rule ------------
 
 def _planted(kind: str, counter: str, missing: str):
     base = torch_optimizer(spec_for(counter, missing))
