@@ -101,6 +101,11 @@ class GeneratedOptimizer(torch.optim.Optimizer):
 
     spec = None
     rule_for = staticmethod(build_rule)
+    # the spec's missing-gradient keys, as plain class attributes: step() reads them before
+    # torch.compile's _init_group, where a look into the class's __dict__ (as _reads makes)
+    # would fix dynamo's view of it before _init_group adds the plans
+    _zeros = False  # missing_grad=zeros
+    _shared_count = False  # step_counter per_group or global
     __signature__ = None
     _plans: dict  # set per class by _plan: the group's switches -> _Plan
 
@@ -265,8 +270,7 @@ class GeneratedOptimizer(torch.optim.Optimizer):
         for group in self.param_groups:
             # missing_grad=zeros: a parameter without a gradient steps on zeros, through every
             # path alike; its grad is None again afterwards, as the caller left it
-            filled = [p for p in group["params"] if p.grad is None] \
-                if self._reads().zeros else ()
+            filled = [p for p in group["params"] if p.grad is None] if self._zeros else ()
             try:
                 for p in filled:
                     p.grad = torch.zeros_like(p)
@@ -281,7 +285,7 @@ class GeneratedOptimizer(torch.optim.Optimizer):
     def _step_group(self, group) -> None:
         h = self._hyper(group)
         plan = self._plan(group, h)
-        if self._reads().shared:  # step_counter per_group or global: one more step() call
+        if self._shared_count:  # step_counter per_group or global: one more step() call
             if GROUP_COUNT not in group:  # a checkpoint of torch's: the count its state reached
                 group[GROUP_COUNT] = self._reached(group["params"])
             group[GROUP_COUNT] += 1
@@ -348,7 +352,7 @@ class GeneratedOptimizer(torch.optim.Optimizer):
                 raise RuntimeError(f"{type(self).__name__} supports real parameters only "
                                    "(torch.optim steps a complex one as pairs of reals)")
             ready.append((p, grad, *self._state(p, shape, keys, h)))
-        if group is not None and self._reads().shared:  # the state made just now counts too
+        if group is not None and self._shared_count:  # the state made just now counts too
             self._set_counts(group, [p for p, *_ in ready])
         # every state is made (and what is absent noted) before any parameter steps, as torch's
         # _init_group does: a parameter listed twice finds its buffer absent both times
@@ -450,8 +454,7 @@ def _unpickle(text: str, rule_for):
 class _Reads:
     """What a step reads from a group, from the entry once (its properties build tuples)."""
 
-    __slots__ = ("hypers", "read_order", "switches", "flags", "idle", "zeros", "shared",
-                 "count_keys")
+    __slots__ = ("hypers", "read_order", "switches", "flags", "idle", "count_keys")
 
     def __init__(self, spec):
         entry = spec.entry
@@ -465,8 +468,6 @@ class _Reads:
                      for s in hp.scalars}
         self.read_order, self.switches = tuple(entry.read_order), tuple(entry.switches)
         self.flags = tuple(entry.flags)
-        self.zeros = spec.choice("missing_grad") == "zeros"
-        self.shared = spec.choice("step_counter") != "per_parameter"
         self.count_keys = tuple(entry.state(name).key for name in entry.counts)
 
 
@@ -532,5 +533,7 @@ def torch_optimizer(spec, *, rule_for=build_rule) -> type:
            f"{', '.join(build_rule(spec).stage_names())}).\n\nSignature: {name}{signature}")
     return type(name, (GeneratedOptimizer,), {
         "spec": spec, "rule_for": staticmethod(rule_for), "__signature__": signature,
+        "_zeros": spec.choice("missing_grad") == "zeros",
+        "_shared_count": spec.choice("step_counter") != "per_parameter",
 
         "__doc__": doc, "__module__": __name__, "__qualname__": name})

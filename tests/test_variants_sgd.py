@@ -135,8 +135,8 @@ def simulated(theta0, grads, lrs, momentum, nesterov, weight_decay):
     """The simulator per coordinate, in exact rationals, as float64 arrays."""
     columns = [keras_sgd(Fraction(float(t)), [Fraction(float(g[i])) for g in grads], lrs,
                          momentum, nesterov, weight_decay) for i, t in enumerate(theta0)]
-    return [(np.array([float(c[k][0]) for c in columns]), np.array([float(c[k][1]) for c in columns]))
-            for k in range(len(grads))]
+    return [(np.array([float(c[k][0]) for c in columns]),
+             np.array([float(c[k][1]) for c in columns])) for k in range(len(grads))]
 
 
 def worst(got, want) -> float:
@@ -171,7 +171,7 @@ def test_numpy_step_is_kerass_sgd(lr, momentum, nesterov, weight_decay):
         np.testing.assert_allclose(state["buf"], want_buf, rtol=1e-12, atol=1e-14)
 
 
-# -- the theorem against the simulators and torch.optim.SGD -----------------------------------------
+# -- the theorem against the simulators and torch.optim.SGD ---------------------------------------
 
 @pytest.mark.parametrize("nesterov", [False, True])
 def test_kerass_sgd_is_torchs_at_a_constant_lr(nesterov):
@@ -226,7 +226,7 @@ def test_the_theorem_is_proven_and_states_the_computed_term():
     assert d.checked()
 
 
-# -- torch's class is no reference for it ------------------------------------------------------------
+# -- torch's class is no reference for it ---------------------------------------------------------
 
 def test_torch_reference_refuses_lr_inside_with_one_line():
     with pytest.raises(UserError) as error:
@@ -248,7 +248,7 @@ def test_list_shows_the_value_and_its_meaning():
     assert "lr_inside" in sgd_entry.BUFFERS
 
 
-# -- negative controls ------------------------------------------------------------------------------
+# -- negative controls ----------------------------------------------------------------------------
 
 def _sign_flipped(spec):
     """The velocity with the gradient's sign flipped (buf = momentum*buf + lr*g)."""

@@ -49,8 +49,8 @@ def build(theorem: Theorem):
     c = compare(TORCH, KERAS, schedule=[eta])
     verdicts.append(claim_divergent(c, 2))
     blocks.append(Prose("Part 3. A learning rate $eta_k$ that changes every step (any "
-                        "scheduler): the first step agrees, the second does not, and no "
-                        "momentum or lr of Keras's mapped from torch's repairs it."))
+                        "scheduler), the same $eta_k$ and $mu$ in both: the first step agrees, "
+                        "the second does not."))
     blocks += comparison_blocks(c, "torch", "Keras")
     if c.difference is not None:
         # the term that parts them: the first gradient's share of the buffer at step 2, taken
@@ -86,8 +86,9 @@ def build(theorem: Theorem):
                         "ExponentialLR): Keras with momentum $nu = mu*r$ is torch with momentum "
                         "$mu$ at every step. Induction on the steps, with the relation "
                         "$buf^Keras_t = -eta_t*buf^torch_t$: it holds after step 1 (torch's "
-                        "buffer is $g_1$, Keras's $-eta_1*g_1$), and one generic step of each rule, at "
-                        "$eta_t = r*eta_{t-1}$, keeps it and gives the same $theta_t$:"))
+                        "buffer is $g_1$, Keras's $-eta_1*g_1$), and one generic step of each "
+                        "rule, at $eta_t = r*eta_{t-1}$, keeps it and gives the same "
+                        "$theta_t$:"))
     blocks += shown
     blocks.append(Prose("Sutskever et al.'s momentum $v = mu*v + gamma*g$, $theta = theta - v$ "
                         "is Keras's buffer with the sign kept in $v$: the same statement holds "
