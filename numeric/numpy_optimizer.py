@@ -87,6 +87,13 @@ class NumpyStep:
         absent = frozenset(n for n in names if state.get(n) is None)
         return key, absent
 
+    def function(self, state: dict | None = None, **hyper):
+        """The generated function that a call with these arguments runs, `fn(state, theta,
+        grad, **h)` with every canonical hyperparameter given and nothing checked: numpy
+        broadcasts arrays of hyperparameter values against theta (numeric.fitting runs many
+        values of them at once)."""
+        return _compiled(*self.program(state, **hyper), self.rule_for)
+
     def source(self, state: dict | None = None, **hyper) -> str:
         """The generated numpy source that a call with these arguments runs."""
         return _compiled(*self.program(state, **hyper), self.rule_for).source

@@ -1,0 +1,302 @@
+"""Fitting a candidate's unknown hyperparameters to what an optimizer did on the probes.
+
+The model is the candidate's symbolic rule (derive) as the generated numpy step
+(numeric.numpy_step), run over the probes with arrays of hyperparameter values, one row per
+point: the equations theta_k(h) = observed theta_k for every probe and step are solved by
+Levenberg-Marquardt in coordinates that keep each value inside its domain (the catalogue's
+bounds), starting from torch's defaults. The solution is then rounded, one value at a time, to the
+shortest decimal (0 first) that still reproduces every observation within the dtype's tolerance
+(numeric.metrics): 3e-4, not 3.0000000000012e-4. A value the probes cannot see (its equations do
+not involve it, as ASGD's t0 for theta) keeps its default. A fit says only that the probes are
+reproduced; numeric.identify verifies the rounded spec on random inputs before calling it a match.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy
+import sympy as sp
+
+from optequiv.derive import symbols as Y
+from optequiv.derive.errors import UserError
+
+from .candidates import Candidate
+from .metrics import tolerance
+from .numpy_optimizer import numpy_step
+from .program import cached_program
+from .probes import Probes
+
+NONFINITE = 1e6  # the residual of an entry finite on one side only
+
+
+def _fraction(text):
+    return None if text is None else float(Fraction(text))
+
+
+class Domain:
+    """value <-> unconstrained coordinate y, from a Scalar's bounds."""
+
+    def __init__(self, scalar):
+        self.lo, self.hi = _fraction(scalar.low), _fraction(scalar.high)
+
+    def value(self, y):
+        y = numpy.clip(y, -700.0, 700.0)
+        if self.lo is not None and self.hi is not None:
+            return self.lo + (self.hi - self.lo) / (1.0 + numpy.exp(-y))
+        if self.lo is not None:
+            return self.lo + numpy.exp(y)
+        if self.hi is not None:
+            return self.hi - numpy.exp(y)
+        return y
+
+    def coordinate(self, v: float) -> float:
+        if self.lo is not None and self.hi is not None:
+            return math.log((v - self.lo) / (self.hi - v))
+        if self.lo is not None:
+            return math.log(v - self.lo)
+        if self.hi is not None:
+            return math.log(self.hi - v)
+        return v
+
+    def inside(self, v: float) -> bool:
+        return (self.lo is None or v > self.lo) and (self.hi is None or v < self.hi)
+
+    def allows(self, v: float) -> bool:
+        return (self.lo is None or v >= self.lo) and (self.hi is None or v <= self.hi)
+
+
+def start_value(scalar, domain: Domain) -> float:
+    """torch's default where it is inside the domain, else the catalogue's typical value."""
+    for text in (scalar.default, scalar.typical):
+        v = float(Fraction(text))
+        if domain.inside(v):
+            return v
+    return domain.value(0.0)
+
+
+class Model:
+    """A candidate's generated step over the probes; `run(values)` -> theta (steps, P, N)."""
+
+    def __init__(self, candidate: Candidate, start: dict):
+        self.names = tuple(s.name for s in candidate.entry.scalars)
+        at = {Y.hyper(n): sp.Rational(Fraction(repr(v))) for n, v in start.items()}
+        spec = candidate.template.substitute(at)
+        self.step = numpy_step(spec)
+        rep = {n: float(v) for n, v in spec.hyper(numeric=True).items()}
+        key, _ = self.step.program(None, **rep)
+        program = cached_program(key, frozenset(), self.step.rule_for)
+        symbols = [Y.hyper(n) for n in self.names]
+        self.inits = {n: sp.lambdify(symbols, e, "numpy") for n, e in program.inits}
+        self.lazy, self.scalar_state = program.lazy, program.scalar_state
+        self.state_names = program.state
+        fresh = {n: None if n in self.lazy else 0.0 for n in self.state_names}
+        self.first = self.step.function(fresh, **rep)
+        self.next = self.step.function({n: 0.0 for n in self.state_names}, **rep)
+        self.batched = True
+
+    def run(self, values: dict, probes: Probes) -> numpy.ndarray:
+        """values: canonical name -> number or array (P,); theta after each step (steps, P, N)."""
+        rows = max(numpy.size(v) for v in values.values())
+        h = {n: numpy.reshape(numpy.asarray(values[n], dtype=float), (-1, 1))
+             if numpy.size(values[n]) > 1 else numpy.float64(numpy.ravel(values[n])[0])
+             for n in self.names}
+        with warnings.catch_warnings(), numpy.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            if self.batched:
+                try:
+                    return self._run(h, probes, rows)
+                except (ValueError, TypeError):  # a branch on a scalar (RAdam's rho_t > 5)
+                    self.batched = False
+            out = [self._run({n: v if numpy.ndim(v) == 0 else numpy.float64(v[i, 0])
+                              for n, v in h.items()}, probes, 1) for i in range(rows)]
+            return numpy.concatenate(out, axis=1)
+
+    def _run(self, h: dict, probes: Probes, rows: int) -> numpy.ndarray:
+        shape = (rows, probes.theta0.size)
+        theta = numpy.broadcast_to(probes.theta0, shape).copy()
+        args = [h[n] for n in self.names]
+        state = {}
+        for name in self.state_names:
+            if name in self.lazy:
+                state[name] = None
+                continue
+            first = self.inits[name](*args)
+            state[name] = first if name in self.scalar_state and numpy.ndim(first) == 0 \
+                else numpy.broadcast_to(first, shape if name not in self.scalar_state
+                                        else numpy.shape(first)).copy()
+        out = numpy.empty((probes.steps,) + shape)
+        fn = self.first
+        for k, g in enumerate(probes.grads):
+            state, theta = fn(state, theta, g, **h)
+            theta = numpy.broadcast_to(theta, shape)
+            out[k] = theta
+            fn = self.next
+        return out
+
+
+@dataclass
+class Fit:
+    candidate: Candidate
+    values: dict  # canonical name -> float, every scalar of the entry
+    error: float  # max |model - observed| relative to each probe's scale
+    exact: bool  # within the dtype's tolerance on every probe and step
+    relative: float  # max error relative to the probe's own movement (how far off, for ranking)
+    direction: numpy.ndarray | None = None  # (model - observed) / movement, for nearest
+
+
+class Observation:
+    """What the optimizer did, with the scales the residuals are measured in."""
+
+    def __init__(self, probes: Probes, thetas: numpy.ndarray, dtype):
+        self.probes, self.thetas = probes, thetas
+        finite = numpy.where(numpy.isfinite(thetas), thetas, 0.0)
+        moved = numpy.abs(finite - probes.theta0).max(axis=0)
+        self.scale = numpy.maximum(numpy.abs(finite).max(axis=0), numpy.abs(probes.theta0))
+        self.moved = numpy.maximum(moved, 1e-12 * numpy.maximum(self.scale, 1.0))
+        self.tol = tolerance(dtype)
+
+    def residual(self, model_thetas: numpy.ndarray, by: numpy.ndarray) -> numpy.ndarray:
+        """(steps, P, N) -> (P, steps*N): the difference in units of `by` per probe."""
+        obs = self.thetas[:, None, :]
+        diff = (model_thetas - obs) / by
+        both = ~numpy.isfinite(model_thetas) & ~numpy.isfinite(obs)
+        same = both & ((model_thetas == obs) | (numpy.isnan(model_thetas) & numpy.isnan(obs)))
+        bad = ~numpy.isfinite(diff) & ~same
+        diff = numpy.where(same, 0.0, numpy.where(bad, NONFINITE, diff))
+        return numpy.moveaxis(diff, 1, 0).reshape(diff.shape[1], -1)
+
+    def first(self, steps: int) -> "Observation":
+        """The observation of the first `steps` steps only."""
+        if steps >= self.probes.steps:
+            return self
+        short = Probes(self.probes.theta0, self.probes.grads[:steps])
+        out = Observation.__new__(Observation)
+        out.probes, out.thetas, out.tol = short, self.thetas[:steps], self.tol
+        out.scale, out.moved = self.scale, self.moved
+        return out
+
+    def error(self, model_thetas) -> numpy.ndarray:
+        return numpy.abs(self.residual(model_thetas, self.scale)).max(axis=1)
+
+
+class Fitter:
+    """One candidate's fit, improved in stages: a short run on the first probe steps prunes
+    the candidates cheaply; the survivors go on over every step."""
+
+    def __init__(self, candidate: Candidate, observation: Observation):
+        self.candidate, self.observation = candidate, observation
+        self.fixed = {n: float(v) for n, v in candidate.fixed}
+        self.names = [s.name for s in candidate.unknowns]
+        self.domains = {s.name: Domain(s) for s in candidate.unknowns}
+        start = {s.name: start_value(s, self.domains[s.name]) for s in candidate.unknowns}
+        self.y = numpy.array([self.domains[n].coordinate(start[n]) for n in self.names])
+        try:
+            self.model = Model(candidate, start)
+        except UserError:  # torch would not build the candidate at its defaults
+            self.model = None
+        self.relative = math.inf  # after the last improve(): error relative to movement
+
+    def values(self, Y_rows=None) -> dict:
+        """{name: value} at the current fit, or {name: (P,) values} at coordinate rows."""
+        rows = self.y[None, :] if Y_rows is None else Y_rows
+        out = dict(self.fixed)
+        out.update({n: self.domains[n].value(rows[:, i]) for i, n in enumerate(self.names)})
+        if Y_rows is None:
+            out = {n: float(numpy.ravel(v)[0]) for n, v in out.items()}
+        return out
+
+    def improve(self, steps: int, iterations: int) -> float:
+        if self.model is None:
+            return math.inf
+        obs = self.observation.first(steps)
+
+        def residual(Y_rows):
+            return obs.residual(self.model.run(self.values(Y_rows), obs.probes), obs.moved)
+
+        if self.names:
+            self.y = _levenberg_marquardt(residual, self.y, iterations)
+        self.relative = float(numpy.abs(residual(self.y[None, :])[0]).max())
+        return self.relative
+
+    def finish(self) -> Fit:
+        """Round the fit (shortest decimals that still reproduce every probe) and judge it."""
+        if self.model is None:
+            return Fit(self.candidate, self.values(), math.inf, False, math.inf)
+        values = _rounded(self.model, self.observation, self.candidate, self.domains,
+                          self.values())
+        return _judged(self.model, self.observation, self.candidate, values)
+
+
+def _judged(model, observation, candidate, values) -> Fit:
+    thetas = model.run(values, observation.probes)
+    error = float(observation.error(thetas)[0])
+    direction = observation.residual(thetas, observation.moved)[0]
+    return Fit(candidate, values, error, error <= observation.tol,
+               float(numpy.abs(direction).max()), direction)
+
+
+def _levenberg_marquardt(residual, y, iterations):
+    n = y.size
+    r = residual(y[None, :])[0]
+    cost = r @ r
+    damping = 1e-3
+    for _ in range(iterations):
+        if cost < 1e-28:
+            break
+        h = 1e-7 * numpy.maximum(1.0, numpy.abs(y))
+        R = residual(numpy.vstack([y + numpy.diag(h)]))
+        J = ((R - r) / h[:, None]).T
+        J = numpy.where(numpy.isfinite(J), J, 0.0)
+        A, g = J.T @ J, J.T @ r
+        scale = numpy.diag(A).copy()
+        scale[scale <= 0] = 1e-12 * (scale.max() if scale.max() > 0 else 1.0)
+        improved = False
+        for _ in range(12):
+            try:
+                d = numpy.linalg.solve(A + damping * numpy.diag(scale), -g)
+            except numpy.linalg.LinAlgError:
+                damping *= 10
+                continue
+            trial = y + d
+            rt = residual(trial[None, :])[0]
+            ct = rt @ rt
+            if numpy.isfinite(ct) and ct < cost:
+                y, r, improved = trial, rt, True
+                damping = max(damping / 5, 1e-12)
+                done = cost - ct <= 1e-12 * cost
+                cost = ct
+                break
+            damping *= 6
+        if not improved or done:
+            break
+    return y
+
+
+def _short(v: float):
+    """0, then v to 1, 2, ... 17 significant digits: the shortest decimals first."""
+    yield 0.0
+    for digits in range(1, 18):
+        yield float(f"{v:.{digits - 1}e}")
+
+
+def _rounded(model, observation, candidate, domains, values) -> dict:
+    values = dict(values)
+    for scalar in candidate.unknowns:
+        name = scalar.name
+        tries = [v for v in dict.fromkeys(_short(values[name])) if domains[name].allows(v)]
+        if not tries:
+            continue
+        rows = {**values, name: numpy.array(tries)}
+        if len(tries) == 1:
+            rows[name] = tries[0]
+        errors = observation.error(model.run(rows, observation.probes))
+        within = numpy.nonzero(errors <= observation.tol)[0]
+        if within.size:
+            values[name] = tries[int(within[0])]
+    return values
+
+
+__all__ = ["Fit", "Fitter", "Model", "Observation"]
