@@ -16,6 +16,7 @@ import math
 import warnings
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import lru_cache
 
 import numpy
 import sympy as sp
@@ -25,11 +26,13 @@ from optequiv.derive.errors import UserError
 
 from .candidates import Candidate
 from .metrics import tolerance
-from .numpy_optimizer import numpy_step
+from .numpy_optimizer import compiled_step, numpy_step
 from .program import cached_program
 from .probes import Probes
 
 NONFINITE = 1e6  # the residual of an entry finite on one side only
+FIT_TOLERANCE = 1e-7
+MAX_STEP = 2.0  # the largest change of one coordinate in one iteration
 
 
 def _fraction(text):
@@ -77,6 +80,24 @@ def start_value(scalar, domain: Domain) -> float:
     return domain.value(0.0)
 
 
+@lru_cache(maxsize=None)
+def _inits(program, names: tuple) -> dict:
+    symbols = [Y.hyper(n) for n in names]
+    return {n: sp.lambdify(symbols, e, "numpy") for n, e in program.inits}
+
+
+@lru_cache(maxsize=None)
+def model_for(candidate: Candidate):
+    """The candidate's Model, started at start_value() of each unknown (cached: the same
+    candidates come back for every optimizer identified), or None where torch would not build
+    it at those values."""
+    start = {s.name: start_value(s, Domain(s)) for s in candidate.unknowns}
+    try:
+        return Model(candidate, start)
+    except UserError:
+        return None
+
+
 class Model:
     """A candidate's generated step over the probes; `run(values)` -> theta (steps, P, N)."""
 
@@ -84,17 +105,15 @@ class Model:
         self.names = tuple(s.name for s in candidate.entry.scalars)
         at = {Y.hyper(n): sp.Rational(Fraction(repr(v))) for n, v in start.items()}
         spec = candidate.template.substitute(at)
-        self.step = numpy_step(spec)
+        step = numpy_step(spec)
         rep = {n: float(v) for n, v in spec.hyper(numeric=True).items()}
-        key, _ = self.step.program(None, **rep)
-        program = cached_program(key, frozenset(), self.step.rule_for)
-        symbols = [Y.hyper(n) for n in self.names]
-        self.inits = {n: sp.lambdify(symbols, e, "numpy") for n, e in program.inits}
+        key, absent = step.program(None, **rep)
+        program = cached_program(key, frozenset(), step.rule_for)
+        self.inits = _inits(program, self.names)
         self.lazy, self.scalar_state = program.lazy, program.scalar_state
         self.state_names = program.state
-        fresh = {n: None if n in self.lazy else 0.0 for n in self.state_names}
-        self.first = self.step.function(fresh, **rep)
-        self.next = self.step.function({n: 0.0 for n in self.state_names}, **rep)
+        self.first = compiled_step(key, absent, step.rule_for)
+        self.next = compiled_step(key, frozenset(), step.rule_for)
         self.batched = True
 
     def run(self, values: dict, probes: Probes) -> numpy.ndarray:
@@ -156,7 +175,11 @@ class Observation:
         moved = numpy.abs(finite - probes.theta0).max(axis=0)
         self.scale = numpy.maximum(numpy.abs(finite).max(axis=0), numpy.abs(probes.theta0))
         self.moved = numpy.maximum(moved, 1e-12 * numpy.maximum(self.scale, 1.0))
-        self.tol = tolerance(dtype)
+        # a fit reproduces the probes within this; the match itself is assert_matches_spec's,
+        # at the dtype's own tolerance. Looser than that: the generated numpy step keeps
+        # scalar state in float64 where torch keeps a float32 tensor (NAdam's mu_product, off
+        # by 1e-8 relative from the first step)
+        self.tol = max(tolerance(dtype), FIT_TOLERANCE)
 
     def residual(self, model_thetas: numpy.ndarray, by: numpy.ndarray) -> numpy.ndarray:
         """(steps, P, N) -> (P, steps*N): the difference in units of `by` per probe."""
@@ -193,10 +216,7 @@ class Fitter:
         self.domains = {s.name: Domain(s) for s in candidate.unknowns}
         start = {s.name: start_value(s, self.domains[s.name]) for s in candidate.unknowns}
         self.y = numpy.array([self.domains[n].coordinate(start[n]) for n in self.names])
-        try:
-            self.model = Model(candidate, start)
-        except UserError:  # torch would not build the candidate at its defaults
-            self.model = None
+        self.model = model_for(candidate)
         self.relative = math.inf  # after the last improve(): error relative to movement
 
     def values(self, Y_rows=None) -> dict:
@@ -220,6 +240,58 @@ class Fitter:
             self.y = _levenberg_marquardt(residual, self.y, iterations)
         self.relative = float(numpy.abs(residual(self.y[None, :])[0]).max())
         return self.relative
+
+    def _costs(self, Y_rows) -> numpy.ndarray:
+        obs = self.observation
+        r = obs.residual(self.model.run(self.values(Y_rows), obs.probes), obs.moved)
+        costs = numpy.einsum("ij,ij->i", r, r)
+        return numpy.where(numpy.isfinite(costs), costs, numpy.inf)
+
+    def flat(self) -> list:
+        """The unknowns that act only through a sign or a comparison here (Lion's betas): a
+        small change of one leaves almost every observation exactly as it was, so the solver
+        has no slope to follow."""
+        obs = self.observation
+        rows = self.y[None, :] + numpy.diag(1e-6 * numpy.maximum(1.0, numpy.abs(self.y)))
+        base = obs.residual(self.model.run(self.values(self.y[None, :]), obs.probes), 1.0)
+        moved = obs.residual(self.model.run(self.values(numpy.vstack([rows])), obs.probes), 1.0)
+        changed = (moved != base).mean(axis=1)
+        return [i for i in range(len(self.names)) if changed[i] < 0.1]
+
+    def scan(self) -> bool:
+        """The best of a grid of short decimals for the unknowns that flat() names: jointly
+        for one or two (two digits, then three near the best), else one at a time. Only where
+        the model runs many values at once (else a grid costs a run per value)."""
+        if self.model is None or not self.model.batched or not self.names:
+            return False
+        # bounded ones only (a rate in [0, 1)): a half-line's grid is long and its values act
+        # through a slope in the catalogue's rules
+        flat = [i for i in self.flat() if self.domains[self.names[i]].hi is not None
+                and self.domains[self.names[i]].lo is not None]
+        if not flat or not self.model.batched:
+            return False
+        best = before = float(self._costs(self.y[None, :])[0])
+        groups = [flat] if len(flat) <= 2 else [[i] for i in flat]
+        for group in groups:
+            for digits in (1, 2, 3):
+                axes = [[v for v in grid(self.domains[self.names[i]], digits,
+                                         self.domains[self.names[i]].value(self.y[i]))
+                         if self.domains[self.names[i]].inside(v)] for i in group]
+                if not all(axes):
+                    continue
+                points = numpy.array(numpy.meshgrid(*axes, indexing="ij")).reshape(
+                    len(group), -1).T
+                rows = numpy.repeat(self.y[None, :], len(points), axis=0)
+                for col, i in enumerate(group):
+                    rows[:, i] = [self.domains[self.names[i]].coordinate(v)
+                                  for v in points[:, col]]
+                found = self._costs(rows)
+                if not self.model.batched:  # found out on this run: no grids for it
+                    return False
+                j = int(numpy.argmin(found))
+                if found[j] < best * (1 - 1e-9):
+                    best, self.y = float(found[j]), rows[j]
+        return best < before
 
     def finish(self) -> Fit:
         """Round the fit (shortest decimals that still reproduce every probe) and judge it."""
@@ -246,9 +318,11 @@ def _levenberg_marquardt(residual, y, iterations):
     for _ in range(iterations):
         if cost < 1e-28:
             break
-        h = 1e-7 * numpy.maximum(1.0, numpy.abs(y))
-        R = residual(numpy.vstack([y + numpy.diag(h)]))
-        J = ((R - r) / h[:, None]).T
+        # central differences, all 2n points in one run: forward ones (error O(h)) stall a
+        # fit near 1e-8, short of float64's tolerance
+        h = 1e-5 * numpy.maximum(1.0, numpy.abs(y))
+        R = residual(numpy.vstack([y + numpy.diag(h), y - numpy.diag(h)]))
+        J = ((R[:n] - R[n:]) / (2 * h[:, None])).T
         J = numpy.where(numpy.isfinite(J), J, 0.0)
         A, g = J.T @ J, J.T @ r
         scale = numpy.diag(A).copy()
@@ -260,7 +334,8 @@ def _levenberg_marquardt(residual, y, iterations):
             except numpy.linalg.LinAlgError:
                 damping *= 10
                 continue
-            trial = y + d
+            # a bounded step: a rate pushed to 1 by one bold step has no slope left to return
+            trial = y + numpy.clip(d, -MAX_STEP, MAX_STEP)
             rt = residual(trial[None, :])[0]
             ct = rt @ rt
             if numpy.isfinite(ct) and ct < cost:
@@ -275,6 +350,21 @@ def _levenberg_marquardt(residual, y, iterations):
     return y
 
 
+def grid(domain: Domain, digits: int = 1, near: float | None = None) -> list:
+    """Short decimals across a domain: its fractions 0.1, 0.2, ... 0.9 and 0.95, 0.99, 0.995,
+    0.999, 0.9999 (digits 1); with more digits, the fractions of that many digits within one
+    step of the coarser grid around `near` (0.96, 0.97 near 0.95; then 0.965)."""
+    if domain.lo is None or domain.hi is None:
+        return []
+    width = domain.hi - domain.lo
+    if digits == 1 or near is None:
+        fractions = [j / 10 for j in range(1, 10)] + [0.95, 0.99, 0.995, 0.999, 0.9999]
+    else:
+        step, f0 = 10.0 ** -digits, (near - domain.lo) / width
+        fractions = [round(round(f0, digits) + k * step, digits) for k in range(-10, 11)]
+    return [domain.lo + width * f for f in fractions if 0 < f < 1]
+
+
 def _short(v: float):
     """0, then v to 1, 2, ... 17 significant digits: the shortest decimals first."""
     yield 0.0
@@ -283,19 +373,32 @@ def _short(v: float):
 
 
 def _rounded(model, observation, candidate, domains, values) -> dict:
+    """Each unknown in turn: torch's default, then 0, then the shortest decimal, the first that
+    reproduces the probes as well as the fit (within the tolerance, or twice the fit's own
+    error where that is larger). The default first: a value the probes cannot see (ASGD's t0)
+    stays where torch has it. Passes repeat while one changes something: a value rounded lets
+    another round that could not before."""
     values = dict(values)
-    for scalar in candidate.unknowns:
-        name = scalar.name
-        tries = [v for v in dict.fromkeys(_short(values[name])) if domains[name].allows(v)]
-        if not tries:
-            continue
-        rows = {**values, name: numpy.array(tries)}
-        if len(tries) == 1:
-            rows[name] = tries[0]
-        errors = observation.error(model.run(rows, observation.probes))
-        within = numpy.nonzero(errors <= observation.tol)[0]
-        if within.size:
-            values[name] = tries[int(within[0])]
+    error = float(observation.error(model.run(values, observation.probes))[0])
+    limit = max(observation.tol, 2 * error) if math.isfinite(error) else observation.tol
+    done = set()
+    for _ in range(3):
+        changed = False
+        for scalar in candidate.unknowns:
+            name = scalar.name
+            if name in done:
+                continue
+            first = [float(Fraction(scalar.default))]
+            tries = [v for v in dict.fromkeys(first + list(_short(values[name])))
+                     if domains[name].allows(v)]
+            rows = {**values, name: numpy.array(tries + [tries[0]])}  # two rows at least
+            errors = observation.error(model.run(rows, observation.probes))[:len(tries)]
+            within = numpy.nonzero(errors <= limit)[0]
+            if within.size:
+                values[name], changed = tries[int(within[0])], True
+                done.add(name)
+        if not changed:
+            break
     return values
 
 

@@ -47,6 +47,7 @@ from .variants import _current, _shape, nearest_variants
 
 PRUNE_STEPS, PRUNE_ITERATIONS = 6, 15  # the cheap first fit every candidate gets
 FIT_ITERATIONS = 60
+SCANS = 3
 KEEP_ABOVE = 1e-3  # error relative to the probes' movement under which a candidate goes on
 KEEP_BEST = 5  # ... and the best few in any case (the nearest is among them)
 ALIGNED = 0.9
@@ -160,9 +161,16 @@ def identify(factory, *, hyper=None, steps=20, dtype=torch.float64, seed=0) -> I
     for f in fitters:
         f.improve(min(PRUNE_STEPS, steps), PRUNE_ITERATIONS)
     fitters.sort(key=lambda f: f.relative)
-    kept = [f for i, f in enumerate(fitters) if f.relative <= KEEP_ABOVE or i < KEEP_BEST]
+    # the best few, and each entry's best: a value seen only through a sign (Lion's betas)
+    # leaves its entry far behind until the grid has found it
+    best_of = {id(next(f for f in fitters if f.candidate.entry is e))
+               for e in {id(f.candidate.entry): f.candidate.entry for f in fitters}.values()}
+    kept = [f for i, f in enumerate(fitters)
+            if f.relative <= KEEP_ABOVE or i < KEEP_BEST or id(f) in best_of]
     for f in kept:
-        f.improve(steps, FIT_ITERATIONS)
+        for _ in range(SCANS):  # a grid for what acts through a sign, then the rest again
+            if f.improve(steps, FIT_ITERATIONS) <= observation.tol or not f.scan():
+                break
     fits = sorted((f.finish() for f in kept), key=lambda f: f.relative)
     texts = {}  # spec text -> its fit (the best one of each text)
     for fit in fits:

@@ -87,13 +87,6 @@ class NumpyStep:
         absent = frozenset(n for n in names if state.get(n) is None)
         return key, absent
 
-    def function(self, state: dict | None = None, **hyper):
-        """The generated function that a call with these arguments runs, `fn(state, theta,
-        grad, **h)` with every canonical hyperparameter given and nothing checked: numpy
-        broadcasts arrays of hyperparameter values against theta (numeric.fitting runs many
-        values of them at once)."""
-        return _compiled(*self.program(state, **hyper), self.rule_for)
-
     def source(self, state: dict | None = None, **hyper) -> str:
         """The generated numpy source that a call with these arguments runs."""
         return _compiled(*self.program(state, **hyper), self.rule_for).source
@@ -128,6 +121,14 @@ def _same_shape(theta, arrays: dict) -> None:
         if shape != theta.shape and (name == "grad" or shape != ()):  # () is a count, or 0
             raise UserError(f"{name} of shape {shape} does not match theta of shape "
                             f"{theta.shape}")
+
+
+def compiled_step(structure, absent: frozenset, rule_for=build_rule):
+    """The generated function for a structure (NumpyStep.program's key) and the state absent
+    before the step: `fn(state, theta, grad, **h)` with every canonical hyperparameter given
+    and nothing checked, so numpy broadcasts arrays of hyperparameter values against theta
+    (numeric.fitting runs many values at once). Cached."""
+    return _compiled(structure, absent, rule_for)
 
 
 def numpy_step(spec, *, rule_for=build_rule) -> NumpyStep:

@@ -16,6 +16,9 @@ import numpy
 import torch
 
 
+RANDOM = 16
+
+
 @dataclass(frozen=True)
 class Probes:
     theta0: numpy.ndarray  # (N,)
@@ -40,6 +43,10 @@ def design(steps: int, seed: int = 0) -> Probes:
     for scale in (1e-8, 1e-6, 1e-4, 1e-2, 1.0, 1e2):
         columns.append((float(rng.normal()), scale * rng.normal(size=steps)))
         columns.append((0.0, scale * numpy.abs(rng.normal(size=steps)) + scale / 2))
+    # many random ones at one scale: a value seen only through a sign (Lion's betas) is
+    # pinned by the sign flips it causes, to an interval that narrows with their number
+    columns += [(float(rng.normal()), rng.normal(size=steps) + rng.normal())
+                for _ in range(RANDOM)]
     theta0 = numpy.array([c[0] for c in columns])
     grads = numpy.stack([c[1] for c in columns], axis=1)
     return Probes(theta0, grads)
