@@ -162,7 +162,8 @@ class Fit:
     values: dict  # canonical name -> float, every scalar of the entry
     error: float  # max |model - observed| relative to each probe's scale
     exact: bool  # within the dtype's tolerance on every probe and step
-    relative: float  # max error relative to the probe's own movement (how far off, for ranking)
+    relative: float  # RMS error relative to each probe's own movement (for ranking: 1 for
+    # an optimizer that does not move at all)
     direction: numpy.ndarray | None = None  # (model - observed) / movement, for nearest
 
 
@@ -217,7 +218,8 @@ class Fitter:
         start = {s.name: start_value(s, self.domains[s.name]) for s in candidate.unknowns}
         self.y = numpy.array([self.domains[n].coordinate(start[n]) for n in self.names])
         self.model = model_for(candidate)
-        self.relative = math.inf  # after the last improve(): error relative to movement
+        self.relative = math.inf  # after the last improve(): RMS error relative to movement
+        self.error = math.inf  # ... and the largest, relative to each probe's scale
 
     def values(self, Y_rows=None) -> dict:
         """{name: value} at the current fit, or {name: (P,) values} at coordinate rows."""
@@ -238,7 +240,9 @@ class Fitter:
 
         if self.names:
             self.y = _levenberg_marquardt(residual, self.y, iterations)
-        self.relative = float(numpy.abs(residual(self.y[None, :])[0]).max())
+        thetas = self.model.run(self.values(self.y[None, :]), obs.probes)
+        self.relative = _rms(obs.residual(thetas, obs.moved)[0])
+        self.error = float(obs.error(thetas)[0])
         return self.relative
 
     def _costs(self, Y_rows) -> numpy.ndarray:
@@ -306,8 +310,12 @@ def _judged(model, observation, candidate, values) -> Fit:
     thetas = model.run(values, observation.probes)
     error = float(observation.error(thetas)[0])
     direction = observation.residual(thetas, observation.moved)[0]
-    return Fit(candidate, values, error, error <= observation.tol,
-               float(numpy.abs(direction).max()), direction)
+    return Fit(candidate, values, error, error <= observation.tol, _rms(direction), direction)
+
+
+def _rms(r) -> float:
+    value = float(numpy.sqrt(numpy.mean(numpy.square(r))))
+    return value if math.isfinite(value) else math.inf
 
 
 def _levenberg_marquardt(residual, y, iterations):
@@ -379,8 +387,13 @@ def _rounded(model, observation, candidate, domains, values) -> dict:
     stays where torch has it. Passes repeat while one changes something: a value rounded lets
     another round that could not before."""
     values = dict(values)
-    error = float(observation.error(model.run(values, observation.probes))[0])
-    limit = max(observation.tol, 2 * error) if math.isfinite(error) else observation.tol
+    thetas = model.run(values, observation.probes)
+    error = float(observation.error(thetas)[0])
+    # a fit that misses (the nearest, not a match) is rounded only where that costs it
+    # nothing measurable: 1% of its RMS error
+    exact = error <= observation.tol
+    limit = max(observation.tol, 2 * error) if exact else \
+        1.01 * _rms(observation.residual(thetas, observation.moved)[0])
     done = set()
     for _ in range(3):
         changed = False
@@ -392,7 +405,10 @@ def _rounded(model, observation, candidate, domains, values) -> dict:
             tries = [v for v in dict.fromkeys(first + list(_short(values[name])))
                      if domains[name].allows(v)]
             rows = {**values, name: numpy.array(tries + [tries[0]])}  # two rows at least
-            errors = observation.error(model.run(rows, observation.probes))[:len(tries)]
+            found = model.run(rows, observation.probes)
+            errors = (observation.error(found) if exact else numpy.sqrt(numpy.mean(
+                numpy.square(observation.residual(found, observation.moved)), axis=1))
+                )[:len(tries)]
             within = numpy.nonzero(errors <= limit)[0]
             if within.size:
                 values[name], changed = tries[int(within[0])], True

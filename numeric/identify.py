@@ -48,7 +48,7 @@ from .variants import _current, _shape, nearest_variants
 PRUNE_STEPS, PRUNE_ITERATIONS = 6, 15  # the cheap first fit every candidate gets
 FIT_ITERATIONS = 60
 SCANS = 3
-KEEP_ABOVE = 1e-3  # error relative to the probes' movement under which a candidate goes on
+KEEP_ABOVE = 1e-3  # RMS error relative to the probes' movement under which a candidate goes on
 KEEP_BEST = 5  # ... and the best few in any case (the nearest is among them)
 ALIGNED = 0.9
 COMPARE_SECONDS = 10.0
@@ -59,7 +59,7 @@ class Nearest:
     """The closest spec to an optimizer that matches none, and how it differs."""
 
     spec: str
-    probe_error: float  # the largest difference on the probes, relative to the probe's movement
+    probe_error: float  # the RMS difference on the probes, relative to each probe's movement
     first_mismatch: dict | None  # assert_matches_spec's: step, tensor, rel_error, text
     axis: str | None = None  # the key along which the difference points
     variant: str | None = None  # the spec with that key's other value
@@ -75,8 +75,8 @@ class Nearest:
                 "difference": self.difference}
 
     def __str__(self) -> str:
-        lines = [f"nearest: {self.spec} (largest difference on the probes "
-                 f"{self.probe_error:.3g} of the probe's movement)"]
+        lines = [f"nearest: {self.spec} (RMS difference on the probes {self.probe_error:.3g} "
+                 "of each probe's movement)"]
         if self.first_mismatch:
             lines.append(f"  first mismatch: {self.first_mismatch['text']}")
         if self.axis:
@@ -169,7 +169,8 @@ def identify(factory, *, hyper=None, steps=20, dtype=torch.float64, seed=0) -> I
             if f.relative <= KEEP_ABOVE or i < KEEP_BEST or id(f) in best_of]
     for f in kept:
         for _ in range(SCANS):  # a grid for what acts through a sign, then the rest again
-            if f.improve(steps, FIT_ITERATIONS) <= observation.tol or not f.scan():
+            f.improve(steps, FIT_ITERATIONS)
+            if f.error <= observation.tol or not f.scan():
                 break
     fits = sorted((f.finish() for f in kept), key=lambda f: f.relative)
     texts = {}  # spec text -> its fit (the best one of each text)
