@@ -3,9 +3,9 @@ variants (numeric.variants), with the hyperparameters the user did not give left
 
 Everything is read from the catalogue (derive.catalogue.ENTRIES: scalars, flags, choice keys) and
 from numeric.variants, so a key added to an entry is a candidate here without a change. A scalar
-whose torch default is 0 (weight_decay, momentum, dampening) is a symbol in one template and 0 in
-another: 0 switches a branch off (no buffer at all; Nesterov needs dampening 0), and a fit only
-approaches 0, never reaches it.
+whose torch default is 0 (weight_decay, momentum, dampening), or that is one of the entry's
+switches (AdamW's weight_decay), is a symbol in one template and 0 in another: 0 switches a
+branch off (no buffer at all; Nesterov needs dampening 0), and a fit only approaches 0.
 """
 from __future__ import annotations
 
@@ -109,8 +109,8 @@ def candidates(hyper=None) -> list:
     for entry in catalogue.ENTRIES.values():
         if not set(known) <= set(entry.keys):
             continue
-        zeros = [s.name for s in entry.scalars
-                 if Fraction(s.default) == 0 and s.name not in _scalar_names(entry, known)]
+        zeros = [s.name for s in entry.scalars if s.name not in _scalar_names(entry, known)
+                 and (Fraction(s.default) == 0 or s.name in entry.switches)]
         for zero in [None, *zeros]:
             made = _given(entry, known, zero)
             if made is None:

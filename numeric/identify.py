@@ -51,7 +51,7 @@ SCANS = 3
 KEEP_ABOVE = 1e-3  # RMS error relative to the probes' movement under which a candidate goes on
 KEEP_BEST = 5  # ... and the best few in any case (the nearest is among them)
 ALIGNED = 0.9
-CLOSE = 1.5  # fits within this factor of the best RMS count as equally close
+CLOSE = 1.25  # fits within this factor of the best RMS count as equally close
 COMPARE_SECONDS = 10.0
 
 
@@ -202,12 +202,10 @@ def identify(factory, *, hyper=None, steps=20, dtype=torch.float64, seed=0) -> I
 
 
 def _conventions(text: str) -> tuple:
-    """How many flags and choice keys a spec sets (its distance from torch's conventions),
-    then how many numbers (spec_text leaves out those at torch's default)."""
+    """How many flags and choice keys a spec sets (its distance from torch's conventions)."""
     spec = parse_spec(text)
     entry = spec.entry
-    keys = sum(1 for k in spec.given if k in entry.flags or k in entry.all_choices)
-    return keys, len(spec.given) - keys
+    return (sum(1 for k in spec.given if k in entry.flags or k in entry.all_choices),)
 
 
 def _verify(factory, text: str, steps: int, dtype, seed: int) -> dict | None:
@@ -236,8 +234,8 @@ def _nearest(factory, text, fit, observation, steps, dtype, seed, checked) -> Ne
     near = Nearest(text, fit.relative, mismatch)
     spec = parse_spec(text)
     user = -fit.direction  # what the optimizer did minus the spec, per probe and step
-    if not numpy.all(numpy.isfinite(user)) or not numpy.any(user):
-        return near
+    if fit.exact or not numpy.all(numpy.isfinite(user)) or not numpy.any(user):
+        return near  # nothing on the probes to point anywhere: the check's scenario differs
     model_c = Model(_at(spec), {})
     base = model_c.run(fit.values, observation.probes)[:, 0, :]
     best = None
