@@ -248,7 +248,8 @@ class Fitter:
     def _costs(self, Y_rows) -> numpy.ndarray:
         obs = self.observation
         r = obs.residual(self.model.run(self.values(Y_rows), obs.probes), obs.moved)
-        costs = numpy.einsum("ij,ij->i", r, r)
+        with numpy.errstate(all="ignore"):
+            costs = numpy.einsum("ij,ij->i", r, r)
         return numpy.where(numpy.isfinite(costs), costs, numpy.inf)
 
     def flat(self) -> list:
@@ -314,11 +315,17 @@ def _judged(model, observation, candidate, values) -> Fit:
 
 
 def _rms(r) -> float:
-    value = float(numpy.sqrt(numpy.mean(numpy.square(r))))
+    with numpy.errstate(all="ignore"):
+        value = float(numpy.sqrt(numpy.mean(numpy.square(r))))
     return value if math.isfinite(value) else math.inf
 
 
 def _levenberg_marquardt(residual, y, iterations):
+    with numpy.errstate(all="ignore"):  # a trial point may overflow: it is then refused
+        return _lm(residual, y, iterations)
+
+
+def _lm(residual, y, iterations):
     n = y.size
     r = residual(y[None, :])[0]
     cost = r @ r
@@ -406,9 +413,10 @@ def _rounded(model, observation, candidate, domains, values) -> dict:
                      if domains[name].allows(v)]
             rows = {**values, name: numpy.array(tries + [tries[0]])}  # two rows at least
             found = model.run(rows, observation.probes)
-            errors = (observation.error(found) if exact else numpy.sqrt(numpy.mean(
-                numpy.square(observation.residual(found, observation.moved)), axis=1))
-                )[:len(tries)]
+            with numpy.errstate(all="ignore"):
+                errors = (observation.error(found) if exact else numpy.sqrt(numpy.mean(
+                    numpy.square(observation.residual(found, observation.moved)), axis=1))
+                    )[:len(tries)]
             within = numpy.nonzero(errors <= limit)[0]
             if within.size:
                 values[name], changed = tries[int(within[0])], True
