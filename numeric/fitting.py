@@ -32,7 +32,8 @@ from .probes import Probes
 
 NONFINITE = 1e6  # the residual of an entry finite on one side only
 FIT_TOLERANCE = 1e-7
-MAX_STEP = 2.0  # the largest change of one coordinate in one iteration
+MAX_STEP = 2.0
+REFIT_ITERATIONS = 20  # the largest change of one coordinate in one iteration
 
 
 def _fraction(text):
@@ -175,12 +176,13 @@ class Observation:
         finite = numpy.where(numpy.isfinite(thetas), thetas, 0.0)
         moved = numpy.abs(finite - probes.theta0).max(axis=0)
         self.scale = numpy.maximum(numpy.abs(finite).max(axis=0), numpy.abs(probes.theta0))
-        self.moved = numpy.maximum(moved, 1e-12 * numpy.maximum(self.scale, 1.0))
         # a fit reproduces the probes within this; the match itself is assert_matches_spec's,
         # at the dtype's own tolerance. Looser than that: the generated numpy step keeps
         # scalar state in float64 where torch keeps a float32 tensor (NAdam's mu_product, off
         # by 1e-8 relative from the first step)
         self.tol = max(tolerance(dtype), FIT_TOLERANCE)
+        # movement below the dtype's resolution of the value is rounding, not a signal
+        self.moved = numpy.maximum(moved, tolerance(dtype) * numpy.maximum(self.scale, 1e-30))
 
     def residual(self, model_thetas: numpy.ndarray, by: numpy.ndarray) -> numpy.ndarray:
         """(steps, P, N) -> (P, steps*N): the difference in units of `by` per probe."""
@@ -380,6 +382,57 @@ def grid(domain: Domain, digits: int = 1, near: float | None = None) -> list:
     return [domain.lo + width * f for f in fractions if 0 < f < 1]
 
 
+def _near(v: float, domain: Domain, digits: int) -> float:
+    """v to `digits` significant digits, of its distance to the upper bound where that is the
+    shorter (0.9988 -> 0.999 with one digit, not 1.0)."""
+    if domain.hi is not None and domain.hi - v < abs(v):
+        return domain.hi - float(f"{domain.hi - v:.{digits - 1}e}")
+    return float(f"{v:.{digits - 1}e}")
+
+
+def _jointly(model, observation, candidate, domains, values, limit, exact) -> dict:
+    """Every unknown rounded at once, to 1, 2, ... 6 digits (torch's default where the fit is
+    within 1% of it): correlated values (lr against betas in float32) fail one at a time."""
+    names = [s.name for s in candidate.unknowns]
+    if not names:
+        return values
+    rows = []
+    for digits in range(1, 7):
+        row = {}
+        for s in candidate.unknowns:
+            v, d = values[s.name], float(Fraction(s.default))
+            row[s.name] = d if abs(v - d) <= 1e-2 * abs(d) else _near(v, domains[s.name], digits)
+        rows.append(row)
+    batch = {**values, **{n: numpy.array([r[n] for r in rows]) for n in names}}
+    found = model.run(batch, observation.probes)
+    with numpy.errstate(all="ignore"):
+        errors = observation.error(found)
+        rms = numpy.sqrt(numpy.mean(numpy.square(observation.residual(found, observation.moved)),
+                                    axis=1))
+    for row, error, r in zip(rows, errors, rms):
+        # within the tolerance, even where the unrounded fit was not (a solver chasing a
+        # float32 observation's rounding), or as good as the fit that misses
+        if (error <= observation.tol or not exact and r <= limit) \
+                and all(domains[n].allows(row[n]) for n in names):
+            return {**values, **row}
+    return values
+
+
+def _refit(model, observation, domains, values: dict, free: list) -> dict:
+    """`values` with the unknowns in `free` fitted again, the others held."""
+    free = [n for n in free if domains[n].inside(values[n])]
+    if not free:
+        return values
+
+    def residual(Y_rows):
+        at = {**values, **{n: domains[n].value(Y_rows[:, i]) for i, n in enumerate(free)}}
+        return observation.residual(model.run(at, observation.probes), observation.moved)
+
+    y = _levenberg_marquardt(residual, numpy.array([domains[n].coordinate(values[n])
+                                                    for n in free]), REFIT_ITERATIONS)
+    return {**values, **{n: float(domains[n].value(y[i])) for i, n in enumerate(free)}}
+
+
 def _short(v: float):
     """0, then v to 1, 2, ... 17 significant digits: the shortest decimals first."""
     yield 0.0
@@ -401,6 +454,11 @@ def _rounded(model, observation, candidate, domains, values) -> dict:
     exact = error <= observation.tol
     limit = max(observation.tol, 2 * error) if exact else \
         1.01 * _rms(observation.residual(thetas, observation.moved)[0])
+    joint = _jointly(model, observation, candidate, domains, values, limit, exact)
+    refit, values = joint == values, joint  # rounded at once: nothing left to follow
+    error = float(observation.error(model.run(values, observation.probes))[0])
+    if not exact and error <= observation.tol:
+        exact, limit = True, observation.tol
     done = set()
     for _ in range(3):
         changed = False
@@ -421,6 +479,9 @@ def _rounded(model, observation, candidate, domains, values) -> dict:
             if within.size:
                 values[name], changed = tries[int(within[0])], True
                 done.add(name)
+                if exact and refit:  # the others follow: fitted values are correlated
+                    values = _refit(model, observation, domains, values,
+                                    [s.name for s in candidate.unknowns if s.name not in done])
         if not changed:
             break
     return values

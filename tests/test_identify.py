@@ -69,6 +69,14 @@ def test_torch_classes_are_named(factory, spec):
     assert names(found, spec), found
 
 
+def test_float32_probes_are_fitted_too():
+    """In float32 the observation is rounded: the fit chases the rounding, and the values are
+    rounded jointly to what reproduces the probes within float32's tolerance."""
+    found = identify(lambda p: torch.optim.AdamW(p, lr=3e-4, weight_decay=0.1),
+                     dtype=torch.float32)
+    assert "adamw(lr=0.0003, weight_decay=0.1)" in found.matches
+
+
 LRS = st.sampled_from([1e-3, 3e-4, 0.01, 0.05])
 RATES = st.sampled_from([0.8, 0.9, 0.95, 0.99, 0.999])
 
