@@ -17,10 +17,10 @@ import sympy as sp
 from optequiv.derive import catalogue
 from optequiv.derive import symbols as Y
 from optequiv.derive.errors import UserError
+from optequiv.derive.rules import build_rule
 from optequiv.derive.spec import Spec, make_spec
 
 from .variants import _current, _shape, nearest_variants
-from optequiv.derive.rules import build_rule
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from .program import cached_program
 from .probes import Probes
 
 NONFINITE = 1e6  # the residual of an entry finite on one side only
-FIT_TOLERANCE = 1e-7
+FIT_TOLERANCE = 1e-6
 MAX_STEP = 2.0
 REFIT_ITERATIONS = 20  # the largest change of one coordinate in one iteration
 
@@ -181,8 +181,9 @@ class Observation:
         # scalar state in float64 where torch keeps a float32 tensor (NAdam's mu_product, off
         # by 1e-8 relative from the first step)
         self.tol = max(tolerance(dtype), FIT_TOLERANCE)
-        # movement below the dtype's resolution of the value is rounding, not a signal
-        self.moved = numpy.maximum(moved, tolerance(dtype) * numpy.maximum(self.scale, 1e-30))
+        # movement below the fit's resolution of the value is rounding, not a signal; and a
+        # probe that does not move (no decay at weight_decay 0) must not outweigh every other
+        self.moved = numpy.maximum(moved, self.tol * numpy.maximum(self.scale, 1e-30))
 
     def residual(self, model_thetas: numpy.ndarray, by: numpy.ndarray) -> numpy.ndarray:
         """(steps, P, N) -> (P, steps*N): the difference in units of `by` per probe."""

@@ -55,6 +55,8 @@ def test_torch_adamw_is_named_with_its_values_and_each_match_is_verified():
     (lambda p: torch.optim.Adam(p, lr=1e-2, betas=(0.8, 0.95)), "adam(lr=0.01, betas=(0.8, 0.95))"),
     (lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4),
      "sgd(lr=0.1, momentum=0.9, weight_decay=0.0001, nesterov=true)"),
+    (lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True),  # two values at 0
+     "sgd(lr=0.1, momentum=0.9, nesterov=true)"),
     (lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.8, dampening=0.1),
      "sgd(lr=0.05, momentum=0.8, dampening=0.1)"),
     (lambda p: torch.optim.RMSprop(p, momentum=0.5, centered=True),
@@ -62,7 +64,7 @@ def test_torch_adamw_is_named_with_its_values_and_each_match_is_verified():
     (lambda p: torch.optim.Adagrad(p, lr_decay=0.01), "adagrad(lr_decay=0.01)"),
     (lambda p: torch.optim.NAdam(p), "nadam()"),
     (lambda p: torch.optim.Rprop(p), "rprop()"),
-], ids=["adam-betas", "sgd-nesterov", "sgd-dampening", "rmsprop-centered", "adagrad", "nadam",
+], ids=["adam-betas", "sgd-nesterov", "sgd-nesterov-no-decay", "sgd-dampening", "rmsprop-centered", "adagrad", "nadam",
         "rprop"])
 def test_torch_classes_are_named(factory, spec):
     found = identify(factory)
