@@ -5,6 +5,7 @@
                                      (fused=True: the step compiled from C, one call per group)
     numeric.crosscheck(spec, ...)    the generated optimizer against torch.optim, step by step
     numeric.testing.assert_matches_spec(factory, spec, ...)   for users' own CI
+    numeric.testing.identify(factory, ...)   the specs an optimizer implements, or the nearest
 
 How: program.py turns a rule's symbolic step into a straight-line program (sympy.cse);
 numpy_codegen.py, torch_codegen.py and c_codegen.py print it (c_build.py compiles the C once per

@@ -1,4 +1,5 @@
-"""`optequiv crosscheck SPEC`: the optimizer generated from SPEC against torch.optim, step by step.
+"""`optequiv crosscheck SPEC`: the optimizer generated from SPEC against torch.optim, step by step
+(and, registered from here, `optequiv identify`: numeric.identify_command).
 
 A plugin of derive's CLI (entry-point group optequiv.commands). This module imports neither
 torch nor the harness until the command runs, so `optequiv --help` stays fast and works
@@ -53,6 +54,10 @@ def register(subparsers) -> None:
     p.add_argument("--json", action="store_true",
                    help="every comparison, its errors in ulp and the tolerance as JSON")
     p.set_defaults(run=run_crosscheck)
+    # numeric's other command, through this entry point (optequiv.commands: crosscheck)
+    from .identify_command import register as register_identify
+
+    register_identify(subparsers)
 
 
 def _torch():

@@ -123,6 +123,14 @@ def _same_shape(theta, arrays: dict) -> None:
                             f"{theta.shape}")
 
 
+def compiled_step(structure, absent: frozenset, rule_for=build_rule):
+    """The generated function for a structure (NumpyStep.program's key) and the state absent
+    before the step: `fn(state, theta, grad, **h)` with every canonical hyperparameter given
+    and nothing checked, so numpy broadcasts arrays of hyperparameter values against theta
+    (numeric.fitting runs many values at once). Cached."""
+    return _compiled(structure, absent, rule_for)
+
+
 def numpy_step(spec, *, rule_for=build_rule) -> NumpyStep:
     """A numpy step function generated from `spec`'s symbolic rule (all values numeric;
     omitted ones take torch's defaults). `rule_for` builds the rule for a structural spec; the

@@ -169,26 +169,36 @@ def _run(factory, spec, variants: dict, dtype, steps, device, seed, prove=True,
     return Resolution(dtype, yours, near, same)
 
 
-def _fail(text: str, run: Resolution, because: str = "", instead: str = "") -> AssertionError:
+class SpecMismatch(AssertionError):
+    """assert_matches_spec's failure. `mismatch`: the first (harness.Mismatch: step, tensor,
+    rel_error); `instead`: the nearest variants that yours matches over the whole run."""
+
+    def __init__(self, message: str, mismatch, instead: tuple = ()):
+        super().__init__(message)
+        self.mismatch, self.instead = mismatch, tuple(instead)
+
+
+def _fail(text: str, run: Resolution, because: str = "", instead: tuple = ()) -> SpecMismatch:
     c, dtype = run.yours, run.dtype
-    return AssertionError(
+    said = f"; it matches {' and '.join(instead)} instead" if instead else ""
+    return SpecMismatch(
         f"the optimizer does not implement {text}: {because}first mismatch at "
         f"{c.first_mismatch} (tolerance: relative {c.rtol:.3g} = {EPS_UNITS.get(dtype)} eps of "
-        f"{_name(dtype)}, against numeric.torch_optimizer({text!r})){instead}")
+        f"{_name(dtype)}, against numeric.torch_optimizer({text!r})){said}", c.first_mismatch,
+        instead)
 
 
-def _instead(factory, variants: dict, dtype, steps, device, seed, options: Options) -> str:
-    """'; it matches X instead' for the spec's nearest variants that yours matches over the
-    whole run (each run to its end against yours), or ''."""
+def _instead(factory, variants: dict, dtype, steps, device, seed, options: Options) -> tuple:
+    """The spec's nearest variants that yours matches over the whole run (each run to its end
+    against yours)."""
     if not variants:
-        return ""
+        return ()
     factories = {YOURS: factory, **{name: torch_optimizer(v) for name, v in variants.items()}}
     found = side_by_side(factories, [(name, YOURS) for name in variants], steps=steps,
                          dtype=dtype, device=device, seed=seed, scenario=options.scenario,
                          strict=False, reraise={YOURS}, settle=set(variants),
                          state=options.state)
-    same = [c.candidate for c in found if c.passed]
-    return f"; it matches {' and '.join(same)} instead" if same else ""
+    return tuple(c.candidate for c in found if c.passed)
 
 
 def assert_matches_spec(factory, spec, *, steps=20, dtype=torch.float64, device="cpu", seed=0,
@@ -259,4 +269,13 @@ def assert_matches_spec(factory, spec, *, steps=20, dtype=torch.float64, device=
     return check
 
 
-__all__ = ["assert_matches_spec", "Check", "UnresolvedWarning"]
+__all__ = ["assert_matches_spec", "identify", "Check", "SpecMismatch", "UnresolvedWarning"]
+
+
+def __getattr__(name):
+    # identify (numeric.identify) runs this module's check, so it is imported when asked for
+    if name in ("identify", "Identification"):
+        from . import identify as module
+
+        return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
