@@ -40,8 +40,9 @@ def numbers(family: str, key: str) -> list:
 
 
 def layout(entry) -> list:
-    """[(keyword, simulator names of its scalars)] in the constructor's order."""
-    return [(h.key, EC.PAIRS[h.key] if h.pair else (h.key,)) for h in entry.hypers]
+    """[(keyword, simulator names of its scalars)] in the constructor's order: torch's keys
+    (the simulator is torch's; a key of optequiv's own, eps_root, is left at torch's value)."""
+    return [(h.key, EC.PAIRS[h.key] if h.pair else (h.key,)) for h in entry.hypers if h.torch]
 
 
 def flags_of(entry) -> list:

@@ -31,7 +31,7 @@ def configs(entry) -> list:
     """torch's defaults, each hyperparameter at its typical value, each flag on, each
     implementation torch's signature names: (id, kwargs) pairs."""
     out = [("defaults", {})]
-    for hyper in entry.hypers:
+    for hyper in (h for h in entry.hypers if h.torch):  # torch's class takes torch's keys
         typical = [float(Fraction(s.typical)) for s in hyper.scalars]
         out.append((f"{hyper.key}", {hyper.key: tuple(typical) if hyper.pair else typical[0]}))
     out += [(flag, {flag: True}) for flag in entry.flags]
