@@ -23,7 +23,7 @@ def _text(value) -> str:
 
 def representative(entry) -> str:
     given = {}
-    for hyper in entry.hypers:
+    for hyper in (h for h in entry.hypers if h.torch):  # torch's class is the reference
         values = [s.typical if s.name in entry.switches and sp.Rational(s.default) == 0
                   else s.default for s in hyper.scalars]
         if values != [s.default for s in hyper.scalars]:

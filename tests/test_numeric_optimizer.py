@@ -13,6 +13,7 @@ import math
 import pytest
 import torch
 
+from optequiv.derive.catalogue import ENTRIES
 from optequiv.derive.errors import UserError
 from optequiv.numeric import torch_optimizer
 from optequiv.numeric.reference import torch_reference
@@ -36,7 +37,10 @@ SPECS = ["sgd(lr=0.1, momentum=0.9, dampening=0.1, weight_decay=0.01)",
 def test_signature_is_torchs(name, cls):
     ours = inspect.signature(torch_optimizer(name)).parameters
     theirs = inspect.signature(cls).parameters
-    assert list(ours) == list(theirs)
+    # then optequiv's own keys (another framework's convention: adam's eps_root), keyword-only
+    own = list(ENTRIES[name].own)
+    assert list(ours) == list(theirs) + own
+    assert all(ours[k].kind == inspect.Parameter.KEYWORD_ONLY for k in own)
     for key, p in theirs.items():
         assert ours[key].kind == p.kind, key
         assert ours[key].default == p.default, key

@@ -56,7 +56,8 @@ def build(theorem: Theorem):
     torch_t = _generic_step(TORCH)
     raw_t = _generic_step(RAW)
     t = Y.state("t", 0) + 1
-    solved = sp.solve(sp.Eq(raw_t, torch_t), eps_raw)
+    # check=False: the solution is checked below, as two Equations (3x faster than solve's own)
+    solved = sp.solve(sp.Eq(raw_t, torch_t), eps_raw, check=False)
     blocks.append(Prose("Part 2. One generic step $t$ of each, from the same general state "
                         "($t_0 = t - 1$, $m_0$, $v_0$): the raw form's $eps_raw$ that makes "
                         "this step coincide with torch's, solved from the two steps."))
