@@ -40,6 +40,7 @@ PREAMBLE = r"""\documentclass[11pt]{article}
 \usepackage{amsmath,amssymb}
 \usepackage[margin=2cm]{geometry}
 \usepackage{graphicx}
+\usepackage{longtable}
 \usepackage[unicode,hidelinks]{hyperref}
 \allowdisplaybreaks
 \setlength{\parindent}{0pt}
@@ -58,9 +59,10 @@ def notation_latex(derivations) -> str:
     rows = [f"${tex}$ & {prose_latex(meaning, paragraph=False)} \\\\"
             for tex, _, meaning in notation_rows(_specs(derivations))]
     return ("\\section*{Notation}\n\\addcontentsline{toc}{section}{Notation}\n"
-            + prose_latex(NOTATION_INTRO) + "\n\n\\begin{center}\n"
-            "\\begin{tabular}{cp{0.8\\textwidth}}\n" + "\n".join(rows) +
-            "\n\\end{tabular}\n\\end{center}\n")
+            + prose_latex(NOTATION_INTRO) + "\n\n"
+            # longtable: the table outgrew one page as the catalogue grew (a tabular cannot break)
+            "\\begin{longtable}{cp{0.8\\textwidth}}\n" + "\n".join(rows) +
+            "\n\\end{longtable}\n")
 
 
 def notation_markdown(derivations) -> str:

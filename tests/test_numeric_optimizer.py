@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from optequiv.derive.catalogue import ENTRIES
+from optequiv.derive.spec import parse_spec
 from optequiv.derive.errors import UserError
 from optequiv.numeric import torch_optimizer
 from optequiv.numeric.reference import torch_reference
@@ -37,8 +38,9 @@ SPECS = ["sgd(lr=0.1, momentum=0.9, dampening=0.1, weight_decay=0.01)",
 def test_signature_is_torchs(name, cls):
     ours = inspect.signature(torch_optimizer(name)).parameters
     theirs = inspect.signature(cls).parameters
-    # then optequiv's own keys (another framework's convention: adam's eps_root), keyword-only
-    own = list(ENTRIES[name].own)
+    # then optequiv's own keys that the spec reads (another framework's convention: adam's
+    # eps_root), keyword-only
+    own = list(ENTRIES[name].own_for(parse_spec(name)))
     assert list(ours) == list(theirs) + own
     assert all(ours[k].kind == inspect.Parameter.KEYWORD_ONLY for k in own)
     for key, p in theirs.items():
