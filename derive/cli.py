@@ -126,6 +126,9 @@ def run_translate(args) -> int:
             print(f"  {key} = {value}")
         if result.valid_when:
             print(f"  valid when {', '.join(map(str, result.valid_when))}")
+        for key, (mine, theirs) in result.numeric_only.items():
+            print(f"  exact while every parameter has a gradient; for one without: {key}={mine} "
+                  f"here, {key}={theirs} there")
     elif result.call is None:
         print(f"no call of {args.to} could be established: {result.reason}")
     else:

@@ -15,6 +15,7 @@ import sympy as sp
 
 from . import dialects
 from .compare import BUDGET, compare
+from .catalogue.base import MISSING
 from .dialects.base import REQUIRED
 from .dialects.parse import Call, parse_call
 from .grammar import tokenize
@@ -35,6 +36,9 @@ class Translation:
     valid_when: list = field(default_factory=list)  # where the exact call holds (spec's symbols)
     tried: list = field(default_factory=list)  # (call template, verdict) per candidate
     reason: str | None = None
+    # the numeric-only keys (catalogue.base.MISSING) on which the call still differs from the
+    # spec: what a parameter without a gradient does, which no symbolic rule sees
+    numeric_only: dict = field(default_factory=dict)  # key -> (spec's value, the call's)
 
     def to_json(self) -> dict:
         return {"spec": self.spec.call or str(self.spec), "target": self.target,
@@ -44,7 +48,9 @@ class Translation:
                 "difference": None if self.difference is None else str(self.difference),
                 "valid_when": [str(c) for c in self.valid_when],
                 "tried": [{"call": c, "verdict": v} for c, v in self.tried],
-                "reason": self.reason}
+                "reason": self.reason,
+                "numeric_only": {k: {"spec": a, "call": b}
+                                 for k, (a, b) in self.numeric_only.items()}}
 
 
 @dataclass(frozen=True)
@@ -175,6 +181,13 @@ def _call_text(c: Candidate, mapping: dict) -> tuple:
             default = tuple(sp.Rational(d) for d in default) if k.pair else sp.Rational(default)
         if value == default:
             continue
+        # a fresh symbol that the proof leaves free (dampening without momentum): every value
+        # reproduces the spec, so the framework's default does
+        fresh = {p for v in c.symbols.values() for p in (v if isinstance(v, tuple) else (v,))}
+        if isinstance(value, (sp.Expr, tuple)) and any(
+                sp.sympify(v).free_symbols & fresh for v in
+                (value if isinstance(value, tuple) else (value,))):
+            continue
         if k.name in c.symbols and isinstance(value, (sp.Expr, tuple)):
             shown[k.name] = value
         text = ("True" if value else "False") if isinstance(value, bool) else \
@@ -223,6 +236,11 @@ def pinned(spec: Spec, c: Candidate, pin=_number) -> Candidate | None:
         return None
 
 
+def _numeric_only(spec: Spec, other: Spec) -> dict:
+    return {k: (spec.choice(k), other.choice(k)) for k in MISSING
+            if spec.choice(k) != other.choice(k)}
+
+
 def translate(spec, target: str, steps: int = 4, seconds: float = BUDGET,
               schedule=()) -> Translation:
     """`schedule`: the spec's symbols that change every step (an lr schedule), as compare's;
@@ -261,6 +279,7 @@ def translate(spec, target: str, steps: int = 4, seconds: float = BUDGET,
             result.exact = True
             result.call, result.mapping = _call_text(c, outcome.mapping)
             result.valid_when = list(outcome.valid_when)
+            result.numeric_only = _numeric_only(spec, c.spec)
             return result
         if outcome.first_divergent_step is not None and (
                 best is None or outcome.first_divergent_step > best[1].first_divergent_step):

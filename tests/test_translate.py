@@ -110,3 +110,19 @@ def test_keras_sgd_parts_from_torch_under_a_schedule():
     _needs("sgd", "buffer")
     r = translate("keras.SGD(learning_rate=eta, momentum=mu)", "torch", schedule=[eta])
     assert not r.exact and r.call.startswith("torch.optim.SGD(") and r.difference != 0
+
+
+def test_an_exact_call_names_what_a_missing_gradient_does_differently():
+    """optax steps a parameter without a gradient on zeros, torch skips it: the symbolic rules
+    agree (every step has a gradient), and the translation says where they still differ."""
+    r = translate("optax.adamw(learning_rate=eta, weight_decay=w)", "torch")
+    assert r.exact and r.numeric_only == {"missing_grad": ("zeros", "skip")}
+    assert r.to_json()["numeric_only"] == {"missing_grad": {"spec": "zeros", "call": "skip"}}
+    same = translate("adamw(lr=eta, weight_decay=w)", "torch")
+    assert same.exact and same.numeric_only == {}
+
+
+def test_a_symbol_the_proof_leaves_free_takes_the_framework_default():
+    # keras.SGD without momentum: torch's dampening acts on no buffer, so any value reproduces it
+    r = translate("keras.SGD(learning_rate=eta, weight_decay=w)", "torch")
+    assert r.exact and r.call == "torch.optim.SGD(lr=eta, weight_decay=w)"
