@@ -190,6 +190,14 @@ def identify(factory, *, hyper=None, steps=20, dtype=torch.float64, seed=0) -> I
             matches.append(text)
         else:
             checked[text] = why
+    if not matches:  # an exact fit the check refuted: what a missing gradient does, perhaps
+        for text in [t for t in checked if texts[t].exact]:
+            for variant in _missing_gradient_variants(text):
+                why = _verify(factory, variant, steps, dtype, seed)
+                if why is None:
+                    matches.append(variant)
+                else:
+                    checked[variant] = why
     nearest = None
     if not matches and texts:
         # the simplest of the close ones: another flag flipped buys a few percent of fit with
@@ -199,6 +207,15 @@ def identify(factory, *, hyper=None, steps=20, dtype=torch.float64, seed=0) -> I
         text, fit = min(close.items(), key=lambda kv: (*_conventions(kv[0]), kv[1].relative))
         nearest = _nearest(factory, text, fit, observation, steps, dtype, seed, checked)
     return Identification(matches, nearest, checked)
+
+
+def _missing_gradient_variants(text: str) -> list:
+    """The spec's variants that differ from it only where a parameter has no gradient at a step
+    (step_counter, missing_grad): the probes give every coordinate a gradient at every step, so
+    only the check's scenario tells them apart, and only the fit's own spec needs them."""
+    spec = parse_spec(text)
+    plain = {str(v) for v in nearest_variants(spec)}
+    return [str(v) for v in nearest_variants(spec, missing_grads=True) if str(v) not in plain]
 
 
 def _conventions(text: str) -> tuple:

@@ -165,12 +165,12 @@ def test_unmodelled_optimizers_get_a_sensible_nearest():
 
 def test_a_per_group_step_count_is_found_by_the_check_not_the_probes():
     """pytorch-optimizer's AdaMax counts steps per group: on the probes (a gradient at every
-    step) it is Adamax exactly; the check's missing gradient shows the difference."""
+    step) it is Adamax exactly; the check's missing gradient tells torch's count from the
+    group's, so it matches step_counter=per_group and not torch's Adamax."""
     po = _library("pytorch_optimizer")
     found = identify(lambda p: po.AdaMax(p))
-    assert not found.matches
-    assert found.nearest.spec == "adamax(lr=0.001)" and found.nearest.probe_error < 1e-12
-    assert found.nearest.first_mismatch["tensor"] == "quad"  # the one that skips steps
+    assert found.matches == ["adamax(lr=0.001, step_counter=per_group)"]
+    assert found.checked["adamax(lr=0.001)"]["tensor"] == "quad"  # the one that skips steps
 
 
 # -- negative controls: planted bugs ------------------------------------------------------------
