@@ -95,12 +95,18 @@ EXIT_STATUS = {"proven": 0, "refuted": 1, "supported": 3, "undecided": 3}
 
 # -- unroll --------------------------------------------------------------------------------------
 
-def run_unroll(args) -> int:
+def _scheduled_spec(args):
+    """SPEC, refused where --schedule names a symbol it does not use."""
     spec = parse_spec(args.spec)
     missing = [s for s in args.schedule if s not in spec.symbols()]
     if missing:
         raise UserError(f"--schedule names {', '.join(map(str, missing))}, which the spec does "
                         "not use")
+    return spec
+
+
+def run_unroll(args) -> int:
+    spec = _scheduled_spec(args)
     result = unroll(spec, args.steps, start=args.start, loop=args.loop, schedule=args.schedule)
     print({"latex": unroll_latex, "markdown": unroll_markdown, "text": unroll_text}[args.format](
         result))
@@ -112,11 +118,7 @@ def run_unroll(args) -> int:
 def run_translate(args) -> int:
     from .translate import translate
 
-    spec = parse_spec(args.spec)
-    missing = [s for s in args.schedule if s not in spec.symbols()]
-    if missing:
-        raise UserError(f"--schedule names {', '.join(map(str, missing))}, which the spec does "
-                        "not use")
+    spec = _scheduled_spec(args)
     result = translate(spec, args.to, steps=args.steps, schedule=args.schedule)
     if args.json:
         print_json(result.to_json())

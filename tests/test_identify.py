@@ -7,8 +7,8 @@ controls: optimizers with a planted bug match nothing, and the nearest names wha
 """
 from __future__ import annotations
 
+import inspect
 import json
-import textwrap
 
 import pytest
 import torch
@@ -249,18 +249,8 @@ def test_cli_names_torch_adamw_in_json_and_exits_0(capsys):
 
 @pytest.fixture
 def planted_module(tmp_path, monkeypatch):
-    (tmp_path / "planted_optim.py").write_text(textwrap.dedent('''
-        import torch
-
-        class BothDecays(torch.optim.Adam):
-            @torch.no_grad()
-            def step(self, closure=None):
-                for group in self.param_groups:
-                    for p in group["params"]:
-                        if p.grad is not None:
-                            p.mul_(1 - group["lr"] * group["weight_decay"])
-                return super().step(closure)
-        '''))
+    # the planted class above, as a module of its own that the CLI imports by name
+    (tmp_path / "planted_optim.py").write_text("import torch\n\n\n" + inspect.getsource(BothDecays))
     monkeypatch.syspath_prepend(str(tmp_path))
     return "planted_optim"
 

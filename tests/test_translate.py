@@ -9,15 +9,10 @@ import sys
 import pytest
 import sympy as sp
 
-from optequiv.derive import catalogue
 from optequiv.derive.translate import translate
 
 eta, w = sp.Symbol("eta", nonnegative=True), sp.Symbol("w", nonnegative=True)
 
-
-def _needs(entry: str, key: str) -> None:
-    if key not in catalogue.entry(entry).keys:
-        pytest.skip(f"{entry} has no key {key} yet (another part of issue 11)")
 
 
 def test_lr_independent_decay_is_torch_weight_decay_over_lr():
@@ -28,20 +23,17 @@ def test_lr_independent_decay_is_torch_weight_decay_over_lr():
 
 
 def test_tfa_adamw_is_keras_with_weight_decay_over_lr():
-    _needs("adam", "step_counter")
     r = translate("tfa.AdamW(weight_decay=w, learning_rate=eta)", "keras")
     assert r.exact and r.call.startswith("keras.")
     assert r.mapping["weight_decay"] == w / eta
 
 
 def test_optax_adamw_is_torch_adamw_with_weight_decay_unchanged():
-    _needs("adamw", "missing_grad")
     r = translate("optax.adamw(learning_rate=eta, weight_decay=w)", "torch")
     assert r.exact and r.call == "torch.optim.AdamW(lr=eta, weight_decay=w)"
 
 
 def test_adam_with_l2_is_an_optax_chain():
-    _needs("adam", "missing_grad")
     r = translate("sgd(lr=eta, momentum=mu, weight_decay=w)", "optax")
     assert r.exact
     assert r.call == "optax.chain(optax.add_decayed_weights(w), optax.sgd(eta, momentum=mu))"
@@ -58,7 +50,6 @@ def test_decay_after_the_step_maps_exactly_at_a_constant_lr():
 
 
 def test_keras_sgd_momentum_is_torchs_at_a_constant_lr():
-    _needs("sgd", "buffer")
     r = translate("keras.SGD(learning_rate=eta, momentum=mu)", "torch")
     assert (r.exact, r.call) == (True, "torch.optim.SGD(lr=eta, momentum=mu)")
 
@@ -107,7 +98,6 @@ def test_under_a_schedule_lr_independent_decay_has_no_torch_call():
 
 
 def test_keras_sgd_parts_from_torch_under_a_schedule():
-    _needs("sgd", "buffer")
     r = translate("keras.SGD(learning_rate=eta, momentum=mu)", "torch", schedule=[eta])
     assert not r.exact and r.call.startswith("torch.optim.SGD(") and r.difference != 0
 
