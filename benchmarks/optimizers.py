@@ -78,7 +78,12 @@ TORCH = ("torch_loop", "torch_foreach", "torch_fused")
 
 def _repeats(quick: bool, numel: int) -> int:
     """Timed steps per implementation when the caller gives none."""
-    return BLOCK if quick else 45  # single 1e7 runs spread +-15% here: 45 steps settle a median
+    if quick:
+        return BLOCK
+    # single 1e7 runs spread +-15% here: 45 steps settle a median. A 1e6 step is 0.1-0.4 ms
+    # and spreads +-30% (caches shared with the other implementations' tensors): ten times
+    # as many steps cost under a second per implementation and settle its median as well
+    return 45 if numel >= 10**7 else 450
 
 
 def _label(numel: int) -> str:

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field, replace
 import sympy as sp
 
 from . import symbols as Y
+from .boxes import boxes_json
 from .budget import OutOfTime, attempt, within
 from .branches import a_branch_conditions, branch_cases, signature, strs
 from .conditions import conditions as find_conditions, unknowns_at
@@ -595,7 +596,8 @@ def _nosolution_json(n: NoSolution | None) -> dict:
         return {"point": {}, "unknowns": [], "equations": [], "why": ""}
     return {"point": strs(n.point or {}), "unknowns": [str(u) for u in n.unknowns],
             "equations": [str(e) for e in n.equations[:12]], "why": n.why,
-            "prefix_mapping": strs(n.prefix)}
+            "prefix_mapping": strs(n.prefix),
+            **({"boxes": boxes_json(n.boxes)} if n.boxes else {})}
 
 
 __all__ = ["Comparison", "compare", "DEFAULT_STEPS", "Solutions"]

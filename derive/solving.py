@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import mpmath
 import sympy as sp
 
+from . import boxes
 from .budget import attempt
 from .identity import PROVEN, REFUTED, nonzero_number, random_point
 from .regions import PIECEWISE, coincide, sample
@@ -45,6 +46,7 @@ class NoSolution:
     why: str
     prefix: dict = field(default_factory=dict)  # the mapping of steps 1..k-1 it extends
     quantity: str | None = None  # the one quantity (theta, an output state) non-zero here
+    boxes: list = field(default_factory=list)  # derive.boxes' cover, where it decided
 
 
 def equations(d: sp.Expr, free: list, unknowns: list, rng: random.Random) -> tuple:
@@ -172,12 +174,14 @@ def solve_step(eqs: list, raw: list, unknowns: list, rng: random.Random, candida
         return Solutions(kept, complete)
     if len(present) != 1:
         good = [c for c in cands if _vanishes(wholes, c) == PROVEN]
-        return Solutions(good, complete=False) if good else None
+        return Solutions(good, complete=False) if good else _refute_on_box(raw, present, point,
+                                                                           betas, at)
     u = present[0]
     roots = _roots_at(eqs, raw, u, point, _domain(u, betas))
     if roots is None:
         good = [c for c in cands if _vanishes(wholes, c) == PROVEN]
-        return Solutions(good, complete=False) if good else None
+        return Solutions(good, complete=False) if good else _refute_on_box(raw, present, point,
+                                                                           betas, at)
     if not roots:
         # as above: exp(e2) = eta has its root log(eta) in [0, oo) only for eta >= 1
         small = sp.count_ops(eqs[0]) <= SYMBOLIC_OPS
@@ -207,6 +211,18 @@ def solve_step(eqs: list, raw: list, unknowns: list, rng: random.Random, candida
     if not kept and complete:
         return NoSolution(point, [u], at, "no root at this point is a mapping")
     return Solutions(kept, complete) if kept else None
+
+
+def _refute_on_box(raw: list, present: list, point: dict, betas: set, at: list):
+    """A NoSolution from an interval cover of [0, 1]^n (derive.boxes) where every unknown is a
+    beta and radicals defeat the solvers; None (undecided) otherwise."""
+    if not set(present) <= betas:
+        return None
+    found = boxes.refute(raw, present, point)
+    if found is None:
+        return None
+    exprs, cover, why = found
+    return NoSolution(point, present, exprs, why, boxes=cover)
 
 
 def _solve_polynomial(eqs: list, present: list, point: dict):

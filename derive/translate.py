@@ -15,6 +15,7 @@ import sympy as sp
 
 from . import dialects
 from .compare import BUDGET, compare
+from .domains import beta_symbols
 from .catalogue.base import MISSING
 from .dialects.base import REQUIRED
 from .dialects.parse import Call, parse_call
@@ -261,12 +262,15 @@ def translate(spec, target: str, steps: int = 4, seconds: float = BUDGET,
         return result
     given = {s.name for h in spec.entry.hypers if h.key in spec.given for s in h.scalars}
     omitted = {v for n, v in spec.hyper().items() if n not in given and not v.is_number}
+    unit = beta_symbols(spec)
     best = None
     for c in found:
         outcome = decide(c)
-        # undecided: the spec's numbers copied across, then also the values it leaves out
-        # (its betas when it writes none: the same unknown on both sides)
-        for pin in (_number, lambda v: v.is_number or v in omitted):
+        # undecided: the spec's numbers copied across, then also the betas it leaves out (the
+        # same unknown on both sides, so that a mapped eps, eps*sqrt(1 - beta2) for Keras, can
+        # still be found), then every value it leaves out
+        for pin in (_number, lambda v: v.is_number or v in omitted & unit,
+                    lambda v: v.is_number or v in omitted):
             if outcome.verdict != "undecided":
                 break
             narrower = pinned(spec, c, pin)

@@ -15,13 +15,17 @@
    numeric.testing.assert_matches_spec passes on its spec: random problems, missing gradients, a
    late parameter, an lr schedule, a restart, and its own nearest variants told apart.
 
-When nothing matches, `nearest` is the closest fit, with assert_matches_spec's first mismatch
-and, where the difference from it points along one of the spec's known axes (numeric.variants:
-one convention away), that key, its other value and derive.compare's first divergent step and
-difference between the two. "Points along" is measured: the cosine between what the optimizer
-did minus the nearest spec, and what the variant does minus the nearest spec, over every probe
-and step; ALIGNED or more names the axis. This is evidence from numbers, not a proof: the
-difference itself is derive's, symbolic.
+When nothing matches, the nearest fit's template one convention further (each variant of
+numeric.variants) is fitted afresh: the pool holds torch's conventions and one key away, so an
+optimizer two keys away is found here, and matches once the check passes. Otherwise `nearest`
+is the closest fit, with assert_matches_spec's first mismatch and, where the difference from it
+is along one of the spec's known axes, that key, its other value and derive.compare's first
+divergent step and difference between the two. "Along" is measured: a variant that, refitted,
+leaves a GAIN-th of the nearest's probe error or less names its axis (the fitted values bend to
+absorb what they do not model, so the nearest's residual alone points elsewhere); failing
+that, a cosine of ALIGNED or more between what the optimizer did minus the nearest spec and
+what a variant does minus it. This is evidence from numbers, not a proof: the difference itself
+is derive's, symbolic.
 """
 from __future__ import annotations
 
@@ -51,6 +55,7 @@ SCANS = 3
 KEEP_ABOVE = 1e-3  # RMS error relative to the probes' movement under which a candidate goes on
 KEEP_BEST = 5  # ... and the best few in any case (the nearest is among them)
 ALIGNED = 0.9
+GAIN = 10.0  # a variant refitted to a tenth of the nearest's probe error names its axis
 CLOSE = 1.25  # fits within this factor of the best RMS count as equally close
 COMPARE_SECONDS = 10.0
 
@@ -68,22 +73,31 @@ class Nearest:
     first_divergent_step: int | None = None  # derive.compare(spec, variant)
     difference: str | None = None
     alignments: dict = field(default_factory=dict)  # variant -> its cosine, every one tried
+    # variant template -> its probe error refitted afresh (identify._refits), and the named
+    # variant's: where it is GAIN times smaller than probe_error, it named the axis
+    refits: dict = field(default_factory=dict)
+    refit_error: float | None = None
 
     def to_json(self) -> dict:
         return {"spec": self.spec, "probe_error": _finite(self.probe_error),
                 "first_mismatch": self.first_mismatch, "axis": self.axis,
                 "variant": self.variant, "alignment": self.alignment,
                 "first_divergent_step": self.first_divergent_step,
-                "difference": self.difference, "alignments": dict(self.alignments)}
+                "difference": self.difference, "alignments": dict(self.alignments),
+                "refits": dict(self.refits), "refit_error": _finite(self.refit_error)}
 
     def __str__(self) -> str:
         lines = [f"nearest: {self.spec} (RMS difference on the probes {self.probe_error:.3g} "
                  "of each probe's movement)"]
         if self.first_mismatch:
             lines.append(f"  first mismatch: {self.first_mismatch['text']}")
-        if self.axis:
+        if self.axis and self.refit_error is not None:
+            lines.append(f"  the difference is along {self.axis}: {self.variant} leaves "
+                         f"{self.refit_error:.3g} of it (refitted)")
+        elif self.axis:
             lines.append(f"  the difference points along {self.axis} (toward {self.variant}; "
                          f"cosine {self.alignment:.3f})")
+        if self.axis:
             if self.first_divergent_step:
                 lines.append(f"  {self.spec} and {self.variant} first differ at step "
                              f"{self.first_divergent_step}: theta difference {self.difference}")
@@ -205,8 +219,50 @@ def identify(factory, *, hyper=None, steps=20, dtype=torch.float64, seed=0) -> I
         best = min(f.relative for f in texts.values())
         close = {t: f for t, f in texts.items() if f.relative <= CLOSE * best}
         text, fit = min(close.items(), key=lambda kv: (*_conventions(kv[0]), kv[1].relative))
-        nearest = _nearest(factory, text, fit, observation, steps, dtype, seed, checked)
+        refits = _refits(fit, observation, steps)
+        # two conventions away from torch's (the pool holds one): an exact refit one key
+        # further is a match once the check passes
+        for refit, variant in refits:
+            if refit.exact:
+                try:
+                    again = spec_text(refit.candidate, refit.values)
+                except UserError:
+                    continue
+                why = checked.get(again) or _verify(factory, again, steps, dtype, seed)
+                if why is None:
+                    matches.append(again)
+                else:
+                    checked[again] = why
+        if not matches:
+            nearest = _nearest(factory, text, fit, observation, steps, dtype, seed, checked,
+                               refits)
     return Identification(matches, nearest, checked)
+
+
+def _refits(fit, observation, steps) -> list:
+    """[(Fit, variant template)]: the nearest fit's template one convention away (each
+    variant of numeric.variants), fitted afresh from the nearest's values. The fitted values
+    bend to absorb a convention they do not model (a raw-sqrt(v) eps is partly a larger eps
+    and a smaller beta1), so what the optimizer does is judged by what each variant, refitted,
+    leaves over, not by the nearest's residual alone."""
+    out = []
+    template = fit.candidate.template
+    for variant in nearest_variants(template):
+        candidate = Candidate(variant, fit.candidate.unknowns, fit.candidate.fixed)
+        fitter = Fitter(candidate, observation)
+        if fitter.model is None:
+            continue
+        for i, n in enumerate(fitter.names):  # from the nearest's values, where inside
+            try:
+                fitter.y[i] = fitter.domains[n].coordinate(fit.values[n])
+            except (ValueError, OverflowError):  # on the edge (0 on a half-line)
+                pass
+        for _ in range(SCANS):
+            fitter.improve(steps, FIT_ITERATIONS)
+            if fitter.error <= observation.tol or not fitter.scan():
+                break
+        out.append((fitter.finish(), variant))
+    return out
 
 
 def _missing_gradient_variants(text: str) -> list:
@@ -246,13 +302,22 @@ def _verify(factory, text: str, steps: int, dtype, seed: int) -> dict | None:
     return None
 
 
-def _nearest(factory, text, fit, observation, steps, dtype, seed, checked) -> Nearest:
+def _nearest(factory, text, fit, observation, steps, dtype, seed, checked,
+             refits=()) -> Nearest:
     mismatch = checked.get(text) or _verify(factory, text, steps, dtype, seed)
     near = Nearest(text, fit.relative, mismatch)
     spec = parse_spec(text)
     user = -fit.direction  # what the optimizer did minus the spec, per probe and step
     if fit.exact or not numpy.all(numpy.isfinite(user)) or not numpy.any(user):
         return near  # nothing on the probes to point anywhere: the check's scenario differs
+    near.refits = {str(v): _finite(r.relative) for r, v in refits}
+    gained = min(refits, key=lambda rv: rv[0].relative, default=None)
+    if gained is not None and gained[0].relative * GAIN <= fit.relative:
+        # a variant that, refitted, leaves a GAIN-th of the difference or less names the axis
+        refit, template = gained
+        variant = parse_spec(spec_text(refit.candidate, refit.values))
+        return _named(near, fit, spec, variant, refit.relative,
+                      _keys(fit.candidate.template, template))
     model_c = Model(_at(spec), {})
     base = model_c.run(fit.values, observation.probes)[:, 0, :]
     best = None
@@ -271,9 +336,23 @@ def _nearest(factory, text, fit, observation, steps, dtype, seed, checked) -> Ne
     if best is None or best[0] < ALIGNED:
         return near
     cosine, variant = best
-    keys = [k for k in spec.entry.keys if k in spec.entry.flags or k in spec.entry.all_choices
+    near.alignment = round(cosine, 4)
+    return _named(near, fit, spec, variant, None)
+
+
+def _keys(spec, variant) -> list:
+    """The flags and choice keys on which two specs of one entry differ."""
+    return [k for k in spec.entry.keys if k in spec.entry.flags or k in spec.entry.all_choices
             if _current(spec, k) != _current(variant, k)]
-    near.axis, near.variant, near.alignment = ", ".join(keys), str(variant), round(cosine, 4)
+
+
+def _named(near: Nearest, fit, spec, variant, refit_error, keys=None) -> Nearest:
+    """near with the axis from spec to variant named (`keys`, default: where the two differ),
+    and derive.compare's difference."""
+    keys = _keys(spec, variant) if keys is None else keys
+    near.axis, near.variant, near.refit_error = ", ".join(keys), str(variant), refit_error
+    if near.alignment is None:
+        near.alignment = near.alignments.get(str(variant))
     near.first_divergent_step, near.difference = _difference(fit.candidate, spec, variant, keys)
     return near
 
