@@ -242,6 +242,18 @@ def _numeric_only(spec: Spec, other: Spec) -> dict:
             if spec.choice(k) != other.choice(k)}
 
 
+def _conventions_apart(spec: Spec, other: Spec) -> int:
+    """How many flags and choice keys of spec's entry the other spec sets otherwise (the whole
+    count where it is another entry)."""
+    keys = [k for k in spec.entry.keys if k in spec.entry.flags or k in spec.entry.all_choices]
+    if other.entry is not spec.entry:
+        return len(keys)
+
+    def current(s, k):
+        return s.flag(k) if k in s.entry.flags else s.choice(k)
+    return sum(current(spec, k) != current(other, k) for k in keys)
+
+
 def translate(spec, target: str, steps: int = 4, seconds: float = BUDGET,
               schedule=()) -> Translation:
     """`schedule`: the spec's symbols that change every step (an lr schedule), as compare's;
@@ -285,8 +297,12 @@ def translate(spec, target: str, steps: int = 4, seconds: float = BUDGET,
             result.valid_when = list(outcome.valid_when)
             result.numeric_only = _numeric_only(spec, c.spec)
             return result
+        # the latest to part; among those, the one that keeps more of the spec's conventions
+        # (optax.amsgrad parts from torch's Adam at step 2 with or without amsgrad=True: the
+        # one with it is the nearer)
         if outcome.first_divergent_step is not None and (
-                best is None or outcome.first_divergent_step > best[1].first_divergent_step):
+                best is None or (outcome.first_divergent_step, -_conventions_apart(spec, c.spec))
+                > (best[1].first_divergent_step, -_conventions_apart(spec, best[0].spec))):
             best = (c, outcome)
     if best is None:
         result.reason = "no candidate was decided within the engine's budget"

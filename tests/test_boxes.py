@@ -29,8 +29,11 @@ EXAMPLE = ("keras.AdamW(learning_rate=eta, weight_decay=w)", "adamw(lr=eta, weig
 
 
 def torch_adamw(lr, wd, b1, b2, eps, theta, grads):
-    """torch.optim.AdamW as documented: decay, moments, bias-corrected ratio."""
-    m = v = 0
+    """torch.optim.AdamW as documented: decay, moments, bias-corrected ratio (exact: every
+    input made a SymPy number, so no int / int turns into a float)."""
+    lr, wd, b1, b2, eps, theta = map(sp.sympify, (lr, wd, b1, b2, eps, theta))
+    grads = [sp.sympify(g) for g in grads]
+    m = v = sp.S.Zero
     for t, g in enumerate(grads, 1):
         theta = theta * (1 - lr * wd)
         m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g**2
@@ -38,14 +41,16 @@ def torch_adamw(lr, wd, b1, b2, eps, theta, grads):
     return theta
 
 
-def keras_adamw(lr, wd, theta, grads):
+def keras_adamw(lr, wd, theta, grads, b1=B1K, b2=B2K, eps=EPSK):
     """Keras 3 AdamW (optimizers/adamw.py over adam.py): decay first, eps on the raw sqrt(v)."""
-    m = v = 0
+    lr, wd, b1, b2, eps, theta = map(sp.sympify, (lr, wd, b1, b2, eps, theta))
+    grads = [sp.sympify(g) for g in grads]
+    m = v = sp.S.Zero
     for t, g in enumerate(grads, 1):
         theta = theta - theta * wd * lr
-        alpha = lr * sp.sqrt(1 - B2K**t) / (1 - B1K**t)
-        m, v = m + (g - m) * (1 - B1K), v + (g * g - v) * (1 - B2K)
-        theta = theta - m * alpha / (sp.sqrt(v) + EPSK)
+        alpha = lr * sp.sqrt(1 - b2**t) / (1 - b1**t)
+        m, v = m + (g - m) * (1 - b1), v + (g * g - v) * (1 - b2)
+        theta = theta - m * alpha / (sp.sqrt(v) + eps)
     return theta
 
 
@@ -74,32 +79,48 @@ def test_the_issue_example_is_refuted_at_step_2_by_a_cover_of_the_betas(example)
     assert area == 1
 
 
-def test_the_oracle_agrees_that_no_betas_exist():
+def no_betas_exist(b1k, b2k, epsk) -> bool:
+    """The oracle's proof (module docstring) that no betas, eps, w2 of torch's AdamW follow
+    Keras' AdamW at (b1k, b2k, epsk) through step 2: True when it goes through."""
     eta, w = R(1, 10), R(1, 5)  # any admissible point of A refutes a constant mapping
     eps, w2 = sp.symbols("eps w2", positive=True)
     b1, b2 = sp.symbols("beta1 beta2", nonnegative=True)
+
+    def keras(th, gs):
+        return keras_adamw(eta, w, th, gs, b1k, b2k, epsk)
     # step 1 forces eps and w2
-    step1 = [torch_adamw(eta, w2, b1, b2, eps, th, [1]) - keras_adamw(eta, w, th, [1])
-             for th in (0, 1)]
+    step1 = [torch_adamw(eta, w2, b1, b2, eps, th, [1]) - keras(th, [1]) for th in (0, 1)]
     forced = sp.solve(step1, [eps, w2], dict=True)
-    assert forced == [{eps: EPSK / sp.sqrt(1 - B2K), w2: w}]
+    assert forced == [{eps: epsk / sp.sqrt(1 - b2k), w2: w}]
     e_b = forced[0][eps]
     # g_1 = 0: keras's step 2 at g = 1, 2 gives y = eta*a*g/(g + c): solve for a, c
-    y1, y2 = (-keras_adamw(eta, w, 0, [0, g]) / eta for g in (1, 2))
+    y1, y2 = (-keras(0, [0, g]) / eta for g in (1, 2))
     a, c = sp.symbols("a c")
     (sol,) = sp.solve([a - y1 * (1 + c), 2 * a - y2 * (2 + c)], [a, c], dict=True)
     s = sol[c] / e_b  # sqrt(1 + b2)
-    b2_star = sp.nsimplify(sp.expand(s**2 - 1), rational=False)
+    assert zero(s**2 - 1)  # b2 = 0: its only value, then b1's
     b1_star = s / sol[a] - 1
-    assert zero(b2_star)  # b2 = 0: its only value, then b1's
-    b2_star = 0
     for g in (1, 2):  # the forced betas do fit g_1 = 0
-        assert zero(torch_adamw(eta, w, b1_star, b2_star, e_b, 0, [0, g])
-                    - keras_adamw(eta, w, 0, [0, g]))
-    assert 0 <= sp.N(b1_star) < 1
-    # ... and nothing else: at g = (1, 0) they part
-    assert not zero(torch_adamw(eta, w, b1_star, b2_star, e_b, 0, [1, 0])
-                    - keras_adamw(eta, w, 0, [1, 0]))
+        assert zero(torch_adamw(eta, w, b1_star, 0, e_b, 0, [0, g]) - keras(0, [0, g]))
+    # ... and nothing else: at g = (1, 0) they part (or b1 is outside [0, 1) already)
+    return not 0 <= sp.N(b1_star, 50) < 1 or \
+        not zero(torch_adamw(eta, w, b1_star, 0, e_b, 0, [1, 0]) - keras(0, [1, 0]))
+
+
+def test_the_oracle_agrees_that_no_betas_exist():
+    assert no_betas_exist(B1K, B2K, EPSK)
+
+
+@settings(max_examples=3, deadline=None)
+@given(st.sampled_from([R(1, 2), R(4, 5), R(9, 10)]), st.sampled_from([R(9, 10), R(99, 100)]),
+       st.sampled_from([R(1, 1000), R(1, 10**7)]))
+def test_drawn_keras_adamw_betas_are_refuted_as_the_oracle_proves(b1k, b2k, epsk):
+    a = (f"keras.AdamW(learning_rate=eta, weight_decay=w, beta_1={float(b1k)!r}, "
+         f"beta_2={float(b2k)!r}, epsilon={float(epsk)!r})")
+    r = compare(parse_spec(a), EXAMPLE[1], want_witness=False)
+    assert (r.verdict, r.first_divergent_step) == ("refuted", 2)
+    assert r.to_json()["certificate"].get("boxes")
+    assert no_betas_exist(b1k, b2k, epsk)
 
 
 def test_the_counterexample_replays_on_the_oracle(example):
