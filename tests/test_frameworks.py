@@ -2,7 +2,8 @@
 optimizer generated from the dialect (numeric.torch_optimizer(parse_spec(call))) and the
 framework's own optimizer built from the same call take the same gradient sequence in float64,
 and their parameters agree after every step. Only the keywords the call writes are passed to
-the framework, so its own defaults are checked against the dialect's too. Beyond a constant lr and full
+the framework, so its own defaults are checked against the dialect's too. Hugging Face's 4.x
+AdamW (a torch optimizer: decay after the step, eps on sqrt(v), correct_bias) is run the same way. Beyond a constant lr and full
 gradients: Keras under an lr schedule (where its SGD parts from torch's) and both frameworks with
 a parameter left without a gradient (optax's zeros, Keras' global step count). Negative controls
 plant a wrong axis value and show the comparison catches it. A framework that is not installed skips
@@ -11,6 +12,7 @@ skips with the key named."""
 from __future__ import annotations
 
 import os
+import warnings
 
 os.environ.setdefault("KERAS_BACKEND", "torch")  # before keras is imported anywhere
 
@@ -58,6 +60,12 @@ CASES = {
         "keras.SGD(learning_rate=0.1, momentum=0.9, nesterov=True, weight_decay=0.2)",
         "keras.Lion(learning_rate=0.01, weight_decay=0.3)",
     ),
+    "transformers": (
+        "transformers.AdamW(lr=0.05, weight_decay=0.3, eps=0.1)",
+        "transformers.AdamW(lr=0.05, betas=(0.8, 0.9), eps=0.1, weight_decay=0.3, "
+        "correct_bias=False)",
+        "transformers.AdamW(no_deprecation_warning=True)",
+    ),
 }
 # a wrong axis value on a right call: the framework must disagree with it
 PLANTED = (
@@ -66,6 +74,8 @@ PLANTED = (
     ("keras.AdamW(learning_rate=0.05, weight_decay=0.3, epsilon=0.1)", {"decay": "after"}),
     ("optax.adamw(learning_rate=0.05, eps=0.1, weight_decay=0.3)", {"decay": "l2"}),
     ("optax.amsgrad(0.05, eps=0.1)", {"amsgrad_max_of": "v"}),
+    ("transformers.AdamW(lr=0.05, weight_decay=0.3, eps=0.1)", {"decay": "decoupled"}),
+    ("transformers.AdamW(lr=0.05, weight_decay=0.3, eps=0.1)", {"eps_added_to": "sqrt_v_hat"}),
 )
 
 
@@ -118,6 +128,20 @@ def _run_real(framework, module, call, start, grads, lrs=None, missing=()) -> li
             updates, state = opt.update([jnp.asarray(x) for x in g], state, params)
             params = module.apply_updates(params, updates)
             out.append([np.asarray(p) for p in params])
+    elif framework == "transformers":  # a torch.optim.Optimizer: torch's own loop
+        params = [torch.tensor(p, dtype=torch.float64, requires_grad=True) for p in start]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # the 4.x class is deprecated
+            opt = getattr(module, call.dialect.name)(params, **{
+                k: _python(call.values[k]) for k in call.texts})
+        for k, g in enumerate(grads):
+            if lrs is not None:
+                for group in opt.param_groups:
+                    group["lr"] = lrs[k]
+            for i, (p, x) in enumerate(zip(params, g)):
+                p.grad = None if (k, i) in missing else torch.tensor(x)
+            opt.step()
+            out.append([p.detach().numpy().copy() for p in params])
     else:
         module.config.set_floatx("float64")  # the lr variable too, not only the weights
         opt = _real(module, call)

@@ -2,7 +2,7 @@
 the hyperparameters fitted exactly, and the nearest spec where none matches.
 
 The references are real: torch.optim's classes and third-party libraries (pytorch-optimizer,
-torch-optimizer, lion-pytorch; each skips with a reason where it is not installed). Negative
+torch-optimizer, lion-pytorch, transformers; each skips with a reason where it is not installed). Negative
 controls: optimizers with a planted bug match nothing, and the nearest names what differs.
 """
 from __future__ import annotations
@@ -117,6 +117,22 @@ def test_known_values_are_kept_and_unknown_keys_refused():
 
 
 # -- third-party libraries ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs, spec", [
+    ({}, "adamw(lr=0.01, eps=1e-06, weight_decay=0.1, eps_added_to=sqrt_v, decay=after)"),
+    # without bias correction eps sits on sqrt(v) = sqrt(v_hat): one key fewer
+    ({"correct_bias": False},
+     "adamw(lr=0.01, eps=1e-06, weight_decay=0.1, bias_correction=off, decay=after)"),
+])
+def test_transformers_adamw_is_named_two_conventions_from_torch(kwargs, spec):
+    import warnings
+
+    transformers = _library("transformers")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # the 4.x class is deprecated
+        found = identify(lambda p: transformers.AdamW(p, lr=1e-2, weight_decay=0.1, **kwargs))
+    assert names(found, spec), found
+
 
 def test_lion_pytorch_is_named():
     lion_pytorch = _library("lion_pytorch")
