@@ -128,20 +128,14 @@ def _run_real(framework, module, call, start, grads, lrs=None, missing=()) -> li
             updates, state = opt.update([jnp.asarray(x) for x in g], state, params)
             params = module.apply_updates(params, updates)
             out.append([np.asarray(p) for p in params])
-    elif framework == "transformers":  # a torch.optim.Optimizer: torch's own loop
-        params = [torch.tensor(p, dtype=torch.float64, requires_grad=True) for p in start]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)  # the 4.x class is deprecated
-            opt = getattr(module, call.dialect.name)(params, **{
-                k: _python(call.values[k]) for k in call.texts})
-        for k, g in enumerate(grads):
-            if lrs is not None:
-                for group in opt.param_groups:
-                    group["lr"] = lrs[k]
-            for i, (p, x) in enumerate(zip(params, g)):
-                p.grad = None if (k, i) in missing else torch.tensor(x)
-            opt.step()
-            out.append([p.detach().numpy().copy() for p in params])
+    elif framework == "transformers":  # a torch.optim.Optimizer: run as ours is
+
+        def build(params):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # the 4.x class is deprecated
+                return getattr(module, call.dialect.name)(params, **{
+                    k: _python(call.values[k]) for k in call.texts})
+        out = _run_torch(build, start, grads, lrs, missing)
     else:
         module.config.set_floatx("float64")  # the lr variable too, not only the weights
         opt = _real(module, call)
@@ -156,8 +150,13 @@ def _run_real(framework, module, call, start, grads, lrs=None, missing=()) -> li
 
 
 def _run_generated(spec, start, grads, lrs=None, missing=()) -> list:
+    return _run_torch(torch_optimizer(spec), start, grads, lrs, missing)
+
+
+def _run_torch(build, start, grads, lrs=None, missing=()) -> list:
+    """A torch optimizer `build(params)` on the problem, float64: the parameters after each step."""
     params = [torch.tensor(p, dtype=torch.float64, requires_grad=True) for p in start]
-    opt = torch_optimizer(spec)(params)
+    opt = build(params)
     out = []
     for k, g in enumerate(grads):
         if lrs is not None:  # as a torch scheduler sets it
