@@ -247,3 +247,45 @@ def _names(call) -> set:
 def test_every_dialect_of_the_framework_is_cross_checked(framework):
     covered = set().union(*(_names(parse_call(t, FRAMEWORKS)) for t in CASES[framework]))
     assert {d.name for d in FRAMEWORKS[framework].dialects} <= covered
+
+
+# -- bitsandbytes: its AdamW is two rules, by device ---------------------------------------------
+# The dialect models the CUDA kernel (decay after the step, REFERENCE.md); on the CPU bitsandbytes
+# 0.50 runs torch's AdamW. Both halves are checked against the real package.
+
+def _bnb_run(build, device):
+    params = [torch.tensor(p, dtype=torch.float32, device=device, requires_grad=True)
+              for p in _problem()[0]]
+    opt = build(params)
+    out = []
+    for g in _problem()[1]:
+        for p, x in zip(params, g):
+            p.grad = torch.tensor(x, dtype=torch.float32, device=device)
+        opt.step()
+        out.append([p.detach().cpu().numpy().copy() for p in params])
+    return out
+
+
+def _close32(real, ours) -> bool:
+    """float32 runs a few ulp apart at most (other operation orders), after every step."""
+    return all(np.allclose(y, x, rtol=1e-5, atol=1e-6)
+               for a, b in zip(real, ours) for x, y in zip(a, b))
+
+
+def test_bitsandbytes_adamw_on_the_cpu_is_torchs():
+    bnb = pytest.importorskip("bitsandbytes", reason="pip install 'optequiv[frameworks]'")
+    real = _bnb_run(lambda ps: bnb.optim.AdamW(ps, lr=0.05, weight_decay=0.3), "cpu")
+    assert _close32(real, _bnb_run(lambda ps: torch.optim.AdamW(ps, lr=0.05, weight_decay=0.3),
+                                   "cpu"))
+    # negative control: the dialect (the CUDA kernel's rule) is another optimizer here
+    ours = _bnb_run(torch_optimizer(parse_spec("bnb.AdamW(lr=0.05, weight_decay=0.3)")), "cpu")
+    assert not _close32(real, ours)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(),
+                    reason="CUDA is not available (torch.cuda.is_available() is False)")
+def test_bitsandbytes_adamw_on_cuda_is_the_dialect():
+    bnb = pytest.importorskip("bitsandbytes", reason="pip install 'optequiv[frameworks]'")
+    real = _bnb_run(lambda ps: bnb.optim.AdamW(ps, lr=0.05, weight_decay=0.3), "cuda")
+    assert _close32(real, _bnb_run(torch_optimizer(parse_spec(
+        "bnb.AdamW(lr=0.05, weight_decay=0.3)")), "cuda"))
