@@ -33,6 +33,11 @@ def _unit(scalar) -> bool:
     return scalar.low == "0" and scalar.high == "1"
 
 
+def unit_names(spec: Spec) -> set:
+    """The canonical names of the scalars of `spec`'s entry that lie in [0, 1] (betas, rho)."""
+    return {s.name for s in spec.entry.scalars if _unit(s)}
+
+
 def beta_symbols(spec: Spec) -> set:
     """Symbols that stand for a scalar of `spec` known to lie in [0, 1] (betas, rho, alpha)."""
     h = spec.hyper()

@@ -15,7 +15,7 @@ import sympy as sp
 
 from . import dialects
 from .compare import BUDGET, compare
-from .domains import beta_symbols
+from .domains import unit_names
 from .catalogue.base import MISSING
 from .dialects.base import REQUIRED
 from .dialects.parse import Call, parse_call
@@ -197,20 +197,20 @@ def _call_text(c: Candidate, mapping: dict) -> tuple:
     return f"{c.call.framework.prefixes[0]}.{c.call.dialect.name}({', '.join(parts)})", shown
 
 
-def _number(value) -> bool:
+def _number(name, value) -> bool:
     return value.is_number
 
 
 def _copies(spec: Spec, c: Candidate, pin) -> dict:
     """fresh symbol -> the spec's value, for each fresh symbol that stands for one of the
-    entry's scalars alone (eps_2 for eps), where `pin` takes that value."""
+    entry's scalars alone (eps_2 for eps), where `pin(canonical name, value)` takes it."""
     target, mine = c.spec.hyper(), spec.hyper()
     out = {}
     for sym in c.symbols.values():
         for part in (sym if isinstance(sym, tuple) else (sym,)):
             names = [n for n, v in target.items() if v == part]
             value = mine.get(names[0]) if len(names) == 1 else None
-            if value is not None and pin(value):
+            if value is not None and pin(names[0], value):
                 out[part] = value
     return out
 
@@ -265,7 +265,7 @@ def translate(spec, target: str, steps: int = 4, seconds: float = BUDGET,
         return compare(spec, c.spec, steps=steps, want_conditions=False, seconds=seconds,
                        schedule=schedule)
 
-    found = [pinned(spec, c, lambda v: v in schedule) or c for c in candidates(spec, target)] \
+    found = [pinned(spec, c, lambda n, v: v in schedule) or c for c in candidates(spec, target)] \
         if schedule else candidates(spec, target)
     result = Translation(spec, target, False, None)
     if not found:
@@ -274,15 +274,15 @@ def translate(spec, target: str, steps: int = 4, seconds: float = BUDGET,
         return result
     given = {s.name for h in spec.entry.hypers if h.key in spec.given for s in h.scalars}
     omitted = {v for n, v in spec.hyper().items() if n not in given and not v.is_number}
-    unit = beta_symbols(spec)
+    unit = unit_names(spec)
     best = None
     for c in found:
         outcome = decide(c)
-        # undecided: the spec's numbers copied across, then also the betas it leaves out (the
-        # same unknown on both sides, so that a mapped eps, eps*sqrt(1 - beta2) for Keras, can
-        # still be found), then every value it leaves out
-        for pin in (_number, lambda v: v.is_number or v in omitted & unit,
-                    lambda v: v.is_number or v in omitted):
+        # undecided: the spec's betas copied across (numbers or the same unknown on both
+        # sides), so that a mapped eps, eps*sqrt(1 - beta2) for Keras, can still be found;
+        # then every number; then also the values the spec leaves out
+        for pin in (lambda n, v: n in unit and (v.is_number or v in omitted), _number,
+                    lambda n, v: v.is_number or v in omitted):
             if outcome.verdict != "undecided":
                 break
             narrower = pinned(spec, c, pin)
@@ -310,7 +310,7 @@ def translate(spec, target: str, steps: int = 4, seconds: float = BUDGET,
     c, outcome = best
     # the call with the spec's values copied across, where that is the nearest too: its
     # difference is in the spec's own symbols, what a user moving a recipe would run
-    naive = pinned(spec, c, lambda v: True)
+    naive = pinned(spec, c, lambda n, v: True)
     if naive is not None:
         copied = decide(naive)
         if copied.verdict == "refuted" and \
@@ -319,7 +319,7 @@ def translate(spec, target: str, steps: int = 4, seconds: float = BUDGET,
     earlier = [t for t in outcome.trail if t.k < outcome.first_divergent_step and t.solutions]
     partial = earlier[-1].solutions[0] if earlier else {}
     # a symbol the earlier steps leave free takes the spec's value, as a user would copy it
-    filled = {} if c.template else _copies(spec, c, lambda v: True)
+    filled = {} if c.template else _copies(spec, c, lambda n, v: True)
     result.call, result.mapping = _call_text(c, {**filled, **partial})
     result.first_divergent_step = outcome.first_divergent_step
     result.difference = outcome.difference
