@@ -20,6 +20,8 @@ from .catalogue.base import MISSING
 from .dialects.base import REQUIRED
 from .dialects.parse import Call, parse_call
 from .grammar import tokenize
+from .identity import PROVEN
+from .regions import coincide
 from .errors import UserError
 from .spec import Spec, as_spec
 from .symbols import hyper
@@ -197,6 +199,25 @@ def _call_text(c: Candidate, mapping: dict) -> tuple:
     return f"{c.call.framework.prefixes[0]}.{c.call.dialect.name}({', '.join(parts)})", shown
 
 
+def _at_defaults(c: Candidate, difference: sp.Expr) -> sp.Expr:
+    """The difference of the call as printed: each fresh symbol still free in it at its
+    keyword's default, as _call_text leaves it out. Kept symbolic where that would make the
+    difference vanish identically (then the printed call would part later than said)."""
+    if c.template:
+        return difference
+    at = {}
+    for k in c.call.dialect.keywords:
+        sym = c.symbols.get(k.name)
+        if sym is None or k.default in (REQUIRED, None) or k.flag:
+            continue
+        pairs = zip(sym, k.default) if k.pair else [(sym, k.default)]
+        at.update({s: sp.Rational(d) for s, d in pairs if s in difference.free_symbols})
+    if not at:
+        return difference
+    shown = difference.xreplace(at)
+    return difference if coincide(sp.together(shown)).verdict == PROVEN else shown
+
+
 def _number(name, value) -> bool:
     return value.is_number
 
@@ -322,5 +343,5 @@ def translate(spec, target: str, steps: int = 4, seconds: float = BUDGET,
     filled = {} if c.template else _copies(spec, c, lambda n, v: True)
     result.call, result.mapping = _call_text(c, {**filled, **partial})
     result.first_divergent_step = outcome.first_divergent_step
-    result.difference = outcome.difference
+    result.difference = _at_defaults(c, outcome.difference.xreplace({**filled, **partial}))
     return result

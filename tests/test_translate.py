@@ -118,3 +118,11 @@ def test_a_symbol_the_proof_leaves_free_takes_the_framework_default():
     # keras.SGD without momentum: torch's dampening acts on no buffer, so any value reproduces it
     r = translate("keras.SGD(learning_rate=eta, weight_decay=w)", "torch")
     assert r.exact and r.call == "torch.optim.SGD(lr=eta, weight_decay=w)"
+
+
+def test_keras_adamw_nearest_torch_call_maps_eps_and_its_difference_is_the_printed_calls():
+    r = translate("keras.AdamW(learning_rate=eta, weight_decay=w)", "torch")
+    assert not r.exact and r.call == "torch.optim.AdamW(lr=eta, eps=sqrt(10)/1000000, weight_decay=w)"
+    assert r.first_divergent_step == 2  # no betas make step 2 agree (derive.boxes' cover)
+    # the betas the call leaves at torch's defaults are those defaults in the difference too
+    assert {s.name for s in r.difference.free_symbols} <= {"eta", "w", "theta_0", "g_1", "g_2"}
