@@ -51,8 +51,9 @@ class NoSolution:
 
 def equations(d: sp.Expr, free: list, unknowns: list, rng: random.Random) -> tuple:
     """(equations, raw) that must all vanish for d == 0 in `free`: coefficients when d is a
-    rational function of `free`, else numerators of d at exact random points of `free` (raw:
-    the values before clearing denominators, to exclude 0/0 roots)."""
+    rational function of `free`, else numerators of d at exact random points of `free`, or
+    where it is a polynomial in some of them, its coefficients in those at points of the rest
+    (raw: the values at whole points before clearing denominators, to exclude 0/0 roots)."""
     num = sp.numer(sp.together(d))
     if num == 0:
         return [], []
@@ -67,11 +68,23 @@ def equations(d: sp.Expr, free: list, unknowns: list, rng: random.Random) -> tup
     # exclude a true mapping
     spread = PIECEWISE_POINTS if d.has(*PIECEWISE) else 0
     regular = len(unknowns) + 3
+    # the free variables in which the numerator is still a polynomial (theta_0 under |g|): at
+    # each point of the others, every coefficient in them must vanish, which says more than
+    # any number of their points and leaves the solver smaller equations
+    exact = [s for s in free if num.is_polynomial(s)]
+    exact = exact if exact and num.is_polynomial(*exact) else []
+    sampled = [s for s in free if s not in exact]
     for i in range(regular + spread):
         point = random_point(free, rng) if i < regular else {s: sample(s, rng) for s in free}
         value = d.xreplace(point)
         top = sp.numer(sp.together(value))
-        if top != 0:
+        if exact:
+            partial = sp.numer(sp.together(d.xreplace({s: point[s] for s in sampled})))
+            coefficients = [c for c in sp.Poly(sp.expand(partial), *exact).coeffs() if c != 0]
+            eqs += coefficients
+            if coefficients:
+                raw.append(value)
+        elif top != 0:
             eqs.append(top)
             raw.append(value)
     return eqs, raw
@@ -175,13 +188,13 @@ def solve_step(eqs: list, raw: list, unknowns: list, rng: random.Random, candida
     if len(present) != 1:
         good = [c for c in cands if _vanishes(wholes, c) == PROVEN]
         return Solutions(good, complete=False) if good else _refute_on_box(raw, present, point,
-                                                                           betas, at)
+                                                                           betas, rng, valid)
     u = present[0]
     roots = _roots_at(eqs, raw, u, point, _domain(u, betas))
     if roots is None:
         good = [c for c in cands if _vanishes(wholes, c) == PROVEN]
         return Solutions(good, complete=False) if good else _refute_on_box(raw, present, point,
-                                                                           betas, at)
+                                                                           betas, rng, valid)
     if not roots:
         # as above: exp(e2) = eta has its root log(eta) in [0, oo) only for eta >= 1
         small = sp.count_ops(eqs[0]) <= SYMBOLIC_OPS
@@ -213,11 +226,16 @@ def solve_step(eqs: list, raw: list, unknowns: list, rng: random.Random, candida
     return Solutions(kept, complete) if kept else None
 
 
-def _refute_on_box(raw: list, present: list, point: dict, betas: set, at: list):
+def _refute_on_box(raw: list, present: list, point: dict, betas: set, rng, valid):
     """A NoSolution from an interval cover of [0, 1]^n (derive.boxes) where every unknown is a
-    beta and radicals defeat the solvers; None (undecided) otherwise."""
+    beta and radicals defeat the solvers; None (undecided) otherwise. A symbol of A that the
+    equations do not hold but the differences do (w once w2 -> w cancels it) gets a value too:
+    a certificate at any admissible point of A refutes a constant mapping."""
     if not set(present) <= betas:
         return None
+    missing = set().union(*(r.free_symbols for r in raw)) - set(present) - set(point)
+    if missing:
+        point = {**point, **admissible_point(missing, rng, lambda q: valid({**point, **q}))}
     found = boxes.refute(raw, present, point)
     if found is None:
         return None
@@ -230,9 +248,27 @@ def _solve_polynomial(eqs: list, present: list, point: dict):
     if linear is not None:
         return linear
     try:
-        return attempt(10.0, lambda: sp.solve(eqs, present, dict=True), fallback=None)
+        found = attempt(10.0, lambda: sp.solve(eqs, present, dict=True), fallback=None)
     except (NotImplementedError, sp.PolynomialError):
         return None
+    return None if found is None else [{u: _readable(v) for u, v in f.items()} for f in found]
+
+
+def _readable(v: sp.Expr) -> sp.Expr:
+    """The shortest of v and its forms with radicals out of the denominator, factored over
+    the square roots it holds (sp.solve leaves w*K/(K*(sqrt(10) - eta*w)) with K expanded):
+    the same value, as a mapping is printed."""
+    roots = sorted({a for a in v.atoms(sp.Pow) if a.is_number and not a.exp.is_Integer}, key=str)
+    forms = [v]
+    for make in (lambda: sp.radsimp(v), lambda: sp.factor(sp.radsimp(v), extension=roots)
+                 if roots else None):
+        try:
+            form = attempt(0.5, make, fallback=None)
+        except (NotImplementedError, sp.PolynomialError, TypeError, ValueError):
+            form = None
+        if form is not None:
+            forms.append(form)
+    return min(forms, key=sp.count_ops)
 
 
 def _solve_linear(eqs: list, unknowns: list, point: dict):
