@@ -15,8 +15,9 @@ Soundness, step by step:
   - intervals are mpmath's `iv` at 80 bits with outward rounding, starting from exact rational
     bounds (dyadic: bisection of [0, 1]), so each computed interval encloses every value the
     expression takes on the box;
-  - a square root whose radicand is negative on the whole box has no real value there (no real
-    B lies there); a radicand partly negative is clipped at 0 (its real values are enclosed);
+  - a root (b**(p/q)) whose radicand is negative on the whole box has no real value there (no
+    real B lies there); a radicand partly negative is clipped at 0 (its real values are
+    enclosed), and each root is widened past its rounding error (`_root`);
   - a division by an interval that holds 0 is the whole line: it never excludes anything.
 A box is closed when some equation's interval misses 0; the certificate lists every box with the
 index of its equation, so a reader can re-run the check box by box.
@@ -26,8 +27,9 @@ from __future__ import annotations
 import time
 from fractions import Fraction
 
+import mpmath
 import sympy as sp
-from mpmath import iv
+from mpmath import iv, libmp
 
 PRECISION = 80  # bits of the interval endpoints
 MAX_BOXES = 4000  # closed boxes, past which the cover is given up (None: undecided)
@@ -49,8 +51,9 @@ def tidy(e: sp.Expr) -> sp.Expr:
     return e
 
 
-def _rational(q: sp.Rational):
-    return iv.mpf(int(q.p)) / int(q.q) if q.q != 1 else iv.mpf(int(q.p))
+def _exact(p: int, q: int):
+    """p/q as an interval (outward rounding: it holds p/q exactly)."""
+    return iv.mpf(p) / q if q != 1 else iv.mpf(p)
 
 
 def enclose(e: sp.Expr, box: dict, memo: dict | None = None):
@@ -61,31 +64,45 @@ def enclose(e: sp.Expr, box: dict, memo: dict | None = None):
     if e.is_Symbol:
         r = box[e]
     elif e.is_Rational:
-        r = _rational(e)
+        r = _exact(int(e.p), int(e.q))
     elif e.is_Add or e.is_Mul:
         parts = [enclose(a, box, memo) for a in e.args]
         r = parts[0]
         for p in parts[1:]:
             r = r + p if e.is_Add else r * p
     elif e.is_Pow and e.exp.is_Integer:
-        b, n = enclose(e.base, box, memo), int(e.exp)
-        if n >= 0:
-            r = b ** n
-        elif b.a <= 0 <= b.b:
-            r = iv.mpf(["-inf", "inf"])
-        else:
-            r = 1 / b ** (-n)
-    elif e.is_Pow and e.exp == sp.S.Half:
+        r = _power(enclose(e.base, box, memo), int(e.exp))
+    elif e.is_Pow and e.exp.is_Rational:  # root(b, q)**p: sqrt, x**(3/2), (x**2 + x)**(1/4)
         b = enclose(e.base, box, memo)
-        if b.b < 0:
+        if b.b < 0:  # SymPy's b**(p/q) of a negative b is not real (the principal root)
             raise _NoRealValue
-        r = iv.sqrt(iv.mpf([max(b.a, 0), b.b]))
+        r = _power(_root(b, int(e.exp.q)), int(e.exp.p))
     elif isinstance(e, sp.Abs):
         r = abs(enclose(e.args[0], box, memo))
     else:
         raise NotImplementedError(f"no interval rule for {type(e).__name__}")
     memo[e] = r
     return r
+
+
+def _root(b, q: int):
+    """An interval holding the q-th root of b's part at or above 0: each endpoint's root to 20
+    bits past iv's precision (relative error under 2**-(prec + 20)), then widened by a
+    relative 2**-(prec - 4), far more than that error, in iv's outward arithmetic."""
+    lo, hi = b._mpi_
+    lo = lo if mpmath.mp.make_mpf(lo) > 0 else libmp.fzero
+    roots = [mpmath.mp.make_mpf(libmp.mpf_nthroot(x, q, iv.prec + 20)) for x in (lo, hi)]
+    slack = iv.mpf(2) ** -(iv.prec - 4)
+    return iv.mpf([(iv.mpf(roots[0]) * (1 - slack)).a, (iv.mpf(roots[1]) * (1 + slack)).b])
+
+
+def _power(b, n: int):
+    """b**n for an integer n; a negative power of an interval holding 0 is the whole line."""
+    if n >= 0:
+        return b ** n
+    if b.a <= 0 <= b.b:
+        return iv.mpf(["-inf", "inf"])
+    return 1 / b ** (-n)
 
 
 def _closes(e: sp.Expr, box: dict) -> bool:
@@ -116,8 +133,8 @@ def _cover(exprs, unknowns, deadline):
         if len(closed) > MAX_BOXES or time.monotonic() > deadline:
             return None
         bounds = stack.pop()
-        box = {u: iv.mpf([iv.mpf(lo.numerator) / lo.denominator,
-                          iv.mpf(hi.numerator) / hi.denominator])
+        box = {u: iv.mpf([_exact(lo.numerator, lo.denominator).a,
+                          _exact(hi.numerator, hi.denominator).b])
                for u, (lo, hi) in bounds.items()}
         index = next((i for i, e in enumerate(exprs) if _closes(e, box)), None)
         if index is not None:

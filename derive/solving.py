@@ -77,15 +77,13 @@ def equations(d: sp.Expr, free: list, unknowns: list, rng: random.Random) -> tup
     for i in range(regular + spread):
         point = random_point(free, rng) if i < regular else {s: sample(s, rng) for s in free}
         value = d.xreplace(point)
-        top = sp.numer(sp.together(value))
         if exact:
             partial = sp.numer(sp.together(d.xreplace({s: point[s] for s in sampled})))
-            coefficients = [c for c in sp.Poly(sp.expand(partial), *exact).coeffs() if c != 0]
-            eqs += coefficients
-            if coefficients:
-                raw.append(value)
-        elif top != 0:
-            eqs.append(top)
+            found = [c for c in sp.Poly(sp.expand(partial), *exact).coeffs() if c != 0]
+        else:
+            found = [top for top in [sp.numer(sp.together(value))] if top != 0]
+        eqs += found
+        if found:
             raw.append(value)
     return eqs, raw
 

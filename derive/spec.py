@@ -98,6 +98,18 @@ class Spec:
             return self.decay
         return self.given.get(key, next(iter(self.entry.all_choices[key])))
 
+    def convention(self, key: str):
+        """A flag's or a choice key's value (the entry's default where not given)."""
+        return self.flag(key) if key in self.entry.flags else self.choice(key)
+
+    def conventions_apart(self, other: "Spec") -> list:
+        """The flags and choice keys of this spec's entry that `other` sets otherwise (every one
+        where it is another entry's spec)."""
+        keys = [k for k in self.entry.keys if k in self.entry.flags or k in self.entry.all_choices]
+        if other.entry is not self.entry:
+            return keys
+        return [k for k in keys if self.convention(k) != other.convention(k)]
+
     def __getattr__(self, key: str):
         # every choice key reads as an attribute (spec.eps_added_to), as decay and buffer do,
         # so that a layer that walks the keys needs no list of them

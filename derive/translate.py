@@ -168,6 +168,14 @@ def _recipe_text(c: Candidate, mapping: dict) -> tuple:
     return "".join(out) + c.template[last:], shown
 
 
+def _default(k):
+    """A keyword's default as the engine's value: exact numbers (a pair's a tuple); a flag's,
+    REQUIRED and None as they are."""
+    if k.default is REQUIRED or k.flag or k.default is None:
+        return k.default
+    return tuple(sp.Rational(d) for d in k.default) if k.pair else sp.Rational(k.default)
+
+
 def _call_text(c: Candidate, mapping: dict) -> tuple:
     """The call with the mapping substituted, keywords at the framework's default left out."""
     if c.template:
@@ -179,9 +187,7 @@ def _call_text(c: Candidate, mapping: dict) -> tuple:
             value = tuple(sp.sympify(v).xreplace(mapping) for v in value)
         elif isinstance(value, sp.Expr):
             value = value.xreplace(mapping)
-        default = k.default
-        if default is not REQUIRED and not k.flag and default is not None:
-            default = tuple(sp.Rational(d) for d in default) if k.pair else sp.Rational(default)
+        default = _default(k)
         if value == default:
             continue
         # a fresh symbol that the proof leaves free (dampening without momentum): every value
@@ -210,8 +216,8 @@ def _at_defaults(c: Candidate, difference: sp.Expr) -> sp.Expr:
         sym = c.symbols.get(k.name)
         if sym is None or k.default in (REQUIRED, None) or k.flag:
             continue
-        pairs = zip(sym, k.default) if k.pair else [(sym, k.default)]
-        at.update({s: sp.Rational(d) for s, d in pairs if s in difference.free_symbols})
+        pairs = zip(sym, _default(k)) if k.pair else [(sym, _default(k))]
+        at.update({s: d for s, d in pairs if s in difference.free_symbols})
     if not at:
         return difference
     shown = difference.xreplace(at)
@@ -263,24 +269,15 @@ def _numeric_only(spec: Spec, other: Spec) -> dict:
             if spec.choice(k) != other.choice(k)}
 
 
-def _conventions_apart(spec: Spec, other: Spec) -> int:
-    """How many flags and choice keys of spec's entry the other spec sets otherwise (the whole
-    count where it is another entry)."""
-    keys = [k for k in spec.entry.keys if k in spec.entry.flags or k in spec.entry.all_choices]
-    if other.entry is not spec.entry:
-        return len(keys)
-
-    def current(s, k):
-        return s.flag(k) if k in s.entry.flags else s.choice(k)
-    return sum(current(spec, k) != current(other, k) for k in keys)
-
-
 def translate(spec, target: str, steps: int = 4, seconds: float = BUDGET,
               schedule=()) -> Translation:
     """`schedule`: the spec's symbols that change every step (an lr schedule), as compare's;
     each candidate takes the same scheduled symbol where its keyword stands for that scalar."""
     spec = as_spec(spec)
     schedule = tuple(schedule)
+
+    def nearness(c, outcome) -> tuple:
+        return outcome.first_divergent_step, -len(spec.conventions_apart(c.spec))
 
     def decide(c):
         return compare(spec, c.spec, steps=steps, want_conditions=False, seconds=seconds,
@@ -322,8 +319,7 @@ def translate(spec, target: str, steps: int = 4, seconds: float = BUDGET,
         # (optax.amsgrad parts from torch's Adam at step 2 with or without amsgrad=True: the
         # one with it is the nearer)
         if outcome.first_divergent_step is not None and (
-                best is None or (outcome.first_divergent_step, -_conventions_apart(spec, c.spec))
-                > (best[1].first_divergent_step, -_conventions_apart(spec, best[0].spec))):
+                best is None or nearness(c, outcome) > nearness(*best)):
             best = (c, outcome)
     if best is None:
         result.reason = "no candidate was decided within the engine's budget"

@@ -317,7 +317,7 @@ def _nearest(factory, text, fit, observation, steps, dtype, seed, checked,
         refit, template = gained
         variant = parse_spec(spec_text(refit.candidate, refit.values))
         return _named(near, fit, spec, variant, refit.relative,
-                      _keys(fit.candidate.template, template))
+                      fit.candidate.template.conventions_apart(template))
     model_c = Model(_at(spec), {})
     base = model_c.run(fit.values, observation.probes)[:, 0, :]
     best = None
@@ -340,16 +340,10 @@ def _nearest(factory, text, fit, observation, steps, dtype, seed, checked,
     return _named(near, fit, spec, variant, None)
 
 
-def _keys(spec, variant) -> list:
-    """The flags and choice keys on which two specs of one entry differ."""
-    return [k for k in spec.entry.keys if k in spec.entry.flags or k in spec.entry.all_choices
-            if _current(spec, k) != _current(variant, k)]
-
-
 def _named(near: Nearest, fit, spec, variant, refit_error, keys=None) -> Nearest:
     """near with the axis from spec to variant named (`keys`, default: where the two differ),
     and derive.compare's difference."""
-    keys = _keys(spec, variant) if keys is None else keys
+    keys = spec.conventions_apart(variant) if keys is None else keys
     near.axis, near.variant, near.refit_error = ", ".join(keys), str(variant), refit_error
     if near.alignment is None:
         near.alignment = near.alignments.get(str(variant))

@@ -33,7 +33,7 @@ def _shape(rule) -> tuple:
 
 
 def _current(spec: Spec, key: str):
-    return spec.flag(key) if key in spec.entry.flags else spec.choice(key)
+    return spec.convention(key)
 
 
 def _without_gradient(spec: Spec) -> tuple:

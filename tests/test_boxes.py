@@ -206,7 +206,7 @@ def _encloses(e, box, lo_x, lo_y, width) -> bool:
         value = e.xreplace(at)
         # a root of a negative radicand has no real value: the cover needs real points only
         if value.has(sp.zoo, sp.nan) or any(p.base.xreplace(at) < 0 for p in e.atoms(sp.Pow)
-                                            if p.exp == sp.S.Half):
+                                            if not p.exp.is_Integer):
             continue
         v = mpmath.mpf(sp.N(value, 40))
         if not enclosure.a - mpmath.mpf(10) ** -20 <= v <= enclosure.b + mpmath.mpf(10) ** -20:
